@@ -1,0 +1,60 @@
+# Shared helpers for hack/ scripts. Source it; it defines paths and small functions only.
+# shellcheck shell=bash
+
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$HACK_DIR/.." && pwd)
+CACHE_ROOT=${READINESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readiness-operator}
+
+# Pinned versions: the cache is keyed by these (and by a hash of the build inputs).
+KUBE_VERSION=v1.34.4
+ETCD_VERSION=v3.6.16
+HELM_VERSION=v3.19.5
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 - <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+# inputs_hash prints a short hash of the files a build depends on, so a changed go.mod rebuilds.
+inputs_hash() {
+  cat "$@" | sha256sum | cut -c1-12
+}
+
+kube_bin_dir() { echo "$CACHE_ROOT/bin/kube-$KUBE_VERSION-$(inputs_hash "$HACK_DIR"/cluster/kube/go.mod "$HACK_DIR"/cluster/kube/go.sum "$HACK_DIR"/cluster/kube/main.go)"; }
+etcd_bin_dir() { echo "$CACHE_ROOT/bin/etcd-$ETCD_VERSION-$(inputs_hash "$HACK_DIR"/cluster/etcd/go.mod "$HACK_DIR"/cluster/etcd/go.sum "$HACK_DIR"/cluster/etcd/main.go)"; }
+helm_bin_dir() { echo "$CACHE_ROOT/bin/helm-$HELM_VERSION"; }
+
+# Prefer the kubectl built with the control plane (same version as the server) and our helm.
+PATH="$(kube_bin_dir):$(helm_bin_dir):$PATH"
+export PATH
+
+# wait_for CMD... retries a command for up to $WAIT_SECONDS (default 60) seconds.
+wait_for() {
+  local deadline=$((SECONDS + ${WAIT_SECONDS:-60}))
+  until "$@" >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || return 1
+    sleep 0.2
+  done
+}
+
+# stop_pidfile FILE stops the process recorded in FILE (TERM, then KILL) and removes FILE.
+stop_pidfile() {
+  local file=$1 pid
+  [[ -f $file ]] || return 0
+  pid=$(cat "$file")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}

@@ -1,0 +1,66 @@
+"""A real Prometheus (hack/prometheus.sh) that tests load deterministic series into."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cluster import HACK
+
+
+@dataclass
+class Prometheus:
+    state_dir: Path
+    url: str
+
+    def _script(self, *args: str) -> str:
+        env = {**os.environ, "PROM_DIR": str(self.state_dir)}
+        result = subprocess.run(
+            [str(HACK / "prometheus.sh"), *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"hack/prometheus.sh {' '.join(args)} failed:\n{result.stderr}")
+        lines = result.stdout.strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def load(self, openmetrics: str, name: str = "series") -> None:
+        """Backfill OpenMetrics text (samples need timestamps in seconds; `# EOF` is appended)."""
+        path = self.state_dir / f"{name}.om"
+        text = openmetrics if openmetrics.rstrip().endswith("# EOF") else openmetrics.rstrip() + "\n# EOF\n"
+        path.write_text(text)
+        self.url = self._script("load", str(path))
+
+    def stop(self) -> None:
+        pid_file = self.state_dir / "prometheus.pid"
+        if pid_file.exists():
+            subprocess.run(["kill", pid_file.read_text().strip()], check=False)
+            pid_file.unlink()
+
+    def start(self) -> None:
+        self.url = self._script("up")
+
+    def query(self, promql: str, at: float | None = None) -> Any:
+        params = {"query": promql}
+        if at is not None:
+            params["time"] = str(at)
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{urllib.parse.urlencode(params)}", timeout=10) as r:
+            return json.load(r)
+
+
+@contextmanager
+def local_prometheus(state_dir: Path) -> Iterator[Prometheus]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    prom = Prometheus(state_dir, "")
+    prom.start()
+    try:
+        yield prom
+    finally:
+        prom._script("down")
