@@ -1,0 +1,213 @@
+"""The catalogue's building blocks: Check, Outcome, the Deployment view and the evaluation context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Literal
+
+from readiness_operator.checks.relations import (
+    hpa_targets,
+    pdb_selects,
+)
+from readiness_operator.model.common import Severity
+from readiness_operator.world import World, namespace_of
+
+__all__ = [
+    "CATALOGUE",
+    "Check",
+    "CheckFunc",
+    "Container",
+    "Context",
+    "Outcome",
+    "OutcomeStatus",
+    "Target",
+    "failed",
+    "passed",
+    "register",
+    "unknown",
+]
+
+OutcomeStatus = Literal["pass", "fail", "unknown"]
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one check on one Deployment; ``message`` says what is wrong and what to set."""
+
+    status: OutcomeStatus
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+    measured_at: datetime | None = None
+    state: str | None = None
+
+
+def passed(message: str) -> Outcome:
+    """A passing outcome."""
+    return Outcome("pass", message)
+
+
+def failed(problems: Sequence[str]) -> Outcome:
+    """A failing outcome listing every problem (one per container), so one fix round is enough."""
+    return Outcome("fail", "; ".join(problems))
+
+
+def unknown(message: str) -> Outcome:
+    """Not enough data to decide (SLO without a measurement): neither pass nor fail."""
+    return Outcome("unknown", message)
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A container or init container with the words a message needs to point at it."""
+
+    spec: Mapping[str, Any]
+    init: bool
+
+    @property
+    def name(self) -> str:
+        """The container's name."""
+        return str(self.spec.get("name", "?"))
+
+    @property
+    def label(self) -> str:
+        """``container 'api'`` or ``init container 'migrate'``."""
+        return f"{'init container' if self.init else 'container'} '{self.name}'"
+
+    @property
+    def path(self) -> str:
+        """Where to edit it: ``spec.template.spec.containers[name=api]``."""
+        return f"spec.template.spec.{'initContainers' if self.init else 'containers'}[name={self.name}]"
+
+    def get(self, key: str) -> Any:
+        """A field of the container spec."""
+        return self.spec.get(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A read-only view of a Deployment dict, with the paths every check needs dug out once."""
+
+    obj: Mapping[str, Any]
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    spec: Mapping[str, Any]
+    pod_labels: Mapping[str, str]
+    pod_spec: Mapping[str, Any]
+    containers: tuple[Container, ...]
+    init_containers: tuple[Container, ...]
+
+    @classmethod
+    def from_deployment(cls, obj: Mapping[str, Any]) -> Target:
+        """Build the view; missing sections become empty so checks never need None guards."""
+        meta = obj.get("metadata") or _EMPTY
+        spec = obj.get("spec") or _EMPTY
+        template = spec.get("template") or _EMPTY
+        pod_spec = template.get("spec") or _EMPTY
+        return cls(
+            obj=obj,
+            namespace=namespace_of(obj),
+            name=str(meta.get("name", "")),
+            labels=meta.get("labels") or _EMPTY,
+            spec=spec,
+            pod_labels=(template.get("metadata") or _EMPTY).get("labels") or _EMPTY,
+            pod_spec=pod_spec,
+            containers=tuple(Container(c, False) for c in pod_spec.get("containers") or ()),
+            init_containers=tuple(Container(c, True) for c in pod_spec.get("initContainers") or ()),
+        )
+
+    def all_containers(self) -> Iterator[Container]:
+        """Init containers first (they run first), then app containers."""
+        yield from self.init_containers
+        yield from self.containers
+
+
+class Context:
+    """One Deployment plus its World, with related objects matched once and shared by all checks."""
+
+    def __init__(self, target: Target, world: World) -> None:
+        self.target = target
+        self.world = world
+
+    @property
+    def deployment(self) -> Mapping[str, Any]:
+        """The Deployment dict as given."""
+        return self.target.obj
+
+    @cached_property
+    def pdbs(self) -> tuple[Mapping[str, Any], ...]:
+        """PDBs in the Deployment's namespace whose selector selects the pod template."""
+        return tuple(
+            p for p in self.world.pdbs if pdb_selects(p, self.target.namespace, self.target.pod_labels)
+        )
+
+    @cached_property
+    def hpa(self) -> Mapping[str, Any] | None:
+        """The HPA targeting the Deployment (first by name when several do)."""
+        matches = [h for h in self.world.hpas if hpa_targets(h, self.target.namespace, self.target.name)]
+        matches.sort(key=lambda h: str((h.get("metadata") or _EMPTY).get("name", "")))
+        return matches[0] if matches else None
+
+    @cached_property
+    def replicas(self) -> tuple[int, str]:
+        """Effective replicas and where the number came from (for messages)."""
+        if self.hpa is not None:
+            hpa_name = (self.hpa.get("metadata") or _EMPTY).get("name", "")
+            return int(
+                (self.hpa.get("spec") or _EMPTY).get("minReplicas") or 1
+            ), f"HPA '{hpa_name}' minReplicas"
+        raw = self.target.spec.get("replicas")
+        return (1 if raw is None else int(raw)), "spec.replicas"
+
+
+CheckFunc = Callable[[Context, Any], Outcome]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A catalogue entry: stable id, why it matters, how to fix it, and the pure function.
+
+    ``group`` names the ``spec.rules`` group that switches the check on; ``enabled`` decides from that
+    group's settings whether there is anything to check (e.g. ``probes.startup: false``).
+    """
+
+    id: str
+    category: str
+    default_severity: Severity
+    title: str
+    why: str
+    remediation: str
+    func: CheckFunc
+    group: str
+    enabled: Callable[[Any], bool]
+
+
+#: Every check, by id, in registration order.
+CATALOGUE: dict[str, Check] = {}
+
+
+def register(
+    id: str,
+    *,
+    category: str,
+    severity: Severity,
+    title: str,
+    why: str,
+    remediation: str,
+    group: str,
+    enabled: Callable[[Any], bool] = lambda rule: True,
+) -> Callable[[CheckFunc], CheckFunc]:
+    """Decorator adding a check function to :data:`CATALOGUE` (ids must be unique)."""
+
+    def add(func: CheckFunc) -> CheckFunc:
+        if id in CATALOGUE:
+            raise ValueError(f"check id {id!r} registered twice")
+        CATALOGUE[id] = Check(id, category, severity, title, why, remediation, func, group, enabled)
+        return func
+
+    return add

@@ -1,0 +1,334 @@
+"""The ``spec.rules`` groups. A group that is absent means its checks are not evaluated."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+
+from readiness_operator.model.common import KubeModel, Quantity, Severity
+from readiness_operator.quantity import parse_quantity
+
+__all__ = [
+    "AntiAffinityRule",
+    "GracefulShutdownRule",
+    "HorizontalPodAutoscalerRule",
+    "ImagesRule",
+    "IntOrPercent",
+    "PodDisruptionBudgetRule",
+    "ProbesRule",
+    "ReplicasRule",
+    "ResourceBounds",
+    "ResourcePair",
+    "ResourcesRule",
+    "RollingUpdateRule",
+    "Rules",
+    "SecurityContextRule",
+    "TargetUtilization",
+]
+
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _int_or_percent(value: int | str) -> int | str:
+    if isinstance(value, str):
+        if not _PERCENT.match(value):
+            raise ValueError(f"{value!r} must be a non-negative integer or a percentage like '25%'")
+        return value
+    if value < 0:
+        raise ValueError(f"{value} must not be negative")
+    return value
+
+
+#: A non-negative integer or a percentage string (``25%``), like Kubernetes' IntOrString.
+IntOrPercent = Annotated[
+    int | str,
+    AfterValidator(_int_or_percent),
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {
+                    "rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",
+                    "message": "must be a non-negative integer or a percentage like '25%'",
+                }
+            ],
+        }
+    ),
+]
+
+_SEVERITY_DOC = "Severity of this group's failed checks; overrides each check's default severity."
+
+
+class _Group(KubeModel):
+    severity: Severity | None = Field(default=None, description=_SEVERITY_DOC)
+
+
+class ProbesRule(_Group):
+    """Require health probes on every (non-init) container."""
+
+    liveness: bool = Field(default=True, description="Require a livenessProbe (check `probe-liveness`).")
+    readiness: bool = Field(default=True, description="Require a readinessProbe (check `probe-readiness`).")
+    startup: bool = Field(default=False, description="Require a startupProbe (check `probe-startup`).")
+
+
+def _bounds_rule() -> dict[str, Any]:
+    return {
+        "x-kubernetes-validations": [
+            {
+                "rule": "!has(self.min) || !has(self.max) || "
+                "quantity(self.min).compareTo(quantity(self.max)) <= 0",
+                "message": "min must be less than or equal to max",
+                "fieldPath": ".min",
+            }
+        ]
+    }
+
+
+class ResourceBounds(KubeModel):
+    """Whether one resource (cpu or memory) must be set, and optional bounds for its value."""
+
+    model_config = ConfigDict(json_schema_extra=_bounds_rule())
+
+    required: bool = Field(default=True, description="The value must be set on every container.")
+    min: Quantity | None = Field(default=None, description="Smallest allowed value, e.g. `512Mi`.")
+    max: Quantity | None = Field(default=None, description="Largest allowed value, e.g. `2Gi`.")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> ResourceBounds:
+        if (
+            self.min is not None
+            and self.max is not None
+            and parse_quantity(self.min) > parse_quantity(self.max)
+        ):
+            raise ValueError(f"min ({self.min}) must be less than or equal to max ({self.max})")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """A check with nothing to enforce is not evaluated (so it does not inflate the score)."""
+        return self.required or self.min is not None or self.max is not None
+
+
+class ResourcePair(KubeModel):
+    """Bounds for cpu and memory; a resource that is not listed is not checked."""
+
+    cpu: ResourceBounds | None = Field(default=None, description="CPU bounds (omit to skip the cpu check).")
+    memory: ResourceBounds | None = Field(
+        default=None, description="Memory bounds (omit to skip the memory check)."
+    )
+
+
+_BOTH: dict[str, Any] = {"cpu": {}, "memory": {}}
+_MEMORY_ONLY: dict[str, Any] = {"memory": {}}
+
+
+class ResourcesRule(_Group):
+    """Require resource requests and limits on every container and init container.
+
+    Defaults: cpu and memory requests required, memory limit required, cpu limit not checked (CPU
+    limits cause throttling; add `limits.cpu: {}` to demand them).
+    """
+
+    requests: ResourcePair = Field(
+        default_factory=lambda: ResourcePair.model_validate(_BOTH),
+        description="Requests (checks `requests-cpu`, `requests-memory`). Default: both required.",
+        json_schema_extra={"default": _BOTH},
+    )
+    limits: ResourcePair = Field(
+        default_factory=lambda: ResourcePair.model_validate(_MEMORY_ONLY),
+        description="Limits (checks `limits-cpu`, `limits-memory`). Default: memory required, cpu "
+        "not checked.",
+        json_schema_extra={"default": _MEMORY_ONLY},
+    )
+
+
+class ReplicasRule(_Group):
+    """Require enough replicas (the HPA's minReplicas counts when an HPA targets the Deployment)."""
+
+    min: int = Field(default=2, ge=1, le=10000, description="Minimum replicas (check `replicas-min`).")
+
+
+class PodDisruptionBudgetRule(_Group):
+    """Require a PodDisruptionBudget selecting the pods."""
+
+    required: bool = Field(
+        default=True, description="A PDB must select the pod template (check `pdb-present`)."
+    )
+    min_available: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="The PDB must keep at least this many pods available, with its minAvailable or "
+        "maxUnavailable resolved against the replicas (check `pdb-min-available`).",
+    )
+
+
+class TargetUtilization(KubeModel):
+    """Highest allowed averageUtilization targets (percent), so the HPA scales out early enough."""
+
+    cpu: int | None = Field(default=None, ge=1, le=1000, description="Max CPU averageUtilization target.")
+    memory: int | None = Field(
+        default=None, ge=1, le=1000, description="Max memory averageUtilization target."
+    )
+
+
+class HorizontalPodAutoscalerRule(_Group):
+    """Require a HorizontalPodAutoscaler targeting the Deployment, with sane bounds and metrics."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                    "self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must be less than or equal to maxReplicas",
+                    "fieldPath": ".minReplicas",
+                }
+            ]
+        }
+    )
+
+    required: bool = Field(
+        default=True, description="An HPA must target the Deployment (check `hpa-present`)."
+    )
+    min_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="The HPA's minReplicas must be at least this (check `hpa-min-replicas`).",
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="The HPA's maxReplicas must be at least this, leaving room to scale out "
+        "(check `hpa-max-replicas`).",
+    )
+    metrics: list[Literal["cpu", "memory"]] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Resource metrics the HPA must scale on (check `hpa-metrics`).",
+    )
+    target_utilization: TargetUtilization | None = Field(
+        default=None,
+        description="Highest allowed averageUtilization per resource metric (part of `hpa-metrics`).",
+    )
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> HorizontalPodAutoscalerRule:
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must be less than or equal to maxReplicas "
+                f"({self.max_replicas})"
+            )
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ValueError("metrics must not repeat a resource")
+        return self
+
+
+class SecurityContextRule(_Group):
+    """Require a hardened securityContext on every container and init container.
+
+    Container-level settings override pod-level ones. The booleans default to true: adding the group
+    asks for a hardened pod; set a field to false to skip that check.
+    """
+
+    run_as_non_root: bool = Field(
+        default=True,
+        description="Effective runAsNonRoot true or runAsUser > 0 (check `run-as-non-root`).",
+    )
+    run_as_user_min: int | None = Field(
+        default=None,
+        ge=1,
+        description="Effective runAsUser must be at least this UID (check `run-as-user-min`).",
+    )
+    read_only_root_filesystem: bool = Field(
+        default=True, description="readOnlyRootFilesystem true (check `read-only-root-fs`)."
+    )
+    drop_all_capabilities: bool = Field(
+        default=True, description="capabilities.drop contains ALL (check `drop-all-capabilities`)."
+    )
+    seccomp_runtime_default: bool = Field(
+        default=True,
+        description="Effective seccompProfile RuntimeDefault or Localhost (check `seccomp-runtime-default`).",
+    )
+    no_privilege_escalation: bool = Field(
+        default=True, description="allowPrivilegeEscalation false (check `no-privilege-escalation`)."
+    )
+    no_privileged: bool = Field(default=True, description="privileged not true (check `no-privileged`).")
+
+
+class AntiAffinityRule(_Group):
+    """Require spreading replicas across nodes with pod anti-affinity or a topology spread constraint."""
+
+    required: bool = Field(default=True, description="Check `anti-affinity`.")
+    topology_key: str = Field(
+        default="kubernetes.io/hostname",
+        max_length=317,
+        description="Topology key the anti-affinity term or spread constraint must use.",
+    )
+
+
+class ImagesRule(_Group):
+    """Require pinned images on every container and init container (check `image-tag-pinned`)."""
+
+    forbid_latest: bool = Field(default=True, description="Fail on `:latest` or a missing tag.")
+    require_digest: bool = Field(default=False, description="Fail unless the image has an `@sha256:` digest.")
+
+    @property
+    def active(self) -> bool:
+        """Nothing to check when both switches are off."""
+        return self.forbid_latest or self.require_digest
+
+
+class RollingUpdateRule(_Group):
+    """Require the RollingUpdate strategy (check `rolling-update`)."""
+
+    required: bool = Field(default=True, description="strategy.type must be RollingUpdate (the default).")
+    max_unavailable: IntOrPercent | None = Field(
+        default=None,
+        description="Highest allowed maxUnavailable; both sides are resolved against the replicas, "
+        "rounding percentages down like the Deployment controller.",
+    )
+
+
+class GracefulShutdownRule(_Group):
+    """Require time and a hook for a clean shutdown."""
+
+    min_termination_grace_period_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="terminationGracePeriodSeconds (default 30) must be at least this "
+        "(check `termination-grace-period`).",
+    )
+    require_pre_stop_hook: bool = Field(
+        default=False, description="Every container needs lifecycle.preStop (check `pre-stop-hook`)."
+    )
+
+
+class Rules(KubeModel):
+    """Rule groups. A group that is absent is not evaluated; a group that is present evaluates its checks."""
+
+    probes: ProbesRule | None = Field(default=None, description="Liveness, readiness and startup probes.")
+    resources: ResourcesRule | None = Field(default=None, description="Resource requests and limits.")
+    replicas: ReplicasRule | None = Field(default=None, description="Minimum replicas.")
+    pod_disruption_budget: PodDisruptionBudgetRule | None = Field(
+        default=None, description="A PodDisruptionBudget protects the pods."
+    )
+    horizontal_pod_autoscaler: HorizontalPodAutoscalerRule | None = Field(
+        default=None, description="A HorizontalPodAutoscaler scales the Deployment."
+    )
+    security_context: SecurityContextRule | None = Field(
+        default=None, description="Hardened securityContext."
+    )
+    anti_affinity: AntiAffinityRule | None = Field(default=None, description="Replicas spread across nodes.")
+    images: ImagesRule | None = Field(default=None, description="Pinned container images.")
+    rolling_update: RollingUpdateRule | None = Field(default=None, description="RollingUpdate strategy.")
+    graceful_shutdown: GracefulShutdownRule | None = Field(default=None, description="Graceful shutdown.")

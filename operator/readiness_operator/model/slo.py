@@ -1,0 +1,179 @@
+"""``spec.slos`` and ``spec.prometheus``: objectives measured by Prometheus, judged by the engine."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from readiness_operator.model.common import KubeModel, Severity
+
+__all__ = [
+    "DURATION_PATTERN",
+    "PLACEHOLDER",
+    "Comparison",
+    "OnBreach",
+    "PrometheusConfig",
+    "SecretKeyRef",
+    "Slo",
+    "duration_seconds",
+    "holds",
+]
+
+#: Prometheus duration syntax (``5m``, ``1h30m``, ``30d``).
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+#: ``{{namespace}}``, ``{{name}}`` or ``{{labels.<key>}}`` in a query (spaces inside braces allowed).
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_ALLOWED_PLACEHOLDER = re.compile(r"^(namespace|name|labels\.[A-Za-z0-9][A-Za-z0-9._/-]*)$")
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+Comparison = Literal["<", "<=", ">", ">="]
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration, for schedulers that need a number."""
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def holds(value: float, comparison: str, threshold: float) -> bool:
+    """True when ``value <comparison> threshold``: the objective (or a level) is met."""
+    if comparison == "<":
+        return value < threshold
+    if comparison == "<=":
+        return value <= threshold
+    if comparison == ">":
+        return value > threshold
+    return value >= threshold
+
+
+class OnBreach(StrEnum):
+    """What a breached SLO does at admission: report, warn, or deny new rollouts (error-budget freeze)."""
+
+    REPORT = "Report"
+    WARN = "Warn"
+    BLOCK = "Block"
+
+
+def _order_rule(level: str, than: str) -> JsonDict:
+    return {
+        "rule": f"!has(self.{level}) || !has(self.{than}) || ((self.comparison == '<' || "
+        f"self.comparison == '<=') ? self.{level} >= self.{than} : self.{level} <= self.{than})",
+        "message": f"{level} must be at least as lenient as {than}: >= it for '<'/'<=', <= it for '>'/'>='",
+        "fieldPath": f".{level}",
+    }
+
+
+class Slo(KubeModel):
+    """A named objective: ``query <comparison> threshold`` must hold for the Deployment.
+
+    The query is run once per interval for all Deployments (aggregated by namespace and deployment);
+    ``{{namespace}}``, ``{{name}}`` and ``{{labels.<key>}}`` are replaced per Deployment. Optional
+    ``warning``/``critical`` thresholds grade a breach; they must be at least as lenient as
+    ``threshold`` (for ``<``: threshold <= warning <= critical).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _order_rule("warning", "threshold"),
+                _order_rule("critical", "threshold"),
+                _order_rule("critical", "warning"),
+            ]
+        }
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Unique name; the check id is `slo:<name>`.",
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL returning one value per Deployment; placeholders `{{namespace}}`, `{{name}}`, "
+        "`{{labels.<key>}}`.",
+    )
+    comparison: Comparison = Field(
+        description="How the value must relate to the threshold for the objective to hold."
+    )
+    threshold: float = Field(description="The objective, e.g. 0.9995 with `>=` for availability.")
+    warning: float | None = Field(default=None, description="Breaching this is a warning-level breach.")
+    critical: float | None = Field(default=None, description="Breaching this is a critical-level breach.")
+    window: Duration = Field(
+        default="5m", description="Evaluation window, available to the query as context."
+    )
+    interval: Duration = Field(default="60s", description="How often the query runs.")
+    on_breach: OnBreach = Field(default=OnBreach.REPORT, description="What a breach does at admission.")
+    block_on_unknown: bool = Field(
+        default=False, description="With onBreach Block, also deny rollouts while the SLO is Unknown."
+    )
+    severity: Severity = Field(
+        default=Severity.CRITICAL, description="Severity of a breach without graded levels."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _known_placeholders(cls, query: str) -> str:
+        unknown = [p for p in PLACEHOLDER.findall(query) if not _ALLOWED_PLACEHOLDER.match(p)]
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder(s) {', '.join('{{' + p + '}}' for p in unknown)}; "
+                "allowed: {{namespace}}, {{name}}, {{labels.<key>}}"
+            )
+        return query
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> Slo:
+        lower_is_better = self.comparison in ("<", "<=")
+        pairs = [("warning", "threshold"), ("critical", "threshold"), ("critical", "warning")]
+        for level, than in pairs:
+            a, b = getattr(self, level), getattr(self, than)
+            if a is None or b is None:
+                continue
+            if (lower_is_better and a < b) or (not lower_is_better and a > b):
+                rel = ">=" if lower_is_better else "<="
+                raise ValueError(
+                    f"{level} ({a}) must be {rel} {than} ({b}) when comparison is '{self.comparison}'"
+                )
+        return self
+
+    def render_query(self, namespace: str, name: str, labels: dict[str, str]) -> str:
+        """The query for one Deployment (the SLO module may instead aggregate; this is for tests/CLI)."""
+
+        def sub(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key == "namespace":
+                return namespace
+            if key == "name":
+                return name
+            return labels.get(key.removeprefix("labels."), "")
+
+        return PLACEHOLDER.sub(sub, self.query)
+
+
+class SecretKeyRef(KubeModel):
+    """A key in a Secret."""
+
+    namespace: str = Field(max_length=63, description="Namespace of the Secret.")
+    name: str = Field(max_length=253, description="Name of the Secret.")
+    key: str = Field(max_length=253, description="Key in the Secret's data.")
+
+
+class PrometheusConfig(KubeModel):
+    """How to reach Prometheus for this policy's SLOs (overrides the operator-wide settings)."""
+
+    url: str = Field(
+        pattern=r"^https?://", max_length=2048, description="Base URL, e.g. http://prometheus:9090."
+    )
+    timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-query timeout.")
+    bearer_token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Bearer token from a Secret."
+    )
+    insecure_skip_verify: bool = Field(default=False, description="Skip TLS verification (testing only).")
+    ca_secret_ref: SecretKeyRef | None = Field(default=None, description="CA bundle (PEM) from a Secret.")

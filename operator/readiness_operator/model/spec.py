@@ -1,0 +1,187 @@
+"""``ReadinessPolicy`` and its spec: what to select, which rules apply, SLOs and exemptions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from readiness_operator.model.check_ids import CATEGORIES, CHECK_IDS, SLO_PREFIX
+from readiness_operator.model.common import KubeModel, LabelSelector
+from readiness_operator.model.rules import Rules
+from readiness_operator.model.slo import PrometheusConfig, Slo
+from readiness_operator.model.status import ReadinessPolicyStatus
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "VERSION",
+    "Exemption",
+    "Match",
+    "Mode",
+    "ReadinessPolicy",
+    "ReadinessPolicySpec",
+]
+
+GROUP = "readiness.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ReadinessPolicy"
+
+_ID_LIST = ", ".join(f"'{c}'" for c in CHECK_IDS)
+_CATEGORY_LIST = ", ".join(f"'{c}'" for c in CATEGORIES)
+
+
+def _check_ref(value: str) -> str:
+    if value == "*" or value in CHECK_IDS or (value.startswith(SLO_PREFIX) and len(value) > len(SLO_PREFIX)):
+        return value
+    raise ValueError(f"unknown check id {value!r}; use one of {', '.join(CHECK_IDS)}, 'slo:<name>' or '*'")
+
+
+CheckRef = Annotated[str, Field(max_length=80), AfterValidator(_check_ref)]
+Name = Annotated[str, Field(max_length=253)]
+
+
+class Mode(StrEnum):
+    """What the policy does at admission: deny (Enforce), warn (Warn) or nothing (Audit)."""
+
+    ENFORCE = "Enforce"
+    WARN = "Warn"
+    AUDIT = "Audit"
+
+
+class Match(KubeModel):
+    """Which Deployments the policy selects. All given criteria must hold; an empty match selects all."""
+
+    namespaces: list[Name] = Field(
+        default_factory=list, max_length=256, description="Only these namespaces (empty: all)."
+    )
+    exclude_namespaces: list[Name] = Field(
+        default_factory=list, max_length=256, description="Never these namespaces."
+    )
+    namespace_selector: LabelSelector | None = Field(default=None, description="Namespace labels must match.")
+    selector: LabelSelector | None = Field(default=None, description="Deployment labels must match.")
+
+
+class Exemption(KubeModel):
+    """Skip checks for some Deployments, with a reason and an optional expiry.
+
+    All given criteria must hold (an omitted criterion matches everything). ``names`` may use ``*``
+    globs. Once ``expires`` has passed the exemption is ignored and findings say so.
+    """
+
+    checks: list[CheckRef] = Field(
+        min_length=1,
+        max_length=64,
+        description="Check ids to exempt, `slo:<name>` for an SLO, or `*` for every check.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.all(c, c == '*' || c.startsWith('{SLO_PREFIX}') || c in [{_ID_LIST}])",
+                    "message": "unknown check id; use a catalogue id (see docs/checks.md), "
+                    "'slo:<name>' or '*'",
+                }
+            ]
+        },
+    )
+    namespaces: list[Name] = Field(
+        default_factory=list, max_length=256, description="Namespaces (empty: any)."
+    )
+    names: list[Name] = Field(
+        default_factory=list, max_length=256, description="Deployment names or `*` globs (empty: any)."
+    )
+    selector: LabelSelector | None = Field(default=None, description="Deployment labels must match.")
+    reason: str = Field(min_length=1, max_length=1024, description="Why the exemption exists (required).")
+    expires: datetime | None = Field(
+        default=None, description="RFC 3339 time after which the exemption is ignored."
+    )
+
+    @field_validator("expires")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+_WEIGHT_KEY_RULE: JsonDict = {
+    "rule": f"self.all(k, k.startsWith('{SLO_PREFIX}') || k in [{_ID_LIST}] || k in [{_CATEGORY_LIST}])",
+    "message": "weights keys must be check ids, categories or 'slo:<name>'",
+}
+
+
+class ReadinessPolicySpec(KubeModel):
+    """The desired readiness of the selected Deployments."""
+
+    mode: Mode = Field(default=Mode.AUDIT, description="Enforce denies, Warn warns, Audit only reports.")
+    match: Match = Field(default_factory=Match, description="Which Deployments the policy selects.")
+    rules: Rules = Field(default_factory=Rules, description="Rule groups; an absent group is not evaluated.")
+    weights: dict[str, Annotated[int, Field(ge=0, le=1000)]] = Field(
+        default_factory=dict,
+        description="Score weight per check id, category or `slo:<name>` (default: critical 3, warning 2, "
+        "info 1). A check id beats its category.",
+        json_schema_extra={"maxProperties": 64, "x-kubernetes-validations": [_WEIGHT_KEY_RULE]},
+    )
+    slos: list[Slo] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Service level objectives measured by Prometheus.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    prometheus: PrometheusConfig | None = Field(
+        default=None, description="Prometheus connection for the SLOs."
+    )
+    exemptions: list[Exemption] = Field(default_factory=list, max_length=128, description="Exemptions.")
+
+    _compiled: Any = PrivateAttr(default=None)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weight_keys(cls, weights: dict[str, int]) -> dict[str, int]:
+        for key in weights:
+            if key in CHECK_IDS or key in CATEGORIES or (key.startswith(SLO_PREFIX) and len(key) > 4):
+                continue
+            raise ValueError(
+                f"unknown weight key {key!r}; use a check id, a category ({', '.join(CATEGORIES)}) "
+                "or 'slo:<name>'"
+            )
+        return weights
+
+    @model_validator(mode="after")
+    def _slo_references(self) -> ReadinessPolicySpec:
+        names = [s.name for s in self.slos]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"slos: duplicate name(s) {', '.join(dupes)}")
+        known = {SLO_PREFIX + n for n in names}
+        for i, exemption in enumerate(self.exemptions):
+            for ref in exemption.checks:
+                if ref.startswith(SLO_PREFIX) and ref not in known:
+                    raise ValueError(f"exemptions[{i}].checks: {ref!r} names no SLO in spec.slos")
+        for key in self.weights:
+            if key.startswith(SLO_PREFIX) and key not in known:
+                raise ValueError(f"weights: {key!r} names no SLO in spec.slos")
+        return self
+
+
+class ReadinessPolicy(KubeModel):
+    """A ReadinessPolicy object as stored in the cluster (or read from a file by the CLI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_version: Literal["readiness.dev/v1alpha1"] = Field(
+        default="readiness.dev/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["ReadinessPolicy"] = "ReadinessPolicy"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ReadinessPolicySpec = Field(default_factory=ReadinessPolicySpec)
+    status: ReadinessPolicyStatus | None = None
+
+    @property
+    def name(self) -> str:
+        """metadata.name, or empty for an unnamed policy read from a file."""
+        return str(self.metadata.get("name", ""))
