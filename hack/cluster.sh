@@ -102,7 +102,7 @@ up() {
     --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --use-service-account-credentials=false \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl' \
+    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-horizontal-pod-autoscaler-controller' \
     --bind-address 127.0.0.1 --secure-port "$kcm_port"
   # The service-account controller creating "default" proves the controller manager works.
   WAIT_SECONDS=60 wait_for kubectl --kubeconfig "$KUBECONFIG_PATH" -n default get serviceaccount default \

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import HACK, Cluster, local_cluster
+from tests.support.cluster import HACK, REPO_ROOT, Cluster, local_cluster
 from tests.support.prometheus import Prometheus, local_prometheus
 
 
@@ -41,6 +41,15 @@ def cluster(state_root: Path, tools: str) -> Iterator[Cluster]:
         return
     with local_cluster(state_root / "cluster") as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster) -> Cluster:
+    """The repository's CRDs (ReadinessPolicy, PolicyReport) installed and established."""
+    cluster.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=established", "--timeout=60s", "crd",
+                    "readinesspolicies.readiness.dev", "policyreports.wgpolicyk8s.io")
+    return cluster
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,127 @@
+"""kopf handlers: thin translations from watch events to dirty marks, and one daemon per policy.
+
+One LIST+WATCH per kind feeds the indexes (kopf fills them before any handler runs, so the first
+pass sees the whole cluster). Handlers are async so 10,000 events never touch a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from readiness_operator.model import GROUP, VERSION
+from readiness_operator.model.crd import PLURAL
+
+from . import metrics
+from .objects import trim_deployment, trim_hpa, trim_pdb
+from .reconcile import PassInput, run_pass
+from .state import REGISTRY
+from .view import IndexView
+from .writer import ApiWriter
+
+log = logging.getLogger(__name__)
+RESYNC_SECONDS = 300.0  # full re-evaluation: exemption expiry, anything a watch could have missed
+DEBOUNCE_SECONDS = 0.2  # coalesce bursts of events into one pass
+WRITER = ApiWriter()
+
+
+@kopf.index("apps", "v1", "deployments")
+async def deployment_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
+    return {namespace: trim_deployment(body)}
+
+
+@kopf.index("policy", "v1", "poddisruptionbudgets")
+async def pdb_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
+    return {namespace: trim_pdb(body)}
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+async def hpa_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
+    return {namespace: trim_hpa(body)}
+
+
+@kopf.index("", "v1", "namespaces")
+async def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
+    return {name: dict(labels)}
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_event(namespace: str | None, name: str, **_: Any) -> None:
+    REGISTRY.mark_deployment(namespace or "", name)
+
+
+@kopf.on.event("policy", "v1", "poddisruptionbudgets")
+async def pdb_event(namespace: str | None, **_: Any) -> None:
+    REGISTRY.mark_namespace(namespace or "")
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
+async def hpa_event(namespace: str | None, **_: Any) -> None:
+    REGISTRY.mark_namespace(namespace or "")
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_event(name: str, **_: Any) -> None:
+    REGISTRY.mark_namespace(name)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def policy_event(name: str, **_: Any) -> None:
+    REGISTRY.wake(name)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)  # type: ignore[arg-type]  # index kwargs
+async def policy_daemon(
+    name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
+    deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
+    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], **_: Any,
+) -> None:
+    """Keep one policy's status, reports and Events current until it is deleted or we stop."""
+    runtime = REGISTRY.ensure(name, uid)
+    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
+    backoff = 1.0
+    try:
+        while not stopped:
+            try:
+                item = PassInput(name, uid, meta.get("generation"), dict(spec), dict(status))
+                await run_pass(runtime, item, view, WRITER)
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                metrics.RECONCILE_ERRORS.labels(policy=name).inc()
+                log.exception("policy %s: pass failed; retrying in %.0fs", name, backoff)
+                runtime.mark(everything=True)
+                await stopped.wait(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            waited = 0.0
+            while not stopped and not runtime.wake.is_set() and waited < RESYNC_SECONDS:
+                try:
+                    await asyncio.wait_for(runtime.wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    waited += 1.0
+            if not runtime.wake.is_set():
+                runtime.mark(everything=True)
+            await asyncio.sleep(DEBOUNCE_SECONDS)
+    finally:
+        REGISTRY.remove(name, uid)
+        if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+            await _cleanup(runtime.written_reports)
+
+
+async def _cleanup(reports: dict[tuple[str, str], str]) -> None:
+    """Delete what a deleted policy wrote (owner references let the GC do it too, later)."""
+    for namespace, report in list(reports):
+        try:
+            await WRITER.delete_policy_report(namespace, report)
+        except Exception:  # GC will remove it through the owner reference
+            log.warning("could not delete PolicyReport %s/%s", namespace, report)
+
+
+@kopf.on.probe(id="policies")
+async def policies_probe(**_: Any) -> int:
+    return len(REGISTRY.policies)

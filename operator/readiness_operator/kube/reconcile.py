@@ -1,0 +1,261 @@
+"""One reconcile pass of one policy: re-judge what is dirty, then write only what changed.
+
+Separated from kopf (handlers.py) the way controller-runtime separates Reconcile from I/O: the
+cluster is read through a `ClusterView` and written through a `Writer`, both replaceable in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from readiness_operator.engine import compile_policy, evaluate, matches
+from readiness_operator.model import ReadinessPolicySpec, ReadinessPolicyStatus, format_validation_error
+from readiness_operator.model.status import Condition
+from readiness_operator.summary import summarize
+from readiness_operator.world import SloMeasurement, World
+
+from . import metrics
+from .objects import deployment_ref
+from .reports import as_written, build_reports, digest, prior_verdicts
+from .state import Dirty, Judged, Key, PolicyRuntime
+
+log = logging.getLogger(__name__)
+BATCH = 250  # Deployments judged between two yields to the event loop (watches, webhook)
+
+
+class ClusterView(Protocol):
+    """What a pass reads: the watched objects, by namespace."""
+
+    def namespaces(self) -> Iterable[str]: ...
+    def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
+    def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
+    def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]: ...
+
+
+class Writer(Protocol):
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+    async def policy_reports_available(self) -> bool: ...
+    async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]: ...
+    async def put_policy_report(self, report: Mapping[str, Any]) -> None: ...
+    async def delete_policy_report(self, namespace: str, name: str) -> None: ...
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None: ...
+
+
+SloLookup = Callable[[str, Key], Mapping[str, SloMeasurement]]
+
+
+@dataclass(frozen=True)
+class PassInput:
+    name: str
+    uid: str
+    generation: int | None
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+
+def _no_slos(policy: str, key: Key) -> Mapping[str, SloMeasurement]:
+    return {}
+
+
+def _status_dict(status: ReadinessPolicyStatus) -> dict[str, Any]:
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _comparable(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Status without the fields that change on every pass, to decide whether to patch."""
+    return {k: v for k, v in (status or {}).items() if k != "lastEvaluated"}
+
+
+def _previous(status: Mapping[str, Any]) -> ReadinessPolicyStatus | None:
+    try:
+        return ReadinessPolicyStatus.model_validate(dict(status)) if status else None
+    except ValidationError:
+        return None
+
+
+def _compile(runtime: PolicyRuntime, item: PassInput) -> None:
+    """Re-parse the spec when the generation moved; an invalid spec is reported, never raised."""
+    if runtime.compiled is not None and runtime.generation == item.generation and runtime.invalid is None:
+        return
+    runtime.generation = item.generation
+    try:
+        runtime.compiled = compile_policy(ReadinessPolicySpec.model_validate(dict(item.spec)))
+        runtime.invalid = None
+    except ValidationError as exc:
+        runtime.compiled = None
+        runtime.invalid = format_validation_error(exc, prefix="spec")
+    runtime.dirty.everything = True
+
+
+def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[Key]:
+    if dirty.everything:
+        keys = {(ns, str(d["metadata"]["name"])) for ns in view.namespaces() for d in view.deployments(ns)}
+        return keys | set(runtime.judged)
+    keys = set(dirty.keys)
+    for ns in dirty.namespaces:
+        keys.update((ns, str(d["metadata"]["name"])) for d in view.deployments(ns))
+        keys.update(k for k in runtime.judged if k[0] == ns)
+    return keys
+
+
+@dataclass
+class _Transition:
+    judged: Judged
+    was_compliant: bool | None
+
+
+async def judge(
+    runtime: PolicyRuntime, view: ClusterView, now: datetime, slos: SloLookup = _no_slos
+) -> tuple[set[str], list[_Transition]]:
+    """Re-evaluate dirty Deployments; returns namespaces whose results changed and verdict flips."""
+    assert runtime.compiled is not None
+    plan = runtime.compiled
+    dirty = runtime.take_dirty()
+    keys = _candidates(runtime, dirty, view)
+    by_ns: dict[str, dict[str, Mapping[str, Any]]] = {}
+
+    def lookup(key: Key) -> Mapping[str, Any] | None:
+        if key[0] not in by_ns:  # index each namespace once per pass
+            by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
+        return by_ns[key[0]].get(key[1])
+
+    worlds: dict[str, tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...], Mapping[str, str]]] = {}
+    changed_ns: set[str] = set()
+    transitions: list[_Transition] = []
+    for i, key in enumerate(sorted(keys)):
+        if i and i % BATCH == 0:
+            await asyncio.sleep(0)
+        ns = key[0]
+        if ns not in worlds:
+            worlds[ns] = (tuple(view.pdbs(ns)), tuple(view.hpas(ns)), dict(view.namespace_labels(ns)))
+        pdbs, hpas, labels = worlds[ns]
+        deployment = lookup(key)
+        old = runtime.judged.get(key)
+        if deployment is None or not matches(plan, deployment, labels):
+            if old is not None:
+                del runtime.judged[key]
+                changed_ns.add(ns)
+            runtime.prior.pop(key, None)
+            continue
+        world = World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos(runtime.name, key), now=now)
+        verdict = evaluate(plan, deployment, world)
+        metrics.EVALUATIONS.inc()
+        if old is not None and old.verdict == verdict and old.deployment == deployment:
+            continue
+        prior = runtime.prior.pop(key, None)
+        if old is not None:
+            was: bool | None = old.verdict.compliant
+            since = old.since if old.verdict == verdict else now
+        else:
+            was = prior[0] if prior is not None else None
+            since = datetime.fromtimestamp(prior[1], UTC) if prior is not None and prior[0] == verdict.compliant else now
+        judged = runtime.judged[key] = Judged(verdict, dict(deployment), since)
+        changed_ns.add(ns)
+        if was != verdict.compliant:
+            transitions.append(_Transition(judged, was))
+    return changed_ns, transitions
+
+
+def _invalid_status(runtime: PolicyRuntime, now: datetime, previous: ReadinessPolicyStatus | None) -> dict[str, Any]:
+    since = now.isoformat().replace("+00:00", "Z")
+    for old in previous.conditions if previous else ():
+        if old.type == "Ready" and old.status == "False" and old.reason == "InvalidPolicy" and old.last_transition_time:
+            since = old.last_transition_time
+    condition = Condition.model_validate({
+        "type": "Ready", "status": "False", "reason": "InvalidPolicy", "message": runtime.invalid or "",
+        "lastTransitionTime": since, "observedGeneration": runtime.generation,
+    })
+    return _status_dict(ReadinessPolicyStatus(observed_generation=runtime.generation, conditions=[condition]))
+
+
+async def _write_events(writer: Writer, policy: str, transitions: list[_Transition]) -> None:
+    semaphore = asyncio.Semaphore(8)
+
+    async def one(t: _Transition) -> None:
+        v = t.judged.verdict
+        if v.compliant:
+            reason, text = "ReadinessCompliant", f"now complies with ReadinessPolicy {policy!r} (score {v.score}, {v.level})"
+        else:
+            reason = "ReadinessNoncompliant"
+            text = (f"does not comply with ReadinessPolicy {policy!r} (score {v.score}, {v.level}); failed: "
+                    + ", ".join(v.failed_checks))
+        async with semaphore:
+            await writer.post_event(deployment_ref(t.judged.deployment), reason=reason, message=f"Deployment {text}",
+                                    warning=not v.compliant)
+
+    await asyncio.gather(*(one(t) for t in transitions))
+
+
+async def _write_reports(writer: Writer, runtime: PolicyRuntime, namespaces: set[str], first: bool) -> None:
+    by_ns: dict[str, list[Judged]] = {}
+    for (ns, _), judged in runtime.judged.items():
+        if ns in namespaces:
+            by_ns.setdefault(ns, []).append(judged)
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for ns in namespaces:
+        if by_ns.get(ns):
+            for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns]):
+                wanted[(ns, report["metadata"]["name"])] = report
+    for key, report in wanted.items():
+        d = digest(report)
+        if runtime.written_reports.get(key) != d:
+            await writer.put_policy_report(report)
+            runtime.written_reports[key] = d
+    stale = [k for k in runtime.written_reports if k[0] in namespaces and k not in wanted]
+    for key in stale:
+        await writer.delete_policy_report(*key)
+        del runtime.written_reports[key]
+
+
+async def run_pass(
+    runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer,
+    *, slos: SloLookup = _no_slos, extra_conditions: Callable[[], list[Condition]] = list,
+    now: datetime | None = None,
+) -> bool:
+    """One pass; returns whether the status was patched."""
+    now = now or datetime.now(UTC)
+    first = runtime.written_status is None
+    if first:
+        runtime.written_status = dict(item.status or {})
+    previous = _previous(item.status) if first else _previous(runtime.written_status or {})
+    _compile(runtime, item)
+
+    if runtime.invalid is not None:
+        runtime.take_dirty()
+        status = _invalid_status(runtime, now, previous)
+    else:
+        reports_on = await writer.policy_reports_available()
+        if first and reports_on:
+            for report in await writer.list_policy_reports(runtime.name):
+                meta = report["metadata"]
+                runtime.written_reports[(meta["namespace"], meta["name"])] = digest(as_written(report))
+                runtime.prior.update(prior_verdicts(report))
+        changed_ns, transitions = await judge(runtime, view, now, slos)
+        if not first:
+            await _write_events(writer, runtime.name, transitions)
+        else:  # after a restart, only flips against the recorded verdicts count
+            await _write_events(writer, runtime.name, [t for t in transitions if t.was_compliant is not None])
+        if reports_on:
+            touched = changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
+            await _write_reports(writer, runtime, touched, first)
+        summary = summarize(
+            (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
+            previous=previous, extra_conditions=extra_conditions(),
+        )
+        status = _status_dict(summary)
+        for kind, count in (("compliant", summary.compliant), ("noncompliant", summary.noncompliant)):
+            metrics.POLICY_TARGETS.labels(policy=runtime.name, verdict=kind).set(count)
+    if _comparable(status) == _comparable(runtime.written_status):
+        return False
+    await writer.patch_policy_status(runtime.name, status)
+    runtime.written_status = status
+    log.info("policy %s: %s", runtime.name, {k: status.get(k) for k in ("targets", "compliant", "noncompliant", "score")})
+    return True

@@ -1,0 +1,100 @@
+"""In-memory state of each policy: its latest verdicts and what changed since the last pass.
+
+Watch events only mark keys dirty; the policy's reconcile loop then re-evaluates just those
+Deployments (or a namespace, when a PDB/HPA/namespace changed), never the whole cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from readiness_operator.engine import CompiledPolicy, DeploymentVerdict
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Judged:
+    """A Deployment's verdict and when it last changed (the PolicyReport timestamp)."""
+
+    verdict: DeploymentVerdict
+    deployment: dict[str, Any]
+    since: datetime
+
+
+@dataclass
+class Dirty:
+    keys: set[Key] = field(default_factory=set)
+    namespaces: set[str] = field(default_factory=set)
+    everything: bool = True  # a new runtime evaluates all
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.keys) or bool(self.namespaces)
+
+
+@dataclass
+class PolicyRuntime:
+    name: str
+    uid: str
+    generation: int | None = None
+    compiled: CompiledPolicy | None = None
+    invalid: str | None = None
+    judged: dict[Key, Judged] = field(default_factory=dict)
+    dirty: Dirty = field(default_factory=Dirty)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # What this runtime knows is in the cluster, to write only differences.
+    written_status: dict[str, Any] | None = None
+    written_reports: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, name) -> digest
+    # (compliant, since epoch seconds) per Deployment, seeded from our PolicyReports at start
+    prior: dict[Key, tuple[bool, int]] = field(default_factory=dict)
+
+    def take_dirty(self) -> Dirty:
+        taken, self.dirty = self.dirty, Dirty(everything=False)
+        self.wake.clear()
+        return taken
+
+    def mark(self, key: Key | None = None, namespace: str | None = None, everything: bool = False) -> None:
+        if everything:
+            self.dirty.everything = True
+        if key is not None:
+            self.dirty.keys.add(key)
+        if namespace is not None:
+            self.dirty.namespaces.add(namespace)
+        self.wake.set()
+
+
+class Registry:
+    """Every running policy's runtime, for watch handlers to mark dirty and the webhook to read."""
+
+    def __init__(self) -> None:
+        self.policies: dict[str, PolicyRuntime] = {}
+
+    def ensure(self, name: str, uid: str) -> PolicyRuntime:
+        runtime = self.policies.get(name)
+        if runtime is None or runtime.uid != uid:
+            runtime = self.policies[name] = PolicyRuntime(name=name, uid=uid)
+        return runtime
+
+    def remove(self, name: str, uid: str) -> None:
+        runtime = self.policies.get(name)
+        if runtime is not None and runtime.uid == uid:
+            del self.policies[name]
+
+    def mark_deployment(self, namespace: str, name: str) -> None:
+        for runtime in self.policies.values():
+            runtime.mark(key=(namespace, name))
+
+    def mark_namespace(self, namespace: str) -> None:
+        for runtime in self.policies.values():
+            runtime.mark(namespace=namespace)
+
+    def wake(self, name: str, everything: bool = False) -> None:
+        runtime = self.policies.get(name)
+        if runtime is not None:
+            runtime.mark(everything=everything)
+
+
+REGISTRY = Registry()

@@ -1,0 +1,34 @@
+"""A `ClusterView` over kopf indexes (namespace -> Store of trimmed objects)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+class IndexView:
+    """Reads kopf indexes keyed by namespace; the stores are live, so a view never goes stale."""
+
+    def __init__(self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any) -> None:
+        self._deployments, self._pdbs, self._hpas, self._namespaces = deployments, pdbs, hpas, namespaces
+
+    @staticmethod
+    def _in(index: Any, key: str) -> Iterable[Any]:
+        return index[key] if key in index else ()  # noqa: SIM401 - kopf Index has no .get()
+
+    def namespaces(self) -> Iterable[str]:
+        return list(self._deployments)
+
+    def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._in(self._deployments, namespace)
+
+    def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._in(self._pdbs, namespace)
+
+    def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._in(self._hpas, namespace)
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        for labels in self._in(self._namespaces, namespace):
+            return labels  # type: ignore[no-any-return]
+        return {}
