@@ -91,7 +91,7 @@ def _compile(runtime: PolicyRuntime, item: PassInput) -> None:
         runtime.invalid = None
     except ValidationError as exc:
         runtime.compiled = None
-        runtime.invalid = format_validation_error(exc, prefix="spec")
+        runtime.invalid = format_validation_error(exc, prefix="spec.")
     runtime.dirty.everything = True
 
 

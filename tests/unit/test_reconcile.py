@@ -1,0 +1,196 @@
+"""The reconcile pass with an in-memory cluster view and a recording writer (no API server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from readiness_operator.kube.objects import trim_deployment
+from readiness_operator.kube.reconcile import PassInput, run_pass
+from readiness_operator.kube.reports import MAX_RESULTS_PER_REPORT, build_reports, prior_verdicts
+from readiness_operator.kube.state import PolicyRuntime
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+SPEC = {"match": {"namespaces": ["a", "b"]}, "rules": {"probes": {"liveness": False, "readiness": True}}}
+
+
+def deployment(ns: str, name: str, probe: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": "img:1", "env": [{"name": "X", "value": "y" * 100}]}
+    if probe:
+        container["readinessProbe"] = {"tcpSocket": {"port": 80}}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}", "managedFields": [{"big": "x"}]},
+        "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}},
+        "status": {"replicas": 1},
+    }
+
+
+class View:
+    def __init__(self) -> None:
+        self.objects: dict[str, list[dict[str, Any]]] = {}
+        self.reads: list[str] = []
+
+    def put(self, d: dict[str, Any]) -> None:
+        ns = d["metadata"]["namespace"]
+        self.objects[ns] = [o for o in self.objects.get(ns, []) if o["metadata"]["name"] != d["metadata"]["name"]]
+        self.objects[ns].append(trim_deployment(d))
+
+    def namespaces(self) -> Iterable[str]:
+        return list(self.objects)
+
+    def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        self.reads.append(namespace)
+        return self.objects.get(namespace, [])
+
+    def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return []
+
+    def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return []
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return {}
+
+
+class Writer:
+    def __init__(self, reports: bool = True) -> None:
+        self.reports_on = reports
+        self.statuses: list[dict[str, Any]] = []
+        self.reports: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deleted: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str]] = []
+
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
+        self.statuses.append(dict(status))
+
+    async def policy_reports_available(self) -> bool:
+        return self.reports_on
+
+    async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]:
+        return list(self.reports.values())
+
+    async def put_policy_report(self, report: Mapping[str, Any]) -> None:
+        self.reports[(report["metadata"]["namespace"], report["metadata"]["name"])] = dict(report)
+
+    async def delete_policy_report(self, namespace: str, name: str) -> None:
+        self.deleted.append((namespace, name))
+        self.reports.pop((namespace, name), None)
+
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append((involved["name"], reason))
+
+
+def run(runtime: PolicyRuntime, view: View, writer: Writer, spec: Mapping[str, Any] = SPEC,
+        status: Mapping[str, Any] | None = None, now: datetime = NOW, generation: int = 1) -> bool:
+    item = PassInput("p", "uid-p", generation, spec, status or {})
+    return asyncio.run(run_pass(runtime, item, view, writer, now=now))
+
+
+def test_first_pass_counts_and_writes_once() -> None:
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "good", True))
+    view.put(deployment("a", "bad", False))
+    view.put(deployment("other", "ignored", False))
+    assert run(rt, view, writer)
+    status = writer.statuses[-1]
+    assert (status["targets"], status["compliant"], status["noncompliant"]) == (2, 1, 1)
+    assert status["worstOffenders"][0]["name"] == "bad"
+    assert set(writer.reports) == {("a", "readiness-p")}
+    assert writer.events == []  # nothing is a transition on the first pass
+
+    # Nothing changed: no status patch, no report write.
+    rt.mark(everything=True)
+    assert not run(rt, view, writer, now=NOW + timedelta(minutes=1))
+    assert len(writer.statuses) == 1
+
+
+def test_only_dirty_deployments_are_read_and_transitions_emit_events() -> None:
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", False))
+    view.put(deployment("b", "api", False))
+    run(rt, view, writer)
+    view.reads.clear()
+    view.put(deployment("a", "web", True))
+    rt.mark(key=("a", "web"))
+    assert run(rt, view, writer)
+    assert view.reads == ["a"]  # namespace b untouched
+    assert writer.events == [("web", "ReadinessCompliant")]
+    assert writer.statuses[-1]["compliant"] == 1
+
+
+def test_reports_are_not_written_without_the_crd() -> None:
+    view, writer, rt = View(), Writer(reports=False), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", False))
+    run(rt, view, writer)
+    assert writer.reports == {} and writer.statuses[-1]["targets"] == 1
+
+
+def test_invalid_spec_is_reported_not_raised() -> None:
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", False))
+    run(rt, view, writer, spec={"rules": {"replicas": {"min": "three"}}})
+    ready = writer.statuses[-1]["conditions"][0]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidPolicy")
+    assert "spec.rules.replicas.min" in ready["message"]
+    # Fixed in the next generation: evaluated normally.
+    run(rt, view, writer, spec=SPEC, generation=2)
+    assert writer.statuses[-1]["targets"] == 1 and writer.statuses[-1]["observedGeneration"] == 2
+
+
+def test_restart_seeds_from_reports_no_duplicate_events_or_writes() -> None:
+    view, writer = View(), Writer()
+    view.put(deployment("a", "web", False))
+    first = PolicyRuntime("p", "uid-p")
+    run(first, view, writer)
+    writes = dict(writer.reports)
+    restarted = PolicyRuntime("p", "uid-p")  # a new process: only the cluster remembers
+    assert not run(restarted, view, writer, status=writer.statuses[-1], now=NOW + timedelta(hours=1))
+    assert writer.reports == writes and writer.events == []
+    view.put(deployment("a", "web", True))  # changed while the operator was down
+    again = PolicyRuntime("p", "uid-p")
+    run(again, view, writer, status=writer.statuses[-1], now=NOW + timedelta(hours=2))
+    assert writer.events == [("web", "ReadinessCompliant")]
+
+
+def test_deleted_deployment_drops_out_and_empty_namespace_report_is_deleted() -> None:
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("b", "api", False))
+    run(rt, view, writer)
+    view.objects["b"] = []
+    rt.mark(key=("b", "api"))
+    run(rt, view, writer)
+    assert writer.statuses[-1]["targets"] == 0
+    assert writer.deleted == [("b", "readiness-p")]
+
+
+def test_large_namespaces_are_split_into_bounded_reports() -> None:
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    spec = {"match": {"namespaces": ["a"]}, "rules": {"probes": {"liveness": True, "readiness": True, "startup": True}}}
+    for i in range(MAX_RESULTS_PER_REPORT // 3 + 50):
+        view.put(deployment("a", f"d{i:04}", i % 2 == 0))
+    run(rt, view, writer, spec=spec)
+    sizes = [len(r["results"]) for r in writer.reports.values()]
+    assert len(sizes) == 2 and max(sizes) <= MAX_RESULTS_PER_REPORT
+    assert sum(sizes) == 3 * (MAX_RESULTS_PER_REPORT // 3 + 50)
+
+
+def test_trimmed_deployment_drops_what_the_engine_never_reads() -> None:
+    trimmed = trim_deployment(deployment("a", "web", True))
+    container = trimmed["spec"]["template"]["spec"]["containers"][0]
+    assert "env" not in container and "readinessProbe" in container
+    assert "managedFields" not in trimmed["metadata"] and "status" not in trimmed
+
+
+@pytest.mark.parametrize("compliant", [True, False])
+def test_prior_verdicts_round_trip(compliant: bool) -> None:
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", compliant))
+    run(rt, view, writer)
+    [report] = writer.reports.values()
+    assert prior_verdicts(report) == {("a", "web"): (compliant, int(NOW.timestamp()))}
+    assert build_reports("p", "uid-p", "a", rt.judged.values()) == [report]
