@@ -76,7 +76,9 @@ class OperatorProcess:
 
 
 @contextmanager
-def running_operator(cluster: Cluster, log_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[OperatorProcess]:
+def running_operator(
+    cluster: Cluster, log_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
     op = OperatorProcess(cluster.kubeconfig, log_path, *args, env=env).start()
     try:
         yield op

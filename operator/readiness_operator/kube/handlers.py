@@ -14,6 +14,9 @@ import kopf
 
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
+from readiness_operator.model.slo import duration_seconds
+from readiness_operator.slo.client import query_fn
+from readiness_operator.slo.store import SloStore
 
 from . import metrics
 from .objects import trim_deployment, trim_hpa, trim_pdb
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 RESYNC_SECONDS = 300.0  # full re-evaluation: exemption expiry, anything a watch could have missed
 DEBOUNCE_SECONDS = 0.2  # coalesce bursts of events into one pass
 WRITER = ApiWriter()
+SLOS = SloStore()  # measurements shared by policy passes and the admission webhook
 
 
 @kopf.index("apps", "v1", "deployments")
@@ -87,7 +91,7 @@ async def policy_daemon(
         while not stopped:
             try:
                 item = PassInput(name, uid, meta.get("generation"), dict(spec), dict(status))
-                await run_pass(runtime, item, view, WRITER)
+                await run_pass(runtime, item, view, WRITER, slo_store=SLOS, slo_query=query_fn)
                 backoff = 1.0
             except asyncio.CancelledError:
                 raise
@@ -99,7 +103,10 @@ async def policy_daemon(
                 backoff = min(backoff * 2, 60.0)
                 continue
             waited = 0.0
-            while not stopped and not runtime.wake.is_set() and waited < RESYNC_SECONDS:
+            horizon = RESYNC_SECONDS
+            if runtime.compiled is not None and runtime.compiled.spec.slos:
+                horizon = min(horizon, min(duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
+            while not stopped and not runtime.wake.is_set() and waited < horizon:
                 try:
                     await asyncio.wait_for(runtime.wake.wait(), timeout=1.0)
                 except TimeoutError:
@@ -109,6 +116,7 @@ async def policy_daemon(
             await asyncio.sleep(DEBOUNCE_SECONDS)
     finally:
         REGISTRY.remove(name, uid)
+        SLOS.forget(name)
         if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             await _cleanup(runtime.written_reports)
 

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
 from readiness_operator.engine import compile_policy, evaluate, matches
 from readiness_operator.model import ReadinessPolicySpec, ReadinessPolicyStatus, format_validation_error
+from readiness_operator.model.slo import PLACEHOLDER
 from readiness_operator.model.status import Condition
 from readiness_operator.summary import summarize
 from readiness_operator.world import SloMeasurement, World
@@ -25,6 +26,9 @@ from . import metrics
 from .objects import deployment_ref
 from .reports import as_written, build_reports, digest, prior_verdicts
 from .state import Dirty, Judged, Key, PolicyRuntime
+
+if TYPE_CHECKING:
+    from readiness_operator.slo.store import QueryFn, SloStore
 
 log = logging.getLogger(__name__)
 BATCH = 250  # Deployments judged between two yields to the event loop (watches, webhook)
@@ -215,9 +219,26 @@ async def _write_reports(writer: Writer, runtime: PolicyRuntime, namespaces: set
         del runtime.written_reports[key]
 
 
+async def _refresh_slos(runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime) -> None:
+    """Query the due SLOs (one query each, for all Deployments) and mark what changed dirty."""
+    from readiness_operator.slo.store import EVERYTHING
+
+    assert runtime.compiled is not None
+    spec = runtime.compiled.spec
+    label_keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
+    label_values = {k: {str(j.deployment["metadata"]["labels"].get(k, "")) for j in runtime.judged.values()}
+                    for k in label_keys}
+    changed = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
+                                  label_values=label_values)
+    if EVERYTHING in changed:
+        runtime.mark(everything=True)
+    for key in changed - {EVERYTHING}:
+        runtime.mark(key=key)
+
+
 async def run_pass(
     runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer,
-    *, slos: SloLookup = _no_slos, extra_conditions: Callable[[], list[Condition]] = list,
+    *, slo_store: SloStore | None = None, slo_query: Callable[[Any], QueryFn] | None = None,
     now: datetime | None = None,
 ) -> bool:
     """One pass; returns whether the status was patched."""
@@ -232,6 +253,16 @@ async def run_pass(
         runtime.take_dirty()
         status = _invalid_status(runtime, now, previous)
     else:
+        assert runtime.compiled is not None
+        spec = runtime.compiled.spec
+        slos: SloLookup = _no_slos
+        extra: list[Condition] = []
+        if slo_store is not None and spec.slos:
+            if slo_query is not None:
+                await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now)
+            slos = slo_store.measurements
+            condition = slo_store.condition(runtime.name, spec.slos)
+            extra = [condition] if condition is not None else []
         reports_on = await writer.policy_reports_available()
         if first and reports_on:
             for report in await writer.list_policy_reports(runtime.name):
@@ -248,9 +279,11 @@ async def run_pass(
             await _write_reports(writer, runtime, touched, first)
         summary = summarize(
             (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
-            previous=previous, extra_conditions=extra_conditions(),
+            previous=previous, extra_conditions=extra,
         )
         status = _status_dict(summary)
+        if slo_store is not None and spec.slos:
+            status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
         for kind, count in (("compliant", summary.compliant), ("noncompliant", summary.noncompliant)):
             metrics.POLICY_TARGETS.labels(policy=runtime.name, verdict=kind).set(count)
     if _comparable(status) == _comparable(runtime.written_status):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -23,6 +24,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # Peers of equal priority all pause (kopf), so each replica gets its own: the highest acts and
+    # the others wait, taking over when its peering record expires.
+    settings.peering.priority = random.randint(1, 2**31 - 1)
+    settings.peering.lifetime = 30
 
 
 def run(args: argparse.Namespace) -> int:

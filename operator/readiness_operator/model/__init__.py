@@ -1,5 +1,6 @@
 """The ReadinessPolicy model (pydantic v2); the CRD and the policy reference are generated from it."""
 
+from readiness_operator.model.admission import AdmissionSettings
 from readiness_operator.model.check_ids import CATEGORIES, CATEGORY_OF, CHECK_IDS, SLO_PREFIX
 from readiness_operator.model.common import LabelSelector, LabelSelectorRequirement, Quantity, Severity
 from readiness_operator.model.errors import format_validation_error
@@ -42,6 +43,7 @@ __all__ = [
     "KIND",
     "SLO_PREFIX",
     "VERSION",
+    "AdmissionSettings",
     "AntiAffinityRule",
     "Condition",
     "Exemption",

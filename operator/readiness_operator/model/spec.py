@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from readiness_operator.model.admission import AdmissionSettings
 from readiness_operator.model.check_ids import CATEGORIES, CHECK_IDS, SLO_PREFIX
 from readiness_operator.model.common import KubeModel, LabelSelector
 from readiness_operator.model.rules import Rules
@@ -136,6 +137,10 @@ class ReadinessPolicySpec(KubeModel):
         default=None, description="Prometheus connection for the SLOs."
     )
     exemptions: list[Exemption] = Field(default_factory=list, max_length=128, description="Exemptions.")
+    admission: AdmissionSettings = Field(
+        default_factory=AdmissionSettings,
+        description="Admission behaviour: unchanged updates, who may override, fail-safe CEL policy.",
+    )
 
     _compiled: Any = PrivateAttr(default=None)
 

@@ -1,0 +1,64 @@
+{{/* Chart name, truncated to the 63 characters DNS labels allow. */}}
+{{- define "readiness-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: <release>-<chart>, or the release name when it already contains the chart name. */}}
+{{- define "readiness-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "readiness-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "readiness-operator.labels" -}}
+helm.sh/chart: {{ include "readiness-operator.chart" . }}
+{{ include "readiness-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: readiness-operator
+{{- end }}
+
+{{/* Selector labels: stable across upgrades (a Deployment's selector is immutable). */}}
+{{- define "readiness-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "readiness-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "readiness-operator.serviceAccountName" -}}
+{{- default (include "readiness-operator.fullname" .) .Values.serviceAccount.name }}
+{{- end }}
+
+{{- define "readiness-operator.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "readiness-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "readiness-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "readiness-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Secret holding the webhook serving certificate (self-signed: written by the operator;
+     cert-manager: written by cert-manager and mounted). */}}
+{{- define "readiness-operator.certSecretName" -}}
+{{- printf "%s-webhook-tls" (include "readiness-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "readiness-operator.webhookConfigurationName" -}}
+{{- default (include "readiness-operator.fullname" .) .Values.webhook.configurationName }}
+{{- end }}
+
+{{- define "readiness-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}

@@ -1,0 +1,449 @@
+"""Admission decisions for Deployments: pure logic over the rule engine (no API calls).
+
+The webhook glue hands in the AdmissionReview ``request`` dict, the current policies and a function
+that builds the :class:`~readiness_operator.world.World` of a Deployment from the operator's indexes;
+:func:`review_deployment` answers allow / warn / deny. Rules (see docs and issue 4/5):
+
+* Only CREATE and UPDATE of ``apps/v1`` ``deployments`` without a subresource are judged; ``scale``
+  and ``status`` subresources, DELETE and CONNECT are always allowed.
+* Namespaces in ``excluded_namespaces`` are allowed untouched; policies whose ``match`` does not select
+  the Deployment are ignored.
+* What changed decides what is judged:
+
+  - ``create`` and ``rollout`` (an UPDATE changing ``spec.template``): every check and every SLO gate.
+  - ``scale-down`` (an UPDATE changing only ``spec.replicas``, downwards): only the checks whose outcome
+    depends on ``spec.replicas`` (:data:`SCALE_CHECKS`: ``replicas-min``, ``pdb-min-available``); SLO gates
+    never deny it (an error-budget freeze allows scale-downs). HPA checks and ``pdb-present`` do not
+    depend on ``spec.replicas``, so a scale cannot newly break them.
+  - ``scale-up`` (only ``spec.replicas``, upwards): allowed; more replicas never make a replica check worse.
+  - ``unchanged`` (neither template nor replicas changed: labels, annotations, strategy...): allowed,
+    so pre-existing violations never block unrelated edits, unless a matching policy sets
+    ``spec.admission.judgeUnchangedUpdates``; then that policy judges every static check (SLO gates
+    only warn: no rollout happens).
+
+* Per policy mode: ``Enforce`` denies on failed critical/warning checks and warns on info ones; ``Warn``
+  turns every failure into an admission warning; ``Audit`` says nothing (reported by the operator only).
+* SLO findings (``slo:<name>``) follow the SLO's ``onBreach`` regardless of mode: ``Block`` denies a
+  ``create``/``rollout`` of a breaching Deployment (unless it is a rollback, see ``is_rollback``),
+  ``Warn`` warns, ``Report`` says nothing. ``unknown`` only denies with ``blockOnUnknown: true``.
+* The strictest answer wins across policies; the message names every denying policy and check.
+* Break-glass: a non-blank ``readiness.dev/override: "<reason>"`` annotation on the new object turns
+  denials into a warning and sets ``override_reason`` (the glue records an Event). When a denying policy
+  restricts overrides (``spec.admission.overrideUsers``/``overrideGroups``) the request's user must be
+  listed, otherwise that policy still denies and a warning says the user may not override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from readiness_operator.engine import DeploymentVerdict, Finding, evaluate, matches
+from readiness_operator.model.check_ids import SLO_PREFIX
+from readiness_operator.model.common import Severity
+from readiness_operator.model.slo import OnBreach, Slo
+from readiness_operator.model.spec import Mode, ReadinessPolicySpec
+from readiness_operator.world import World, namespace_of
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_WARNINGS",
+    "MAX_WARNING_CHARS",
+    "OVERRIDE_ANNOTATION",
+    "SCALE_CHECKS",
+    "AdmissionDecision",
+    "Change",
+    "classify_change",
+    "review_deployment",
+    "same_pod_template",
+]
+
+#: Break-glass annotation on the Deployment; its value is the (required) reason.
+OVERRIDE_ANNOTATION = "readiness.dev/override"
+#: Checks whose outcome depends on ``spec.replicas``: the only ones judging a replicas-only change.
+SCALE_CHECKS = frozenset({"replicas-min", "pdb-min-available"})
+#: Upper bound of the deny message (the API server caps status messages; kubectl prints it whole).
+MAX_MESSAGE_CHARS = 4000
+#: The API server may truncate a warning over 256 characters and drops warnings beyond 4 KiB in total.
+MAX_WARNING_CHARS = 256
+MAX_WARNINGS = 20
+_MAX_WARNINGS_TOTAL = 4000
+_MAX_LINE_CHARS = 1000
+
+Change = Literal["create", "rollout", "scale-up", "scale-down", "unchanged"]
+_ROLLOUT: frozenset[Change] = frozenset({"create", "rollout"})
+_BLOCKING = frozenset({Severity.CRITICAL, Severity.WARNING})
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionDecision:
+    """The answer to one AdmissionReview request, plus what the glue needs to report it.
+
+    ``verdicts`` holds the full engine verdict of every judged policy (name, verdict); the glue can
+    use them for Events. ``overridden`` lists, per policy, the check ids a valid override bypassed.
+    ``dry_run`` mirrors ``request.dryRun``: judge the same, but record no Events.
+    """
+
+    allowed: bool
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+    override_reason: str | None = None
+    verdicts: list[tuple[str, DeploymentVerdict]] = field(default_factory=list)
+    skipped_reason: str | None = None
+    dry_run: bool = False
+    change: Change | None = None
+    denied_by: list[str] = field(default_factory=list)
+    overridden: dict[str, list[str]] = field(default_factory=dict)
+    user: str = ""
+
+    def response(self, uid: str) -> dict[str, Any]:
+        """An ``admission.k8s.io/v1`` AdmissionReview response (for a hand-rolled server and tests)."""
+        resp: dict[str, Any] = {"uid": uid, "allowed": self.allowed}
+        if not self.allowed:
+            resp["status"] = {"code": 403, "reason": "Forbidden", "message": self.message}
+        if self.warnings:
+            resp["warnings"] = list(self.warnings)
+        return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
+
+
+def same_pod_template(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Pod templates equal up to the ``pod-template-hash`` label the ReplicaSet controller adds.
+
+    For a glue-side ``is_rollback``: compare the new ``spec.template`` with the templates of the
+    Deployment's ReplicaSets (from an index) to recognise ``kubectl rollout undo``.
+    """
+
+    def strip(t: Mapping[str, Any] | None) -> Any:
+        t = dict(t or {})
+        meta = dict(t.get("metadata") or {})
+        labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != "pod-template-hash"}
+        if labels:
+            meta["labels"] = labels
+        else:
+            meta.pop("labels", None)
+        meta.pop("creationTimestamp", None)
+        if meta:
+            t["metadata"] = meta
+        else:
+            t.pop("metadata", None)
+        return t
+
+    return bool(strip(a) == strip(b))
+
+
+def _spec(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return (obj or _EMPTY).get("spec") or _EMPTY
+
+
+def _replicas(obj: Mapping[str, Any] | None) -> int:
+    raw = _spec(obj).get("replicas")
+    try:
+        return 1 if raw is None else int(raw)
+    except (TypeError, ValueError):
+        return 1
+
+
+def classify_change(operation: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> Change:
+    """What a CREATE/UPDATE does to the Deployment (see the module docstring)."""
+    if operation == "CREATE" or old is None:
+        return "create"
+    if _spec(obj).get("template") != _spec(old).get("template"):
+        return "rollout"
+    new_r, old_r = _replicas(obj), _replicas(old)
+    if new_r < old_r:
+        return "scale-down"
+    if new_r > old_r:
+        return "scale-up"
+    return "unchanged"
+
+
+def _is_deployment(request: Mapping[str, Any]) -> bool:
+    res = request.get("resource") or _EMPTY
+    if res:
+        return res.get("group") == "apps" and res.get("version") == "v1" and res.get("resource") == "deployments"
+    kind = request.get("kind") or _EMPTY
+    if kind:
+        return kind.get("group") == "apps" and kind.get("version") == "v1" and kind.get("kind") == "Deployment"
+    # A request rebuilt from kopf kwargs may carry neither: fall back to the object itself.
+    obj = request.get("object") or request.get("oldObject") or _EMPTY
+    return bool(obj.get("apiVersion") == "apps/v1" and obj.get("kind") == "Deployment")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _user(request: Mapping[str, Any]) -> tuple[str, frozenset[str]]:
+    info = request.get("userInfo") or _EMPTY
+    return str(info.get("username") or ""), frozenset(str(g) for g in info.get("groups") or ())
+
+
+def _may_override(spec: ReadinessPolicySpec, user: str, groups: frozenset[str]) -> bool:
+    adm = spec.admission
+    if not adm.restricts_override:
+        return True
+    return user in adm.override_users or bool(groups.intersection(adm.override_groups))
+
+
+@dataclass(slots=True)
+class _PolicyJudgement:
+    name: str
+    spec: ReadinessPolicySpec
+    deny: list[Finding] = field(default_factory=list)
+    warn: list[Finding] = field(default_factory=list)
+    slo_gate: bool = False  # some denial comes from an SLO Block gate (not the mode)
+    notes: list[str] = field(default_factory=list)
+
+
+def _slo_of(spec: ReadinessPolicySpec, check_id: str) -> Slo | None:
+    name = check_id.removeprefix(SLO_PREFIX)
+    return next((s for s in spec.slos if s.name == name), None)
+
+
+def _judge(
+    name: str,
+    spec: ReadinessPolicySpec,
+    verdict: DeploymentVerdict,
+    change: Change,
+    rollback: bool,
+) -> _PolicyJudgement:
+    j = _PolicyJudgement(name, spec)
+    rollout = change in _ROLLOUT
+    for f in verdict.findings:
+        if f.check.startswith(SLO_PREFIX):
+            slo = _slo_of(spec, f.check)
+            if slo is None or change in ("scale-down", "scale-up"):
+                continue
+            if f.status == "fail":
+                if slo.on_breach == OnBreach.BLOCK and rollout and not rollback:
+                    j.deny.append(f)
+                    j.slo_gate = True
+                elif slo.on_breach in (OnBreach.BLOCK, OnBreach.WARN):
+                    j.warn.append(f)
+            elif f.status == "unknown" and slo.on_breach == OnBreach.BLOCK and slo.block_on_unknown:
+                if rollout and not rollback:
+                    j.deny.append(f)
+                    j.slo_gate = True
+                else:
+                    j.warn.append(f)
+            continue
+        if f.status != "fail":
+            continue
+        if change == "scale-down" and f.check not in SCALE_CHECKS:
+            continue
+        if spec.mode == Mode.ENFORCE:
+            (j.deny if f.severity in _BLOCKING else j.warn).append(f)
+        elif spec.mode == Mode.WARN:
+            j.warn.append(f)
+    return j
+
+
+def _finding_line(f: Finding) -> str:
+    line = f"- {f.check}: {f.message}"
+    if f.status == "unknown":
+        line += " (onBreach: Block with blockOnUnknown)"
+    elif f.check.startswith(SLO_PREFIX):
+        line += " (onBreach: Block: error-budget freeze; scale-downs and rollbacks stay allowed)"
+    if f.remediation:
+        line += f"{'' if line.endswith(('.', '!', '?')) else '.'} Fix: {f.remediation}"
+    return _clip(line, _MAX_LINE_CHARS)
+
+
+def _header(j: _PolicyJudgement, target: str) -> str:
+    mode = str(j.spec.mode)
+    if j.slo_gate and j.spec.mode != Mode.ENFORCE:
+        mode += ", SLO gate"
+    return f'ReadinessPolicy "{j.name}" ({mode}) denies Deployment {target}:'
+
+
+def _deny_message(denying: list[_PolicyJudgement], target: str, tail: list[str]) -> str:
+    lines: list[str] = []
+    for j in denying:
+        lines.append(_header(j, target))
+        lines += [_finding_line(f) for f in j.deny]
+    lines += tail
+    out: list[str] = []
+    used = 0
+    budget = MAX_MESSAGE_CHARS - 40  # room for "... and N more"
+    for i, line in enumerate(lines):
+        if used + len(line) + 1 > budget:
+            out.append(f"... and {len(lines) - i} more")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)
+
+
+def _warning_text(j: _PolicyJudgement, f: Finding) -> str:
+    what = "SLO" if f.check.startswith(SLO_PREFIX) else str(j.spec.mode)
+    return _clip(f'ReadinessPolicy "{j.name}" ({what}): {f.check}: {f.message}', MAX_WARNING_CHARS)
+
+
+def _bounded_warnings(items: list[str]) -> list[str]:
+    out: list[str] = []
+    total = 0
+    unique = list(dict.fromkeys(items))
+    for i, w in enumerate(unique):
+        w = _clip(w, MAX_WARNING_CHARS)
+        if (len(out) == MAX_WARNINGS - 1 and len(unique) > MAX_WARNINGS) or total + len(w) > _MAX_WARNINGS_TOTAL:
+            out.append(f"... and {len(unique) - i} more readiness warnings")
+            break
+        out.append(w)
+        total += len(w)
+    return out
+
+
+def review_deployment(
+    request: Mapping[str, Any],
+    policies: Sequence[tuple[str, ReadinessPolicySpec]],
+    world_of: Callable[[Mapping[str, Any]], World],
+    *,
+    excluded_namespaces: Collection[str] = (),
+    is_rollback: Callable[[Mapping[str, Any], Mapping[str, Any] | None], bool] | None = None,
+) -> AdmissionDecision:
+    """Judge one AdmissionReview ``request`` for a Deployment against every matching policy.
+
+    ``world_of`` must build the Deployment's World (PDBs, HPAs, namespace labels, cached SLO
+    measurements) from indexes without API calls. ``is_rollback(new, old)`` (optional) tells whether the
+    new pod template is one of the Deployment's previous ones (e.g. with :func:`same_pod_template` over
+    its ReplicaSets): SLO Block gates do not deny rollbacks. Never raises for a malformed object: a
+    policy that cannot be evaluated yields a warning and is skipped (fail open, like the webhook's
+    ``failurePolicy: Ignore``).
+    """
+    dry_run = bool(request.get("dryRun"))
+    operation = str(request.get("operation") or "")
+    user, groups = _user(request)
+
+    def skip(reason: str, change: Change | None = None) -> AdmissionDecision:
+        return AdmissionDecision(True, skipped_reason=reason, dry_run=dry_run, change=change, user=user)
+
+    if not _is_deployment(request):
+        return skip("not an apps/v1 Deployment")
+    if request.get("subResource"):
+        return skip(f"the {request['subResource']} subresource is never judged")
+    if operation not in ("CREATE", "UPDATE"):
+        return skip(f"{operation or 'unknown'} operations are never judged")
+    raw = request.get("object")
+    if not isinstance(raw, Mapping):
+        return skip("the request carries no object")
+    obj: Mapping[str, Any] = raw
+    ns = str(request.get("namespace") or "")
+    meta = obj.get("metadata") or _EMPTY
+    if ns and not meta.get("namespace"):
+        obj = {**obj, "metadata": {**meta, "namespace": ns}}
+        meta = obj["metadata"]
+    ns = namespace_of(obj)
+    name = str(meta.get("name") or request.get("name") or meta.get("generateName") or "")
+    target = f"{ns}/{name}"
+    if ns in excluded_namespaces:
+        return skip(f"namespace {ns} is excluded from admission")
+    old_raw = request.get("oldObject")
+    old = old_raw if isinstance(old_raw, Mapping) else None
+    change = classify_change(operation, obj, old)
+
+    try:
+        world = world_of(obj)
+    except Exception as exc:  # the glue's index lookup failed: fail open, say so
+        return AdmissionDecision(
+            True,
+            warnings=[_clip(f"readiness: could not look up related objects ({exc}); not judged", MAX_WARNING_CHARS)],
+            skipped_reason="world lookup failed",
+            dry_run=dry_run,
+            change=change,
+            user=user,
+        )
+    selected = [(n, p) for n, p in policies if matches(p, obj, world.namespace_labels)]
+    if not selected:
+        return skip("no ReadinessPolicy selects this Deployment", change)
+    if change == "scale-up":
+        return skip("a scale-up (only spec.replicas, upwards) is never denied", change)
+    if change == "unchanged":
+        selected = [(n, p) for n, p in selected if p.admission.judge_unchanged_updates]
+        if not selected:
+            return skip("neither spec.template nor spec.replicas changed", change)
+
+    rollback = False
+    if change == "rollout" and is_rollback is not None and any(p.slos for _, p in selected):
+        try:
+            rollback = bool(is_rollback(obj, old))
+        except Exception:
+            rollback = False
+
+    verdicts: list[tuple[str, DeploymentVerdict]] = []
+    judgements: list[_PolicyJudgement] = []
+    warnings: list[str] = []
+    for pname, spec in selected:
+        try:
+            verdict = evaluate(spec, obj, world)
+        except Exception as exc:  # a malformed object must not crash the webhook
+            warnings.append(f'ReadinessPolicy "{pname}": could not evaluate {target} ({exc}); not judged')
+            continue
+        verdicts.append((pname, verdict))
+        judgements.append(_judge(pname, spec, verdict, change, rollback))
+
+    annotations = meta.get("annotations") or _EMPTY
+    override_raw = annotations.get(OVERRIDE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    has_override = override_raw is not None
+    reason = str(override_raw or "").strip()
+
+    denying = [j for j in judgements if j.deny]
+    still_denying: list[_PolicyJudgement] = []
+    overridden: dict[str, list[str]] = {}
+    override_warnings: list[str] = []
+    for j in denying:
+        if not reason:
+            still_denying.append(j)
+        elif not _may_override(j.spec, user, groups):
+            still_denying.append(j)
+            override_warnings.append(
+                f'{OVERRIDE_ANNOTATION}: user "{user}" may not override ReadinessPolicy "{j.name}" '
+                "(see its spec.admission.overrideUsers/overrideGroups)"
+            )
+        else:
+            overridden[j.name] = [f.check for f in j.deny]
+    if has_override and not reason:
+        override_warnings.append(
+            f"{OVERRIDE_ANNOTATION} is set but empty: a reason is required to override, e.g. "
+            f'{OVERRIDE_ANNOTATION}: "INC-123 hotfix approved by on-call"'
+        )
+    override_reason: str | None = None
+    if overridden:
+        override_reason = reason
+        what = "; ".join(f'ReadinessPolicy "{p}" ({", ".join(checks)})' for p, checks in overridden.items())
+        override_warnings.insert(0, f"{OVERRIDE_ANNOTATION}: admitted despite {what}: {reason}")
+
+    all_warnings = override_warnings + warnings
+    # Findings of an overridden policy are still shown as warnings, so the user sees what was bypassed.
+    for j in judgements:
+        items = j.warn + (j.deny if j.name in overridden else [])
+        all_warnings += [_warning_text(j, f) for f in items]
+    if not still_denying:
+        return AdmissionDecision(
+            True,
+            warnings=_bounded_warnings(all_warnings),
+            override_reason=override_reason,
+            verdicts=verdicts,
+            dry_run=dry_run,
+            change=change,
+            overridden=overridden,
+            user=user,
+        )
+    tail = []
+    if has_override and not reason:
+        tail.append(f"{OVERRIDE_ANNOTATION} is set but empty: a reason is required to override.")
+    elif not has_override:
+        tail.append(f'Break-glass: annotate the Deployment with {OVERRIDE_ANNOTATION}: "<reason>" (recorded).')
+    return AdmissionDecision(
+        False,
+        message=_deny_message(still_denying, target, tail),
+        warnings=_bounded_warnings(all_warnings),
+        override_reason=None,  # denied anyway: nothing was bypassed
+        verdicts=verdicts,
+        dry_run=dry_run,
+        change=change,
+        denied_by=[j.name for j in still_denying],
+        overridden=overridden,
+        user=user,
+    )

@@ -1,0 +1,524 @@
+"""Fail-safe enforcement: a ValidatingAdmissionPolicy (CEL) generated from an ``Enforce`` policy.
+
+The API server evaluates it itself, so the static checks stay enforced while the operator (and its
+webhook) is down. It mirrors :mod:`readiness_operator.admission.decide` for what CEL can see:
+
+* Covered: probes, requests/limits presence and min/max (CEL ``quantity()``), ``replicas-min`` on
+  ``spec.replicas``, the security context checks (container value overrides the pod value), pinned
+  images, RollingUpdate/maxUnavailable, termination grace period, preStop hook, anti-affinity or
+  topology spread. Only checks whose severity denies in Enforce (critical, warning) are included; info
+  failures only warn in the webhook.
+* Not covered (live lookups stay in the webhook): PDB and HPA checks, SLO gates. An HPA is invisible
+  here, so ``replicas-min`` and a percentage ``rolling-update`` limit use ``spec.replicas``; when the
+  policy has a ``horizontalPodAutoscaler`` rule (HPAs are expected to own the replicas) ``replicas-min``
+  is left to the webhook. A Deployment that relies on an HPA for its minimum under a policy without an
+  HPA rule must set ``spec.replicas`` to the minimum (or carry an exemption).
+* ``matchConditions`` skip objects with a non-blank ``readiness.dev/override`` annotation (from a user
+  allowed by ``spec.admission.overrideUsers/overrideGroups``) and, on UPDATE, objects whose
+  ``spec.template`` and ``spec.replicas`` did not change (unless ``judgeUnchangedUpdates``). A
+  replicas-only change is judged by ``replicas-min`` only, and only when it scales down.
+* Exemptions become part of each covered check's expression (namespace, name globs, label selector);
+  ``expires`` is applied at generation time: an expired exemption is left out, and
+  :attr:`GeneratedVap.next_expiry` tells the caller when to regenerate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from readiness_operator.checks import CATALOGUE
+from readiness_operator.engine import compile_policy
+from readiness_operator.model.common import Severity
+from readiness_operator.model.rules import ResourceBounds
+from readiness_operator.model.spec import Exemption, Mode, ReadinessPolicySpec
+
+__all__ = [
+    "MANAGED_BY",
+    "POLICY_LABEL",
+    "VAP_API_VERSION",
+    "VAP_CHECKS",
+    "GeneratedVap",
+    "generate_vap",
+    "vap_name",
+]
+
+VAP_API_VERSION = "admissionregistration.k8s.io/v1"
+MANAGED_BY = "readiness-operator"
+POLICY_LABEL = "readiness.dev/policy"
+OVERRIDE_ANNOTATION = "readiness.dev/override"
+
+_BLOCKING = frozenset({Severity.CRITICAL, Severity.WARNING})
+_RULES = [
+    {
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["CREATE", "UPDATE"],
+        "resources": ["deployments"],
+        "scope": "Namespaced",
+    }
+]
+
+# Variables shared by the validations (evaluated lazily, once per request).
+_VARIABLES: list[dict[str, str]] = [
+    {"name": "pod", "expression": "object.spec.template.spec"},
+    {"name": "containers", "expression": "object.spec.template.spec.containers"},
+    {
+        "name": "allContainers",
+        "expression": "object.spec.template.spec.?initContainers.orValue([]) + object.spec.template.spec.containers",
+    },
+    {"name": "podLabels", "expression": "object.spec.template.metadata.?labels.orValue({})"},
+    {"name": "labels", "expression": "object.metadata.?labels.orValue({})"},
+    {"name": "replicas", "expression": "object.spec.?replicas.orValue(1)"},
+    {
+        "name": "rollout",
+        "expression": "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template",
+    },
+    {
+        "name": "scaleDown",
+        "expression": "request.operation == 'UPDATE' && object.spec.?replicas.orValue(1) < oldObject.spec.?replicas.orValue(1)",
+    },
+    {
+        "name": "unchanged",
+        "expression": "!variables.rollout && object.spec.?replicas.orValue(1) == oldObject.spec.?replicas.orValue(1)",
+    },
+]
+
+
+def vap_name(policy_name: str) -> str:
+    """Name of the generated ValidatingAdmissionPolicy and its binding."""
+    return f"readiness-{policy_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedVap:
+    """The objects to apply (empty: delete any previously generated ones) and when to regenerate."""
+
+    objects: list[dict[str, Any]]
+    next_expiry: datetime | None
+    checks: tuple[str, ...] = ()
+
+
+def _lit(value: object) -> str:
+    """A CEL literal (JSON string/number/list syntax is valid CEL for these)."""
+    return json.dumps(value)
+
+
+# --------------------------------------------------------------------------- label selectors in CEL
+
+
+def _selector_cel(selector: Mapping[str, Any], labels: str) -> str:
+    """CEL for a LabelSelector over the map expression ``labels`` (empty selector: true)."""
+    parts: list[str] = []
+    for key, value in (selector.get("matchLabels") or {}).items():
+        parts.append(f"({_lit(key)} in {labels} && {labels}[{_lit(key)}] == {_lit(value)})")
+    for expr in selector.get("matchExpressions") or ():
+        key, op, values = _lit(expr["key"]), expr["operator"], _lit(list(expr.get("values") or ()))
+        if op == "In":
+            parts.append(f"({key} in {labels} && {labels}[{key}] in {values})")
+        elif op == "NotIn":
+            parts.append(f"!({key} in {labels} && {labels}[{key}] in {values})")
+        elif op == "Exists":
+            parts.append(f"({key} in {labels})")
+        elif op == "DoesNotExist":
+            parts.append(f"!({key} in {labels})")
+        else:  # pragma: no cover - the model rejects other operators
+            parts.append("false")
+    return " && ".join(parts) if parts else "true"
+
+
+def _dyn_selector_cel(sel: str, labels: str) -> str:
+    """CEL evaluating a LabelSelector found *in the object* (``sel``) against ``labels``."""
+    ml = f"{sel}.?matchLabels.orValue({{}}).all(k, k in {labels} && {labels}[k] == {sel}.matchLabels[k])"
+    me = (
+        f"{sel}.?matchExpressions.orValue([]).all(e, "
+        f"e.operator == 'In' ? (e.key in {labels} && {labels}[e.key] in e.?values.orValue([])) : "
+        f"e.operator == 'NotIn' ? !(e.key in {labels} && {labels}[e.key] in e.?values.orValue([])) : "
+        f"e.operator == 'Exists' ? e.key in {labels} : "
+        f"e.operator == 'DoesNotExist' ? !(e.key in {labels}) : false)"
+    )
+    return f"({ml} && {me})"
+
+
+# --------------------------------------------------------------------------- exemptions
+
+
+def _glob_re(pattern: str) -> str:
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch.isalnum() or ch in "-_":
+            out.append(ch)
+        else:
+            out.append("\\" + ch)
+    return "^" + "".join(out) + "$"
+
+
+def _exemption_cel(e: Exemption) -> str:
+    parts = []
+    if e.namespaces:
+        parts.append(f"request.namespace in {_lit(list(e.namespaces))}")
+    if e.names:
+        names = " || ".join(f"object.metadata.name.matches({_lit(_glob_re(n))})" for n in e.names)
+        parts.append(f"({names})")
+    if e.selector is not None:
+        parts.append(f"({_selector_cel(e.selector.as_dict(), 'variables.labels')})")
+    return "(" + (" && ".join(parts) if parts else "true") + ")"
+
+
+# --------------------------------------------------------------------------- per-check CEL
+
+
+@dataclass(frozen=True, slots=True)
+class _Cel:
+    """``items.all(c, cond)`` with a message naming the containers that fail ``cond``."""
+
+    expression: str
+    message: str  # static fallback
+    message_expression: str | None = None
+
+
+def _per_container(check_id: str, items: str, cond: str, what: str) -> _Cel:
+    return _Cel(
+        expression=f"{items}.all(c, {cond})",
+        message=f"{check_id}: every container must {what}",
+        message_expression=(
+            f"{_lit(check_id + ': container(s) ')} + {items}.filter(c, !({cond})).map(c, c.name).join(', ') + "
+            f"{_lit(' must ' + what)}"
+        ),
+    )
+
+
+def _sc(field: str) -> str:
+    """The effective (container, else pod) securityContext field as an optional."""
+    return f"c.?securityContext.?{field}.or(variables.pod.?securityContext.?{field})"
+
+
+def _resource(kind: str, resource: str, bounds: ResourceBounds) -> _Cel:
+    value = f"c.?resources.?{kind}[?{_lit(resource)}]"
+    if kind == "requests":  # the API server defaults a missing request to the limit
+        value = f"{value}.or(c.?resources.?limits[?{_lit(resource)}])"
+    conds: list[str] = []
+    words: list[str] = []
+    if bounds.required:
+        conds.append(f"{value}.hasValue()")
+        words.append(f"set resources.{kind}.{resource}")
+    for bound, op, word in ((bounds.min, ">=", "at least"), (bounds.max, "<=", "at most")):
+        if bound is not None:
+            conds.append(f"(!{value}.hasValue() || quantity(string({value}.value())).compareTo(quantity({_lit(bound)})) {op} 0)")
+            words.append(f"keep resources.{kind}.{resource} {word} {bound}")
+    return _per_container(f"{kind}-{resource}", "variables.allContainers", " && ".join(conds), " and ".join(words))
+
+
+def _image_cond(rule: Any) -> tuple[str, str]:
+    img = "c.?image.orValue('')"
+    digest = f"{img}.matches('@.+$')"
+    conds = [f"{img} != ''"]
+    words = []
+    if rule.require_digest:
+        conds.append(digest)
+        words.append("reference the image by digest (@sha256:...)")
+    if rule.forbid_latest:
+        repo = f"{img}.split('@')[0]"
+        tagged = (
+            f"({repo}.lastIndexOf(':') > {repo}.lastIndexOf('/') && {repo}.substring({repo}.lastIndexOf(':') + 1) != 'latest')"
+        )
+        conds.append(f"({digest} || {tagged})")
+        words.append("use a versioned image tag or a digest, not :latest or no tag")
+    return " && ".join(conds), " and ".join(words)
+
+
+def _int_or_percent(expr: str, round_up: bool) -> str:
+    """Resolve an IntOrString (``expr``) against variables.replicas like the Deployment controller."""
+    pct = f"int(string({expr}).replace('%', ''))"
+    scaled = f"(variables.replicas * {pct} + 99) / 100" if round_up else f"variables.replicas * {pct} / 100"
+    return f"(type({expr}) == int ? int({expr}) : {scaled})"
+
+
+def _rolling_update(rule: Any) -> _Cel:
+    kind = "object.spec.?strategy.?type.orValue('RollingUpdate')"
+    ru = "object.spec.?strategy.?rollingUpdate"
+    if rule.max_unavailable is None:
+        within = "true"
+    else:
+        mu = _int_or_percent(f"{ru}.?maxUnavailable.orValue('25%')", round_up=False)
+        ms = _int_or_percent(f"{ru}.?maxSurge.orValue('25%')", round_up=True)
+        actual = f"(({mu} == 0 && {ms} == 0) ? 1 : {mu})"
+        limit = (
+            str(int(rule.max_unavailable))
+            if isinstance(rule.max_unavailable, int)
+            else f"(variables.replicas * {int(str(rule.max_unavailable).rstrip('%'))} / 100)"
+        )
+        within = f"{actual} <= {limit}"
+    recreate_ok = "false" if rule.required else "true"
+    expr = f"{kind} == 'RollingUpdate' ? ({within}) : {recreate_ok}"
+    msg = "rolling-update: use spec.strategy.type RollingUpdate"
+    if rule.max_unavailable is not None:
+        msg += f" with rollingUpdate.maxUnavailable at most {rule.max_unavailable}"
+    return _Cel(expr, msg, f"{_lit(msg + ' (strategy is ')} + {kind} + ')'")
+
+
+def _anti_affinity(rule: Any) -> _Cel:
+    key = _lit(rule.topology_key)
+    selects = _dyn_selector_cel("t.labelSelector", "variables.podLabels")
+    own = f"(t.?matchLabelKeys.orValue([]).size() > 0 || (has(t.labelSelector) && {selects}))"
+    anti = "variables.pod.?affinity.?podAntiAffinity"
+    required = f"{anti}.?requiredDuringSchedulingIgnoredDuringExecution.orValue([]).exists(t, t.topologyKey == {key} && {own})"
+    preferred = (
+        f"{anti}.?preferredDuringSchedulingIgnoredDuringExecution.orValue([])"
+        f".map(w, w.podAffinityTerm).exists(t, t.topologyKey == {key} && {own})"
+    )
+    spread = f"variables.pod.?topologySpreadConstraints.orValue([]).exists(t, t.topologyKey == {key} && {own})"
+    msg = (
+        f"anti-affinity: spread the pods over {rule.topology_key} with a podAntiAffinity term or a "
+        "topologySpreadConstraints entry whose labelSelector matches the pod labels"
+    )
+    return _Cel(f"{required} || {preferred} || {spread}", msg)
+
+
+def _check_cel(check_id: str, rule: Any) -> _Cel | None:
+    """CEL for one enabled check, or None when CEL cannot express it."""
+    if check_id.startswith("probe-"):
+        field = {"probe-liveness": "livenessProbe", "probe-readiness": "readinessProbe", "probe-startup": "startupProbe"}[
+            check_id
+        ]
+        return _per_container(check_id, "variables.containers", f"has(c.{field})", f"have a {field}")
+    if check_id.startswith(("requests-", "limits-")):
+        kind, resource = check_id.split("-", 1)
+        bounds = getattr(getattr(rule, kind), resource)
+        return _resource(kind, resource, bounds)
+    if check_id == "replicas-min":
+        n = int(rule.min)
+        return _Cel(
+            f"variables.replicas >= {n}",
+            f"replicas-min: spec.replicas must be at least {n}",
+            f"'replicas-min: spec.replicas is ' + string(variables.replicas) + ', below the minimum of {n}'",
+        )
+    ac = "variables.allContainers"
+    if check_id == "run-as-non-root":
+        user = _sc("runAsUser")
+        cond = f"{user}.orValue(-1) != 0 && ({_sc('runAsNonRoot')}.orValue(false) == true || {user}.orValue(0) > 0)"
+        return _per_container(check_id, ac, cond, "run as non-root (runAsNonRoot: true or a non-zero runAsUser)")
+    if check_id == "run-as-user-min":
+        n = int(rule.run_as_user_min)
+        return _per_container(check_id, ac, f"{_sc('runAsUser')}.orValue(-1) >= {n}", f"set runAsUser >= {n}")
+    if check_id == "read-only-root-fs":
+        return _per_container(
+            check_id,
+            ac,
+            "c.?securityContext.?readOnlyRootFilesystem.orValue(false) == true",
+            "set securityContext.readOnlyRootFilesystem: true",
+        )
+    if check_id == "drop-all-capabilities":
+        return _per_container(
+            check_id,
+            ac,
+            "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d.upperAscii() == 'ALL')",
+            "set securityContext.capabilities.drop: [ALL]",
+        )
+    if check_id == "seccomp-runtime-default":
+        return _per_container(
+            check_id,
+            ac,
+            f"{_sc('seccompProfile')}.?type.orValue('') in ['RuntimeDefault', 'Localhost']",
+            "run with seccompProfile RuntimeDefault or Localhost",
+        )
+    if check_id == "no-privilege-escalation":
+        return _per_container(
+            check_id,
+            ac,
+            "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
+            "set securityContext.allowPrivilegeEscalation: false",
+        )
+    if check_id == "no-privileged":
+        return _per_container(check_id, ac, "c.?securityContext.?privileged.orValue(false) == false", "not be privileged")
+    if check_id == "image-tag-pinned":
+        cond, what = _image_cond(rule)
+        return _per_container(check_id, ac, cond, what)
+    if check_id == "rolling-update":
+        return _rolling_update(rule)
+    if check_id == "termination-grace-period":
+        n = int(rule.min_termination_grace_period_seconds)
+        tgp = "variables.pod.?terminationGracePeriodSeconds.orValue(30)"
+        return _Cel(
+            f"{tgp} >= {n}",
+            f"termination-grace-period: terminationGracePeriodSeconds must be at least {n}",
+            f"'termination-grace-period: terminationGracePeriodSeconds is ' + string({tgp}) + ', below {n}'",
+        )
+    if check_id == "pre-stop-hook":
+        return _per_container(
+            check_id, "variables.containers", "c.?lifecycle.?preStop.hasValue()", "have a lifecycle.preStop hook"
+        )
+    if check_id == "anti-affinity":
+        return _anti_affinity(rule)
+    return None
+
+
+# --------------------------------------------------------------------------- objects
+
+
+def _namespace_selector(spec: ReadinessPolicySpec, excluded: Sequence[str]) -> dict[str, Any]:
+    m = spec.match
+    labels: dict[str, str] = {}
+    exprs: list[dict[str, Any]] = []
+    if m.namespace_selector is not None:
+        sel = m.namespace_selector.as_dict()
+        labels.update(sel.get("matchLabels") or {})
+        exprs += [{k: v for k, v in e.items() if not (k == "values" and not v)} for e in sel.get("matchExpressions") or ()]
+    if m.namespaces:
+        exprs.append({"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(m.namespaces))})
+    if excluded:
+        exprs.append({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(excluded)})
+    out: dict[str, Any] = {}
+    if labels:
+        out["matchLabels"] = labels
+    if exprs:
+        out["matchExpressions"] = exprs
+    return out
+
+
+def _override_condition(spec: ReadinessPolicySpec) -> str:
+    value = f"object.metadata.?annotations[?{_lit(OVERRIDE_ANNOTATION)}].orValue('').trim()"
+    adm = spec.admission
+    if not adm.restricts_override:
+        return f"{value} == ''"
+    who = []
+    if adm.override_users:
+        who.append(f"request.userInfo.username in {_lit(list(adm.override_users))}")
+    if adm.override_groups:
+        who.append(f"request.userInfo.?groups.orValue([]).exists(g, g in {_lit(list(adm.override_groups))})")
+    return f"{value} == '' || !({' || '.join(who)})"
+
+
+def generate_vap(
+    policy_name: str,
+    spec: ReadinessPolicySpec,
+    *,
+    now: datetime,
+    excluded_namespaces: Collection[str],
+) -> GeneratedVap:
+    """The ValidatingAdmissionPolicy + binding for an Enforce policy's static checks.
+
+    Returns no objects for Warn/Audit policies, with ``spec.admission.failSafe: false``, or when no
+    covered check is enabled; the caller then deletes any objects it generated before (they carry the
+    labels ``app.kubernetes.io/managed-by: readiness-operator`` and ``readiness.dev/policy: <name>``).
+    """
+    if spec.mode != Mode.ENFORCE or not spec.admission.fail_safe:
+        return GeneratedVap([], None)
+    plan = compile_policy(spec)
+    active: list[Exemption] = []
+    next_expiry: datetime | None = None
+    for e in spec.exemptions:
+        if e.expires is not None and e.expires < now:
+            continue
+        active.append(e)
+        if e.expires is not None and (next_expiry is None or e.expires < next_expiry):
+            next_expiry = e.expires
+    has_hpa_rule = spec.rules.horizontal_pod_autoscaler is not None
+
+    validations: list[dict[str, Any]] = []
+    covered: list[str] = []
+    for p in plan.checks:
+        if p.severity not in _BLOCKING or (p.check.id == "replicas-min" and has_hpa_rule):
+            continue
+        cel = _check_cel(p.check.id, p.rule)
+        if cel is None:
+            continue
+        exempt = [_exemption_cel(e) for e in active if "*" in e.checks or p.check.id in e.checks]
+        # Mirror decide.py: rollouts judge every check, scale-downs only replicas-min, scale-ups
+        # nothing, unchanged updates everything only with judgeUnchangedUpdates.
+        judged = ["variables.rollout"]
+        if p.check.id == "replicas-min":
+            judged.append("variables.scaleDown")
+        if spec.admission.judge_unchanged_updates:
+            judged.append("variables.unchanged")
+        guards = [f"!({' || '.join(judged)})", *exempt]
+        expression = " || ".join([*guards, f"({cel.expression})"]) if guards else cel.expression
+        v: dict[str, Any] = {"expression": expression, "message": cel.message, "reason": "Forbidden"}
+        if cel.message_expression is not None:
+            v["messageExpression"] = cel.message_expression
+        validations.append(v)
+        covered.append(p.check.id)
+    if not validations:
+        return GeneratedVap([], None)
+
+    name = vap_name(policy_name)
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY, POLICY_LABEL: policy_name}
+    annotations = {"readiness.dev/checks": ",".join(covered)}
+    if next_expiry is not None:
+        annotations["readiness.dev/next-exemption-expiry"] = next_expiry.isoformat()
+    match_conditions = [{"name": "no-override", "expression": _override_condition(spec)}]
+    if not spec.admission.judge_unchanged_updates:
+        match_conditions.append(
+            {
+                "name": "rollout-relevant",
+                "expression": "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template || "
+                "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)",
+            }
+        )
+    policy = {
+        "apiVersion": VAP_API_VERSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": _RULES},
+            "matchConditions": match_conditions,
+            "variables": _VARIABLES,
+            "validations": validations,
+        },
+    }
+    excluded = sorted(set(spec.match.exclude_namespaces) | set(excluded_namespaces))
+    resources: dict[str, Any] = {"resourceRules": _RULES}
+    ns_sel = _namespace_selector(spec, excluded)
+    if ns_sel:
+        resources["namespaceSelector"] = ns_sel
+    if spec.match.selector is not None:
+        obj_sel = spec.match.selector.as_dict()
+        obj_sel["matchExpressions"] = [
+            {k: v for k, v in e.items() if not (k == "values" and not v)} for e in obj_sel.get("matchExpressions") or ()
+        ]
+        resources["objectSelector"] = {k: v for k, v in obj_sel.items() if v}
+    binding = {
+        "apiVersion": VAP_API_VERSION,
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": resources},
+    }
+    return GeneratedVap([policy, binding], next_expiry, tuple(covered))
+
+
+#: Check ids :func:`generate_vap` can express in CEL (others stay with the webhook).
+VAP_CHECKS: tuple[str, ...] = tuple(
+    cid
+    for cid in CATALOGUE
+    if cid
+    in {
+        "probe-liveness",
+        "probe-readiness",
+        "probe-startup",
+        "requests-cpu",
+        "requests-memory",
+        "limits-cpu",
+        "limits-memory",
+        "replicas-min",
+        "run-as-non-root",
+        "run-as-user-min",
+        "read-only-root-fs",
+        "drop-all-capabilities",
+        "seccomp-runtime-default",
+        "no-privilege-escalation",
+        "no-privileged",
+        "image-tag-pinned",
+        "rolling-update",
+        "termination-grace-period",
+        "pre-stop-hook",
+        "anti-affinity",
+    }
+)

@@ -1,0 +1,1 @@
+"""SLO gates: batched PromQL per SLO, a measurement store with outage semantics, the client."""

@@ -1,0 +1,174 @@
+"""SLO measurements per policy: queried once per interval, cached for passes and admission.
+
+Outage semantics: a failed query keeps the previous values with their timestamp for status, but
+the engine sees no value (Unknown): never a false verdict from stale or missing data.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from readiness_operator.model import Slo
+from readiness_operator.model.slo import duration_seconds, holds
+from readiness_operator.model.status import Condition
+from readiness_operator.world import SloMeasurement
+
+from .promql import BatchQuery, QueryError, batch_query
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+EVERYTHING: Key = ("*", "*")  # in a changed set: re-judge every target
+#: Runs one PromQL instant query; returns [{"metric": {...}, "value": [ts, "1.0"]}, ...] or raises.
+QueryFn = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+@dataclass
+class SloSeries:
+    """The latest answer to one SLO query."""
+
+    values: dict[Key, float] = field(default_factory=dict)
+    measured_at: datetime | None = None  # last successful query
+    attempted_at: datetime | None = None
+    error: str | None = None  # why the last attempt failed (None: it succeeded)
+
+
+@dataclass
+class PolicySlos:
+    series: dict[str, SloSeries] = field(default_factory=dict)
+    queries: int = 0
+
+
+class SloStore:
+    def __init__(self) -> None:
+        self.policies: dict[str, PolicySlos] = {}
+
+    def forget(self, policy: str) -> None:
+        self.policies.pop(policy, None)
+
+    def next_due(self, policy: str, slos: Iterable[Slo], now: datetime) -> float | None:
+        """Seconds until the next query of this policy is due (0: now; None: no SLOs)."""
+        state = self.policies.get(policy)
+        waits = []
+        for slo in slos:
+            series = state.series.get(slo.name) if state else None
+            if series is None or series.attempted_at is None:
+                return 0.0
+            waits.append(max(0.0, duration_seconds(slo.interval) - (now - series.attempted_at).total_seconds()))
+        return min(waits) if waits else None
+
+    async def refresh(
+        self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
+        label_values: Mapping[str, Iterable[str]] | None = None,
+    ) -> set[Key]:
+        """Run the due queries (one per SLO); returns the Deployments whose measurement changed."""
+        from readiness_operator.kube import metrics
+
+        state = self.policies.setdefault(policy, PolicySlos())
+        changed: set[Key] = set()
+        slos = list(slos)
+        for gone in set(state.series) - {s.name for s in slos}:
+            changed.update(state.series.pop(gone).values)
+        for slo in slos:
+            series = state.series.setdefault(slo.name, SloSeries())
+            if series.attempted_at is not None and (now - series.attempted_at).total_seconds() < duration_seconds(slo.interval):
+                continue
+            series.attempted_at = now
+            before_error, before = series.error, dict(series.values)
+            try:
+                batch: BatchQuery = batch_query(slo.query, namespaces=namespaces, label_values=label_values)
+                metrics.PROMETHEUS_QUERIES.labels(policy=policy, slo=slo.name).inc()
+                state.queries += 1
+                result = await query(batch.promql)
+                values: dict[Key, float] = {}
+                for sample in result:
+                    labels = sample.get("metric") or {}
+                    key = (str(labels.get(batch.namespace_label, "")), str(labels.get(batch.name_label, "")))
+                    try:
+                        values[key] = float(sample["value"][1])
+                    except (KeyError, IndexError, TypeError, ValueError):
+                        continue
+                series.values, series.measured_at, series.error = values, now, None
+            except QueryError as exc:
+                series.error = f"query cannot be batched: {exc}"
+            except Exception as exc:  # Prometheus unreachable, HTTP error, bad PromQL: all Unknown
+                metrics.PROMETHEUS_QUERY_ERRORS.labels(policy=policy, slo=slo.name).inc()
+                series.error = _describe(exc)
+                log.warning("policy %s: SLO %s query failed: %s", policy, slo.name, series.error)
+            if series.error != before_error:
+                changed.update(before)
+                changed.update(series.values)
+                changed.add(EVERYTHING)  # every target may flip between known and Unknown
+            else:
+                changed.update(k for k in set(before) | set(series.values) if before.get(k) != series.values.get(k))
+        return changed
+
+    def measurements(self, policy: str, key: Key) -> dict[str, SloMeasurement]:
+        state = self.policies.get(policy)
+        if state is None:
+            return {}
+        out = {}
+        for name, series in state.series.items():
+            if series.error is not None:
+                out[name] = SloMeasurement(None, series.measured_at, series.error)
+            elif key in series.values:
+                out[name] = SloMeasurement(series.values[key], series.measured_at)
+            elif series.measured_at is not None:
+                out[name] = SloMeasurement(None, series.measured_at, "no data for this Deployment")
+        return out
+
+    def condition(self, policy: str, slos: Iterable[Slo]) -> Condition | None:
+        """PrometheusReachable: True when every SLO query last succeeded."""
+        slos = list(slos)
+        if not slos:
+            return None
+        state = self.policies.get(policy)
+        errors = [(n, s.error) for n, s in (state.series.items() if state else ()) if s.error]
+        if state is None or any(s.name not in state.series or state.series[s.name].attempted_at is None for s in slos):
+            status, reason, message = "Unknown", "NotQueriedYet", "SLO queries have not run yet"
+        elif errors:
+            status, reason = "False", "QueryFailed"
+            message = "; ".join(f"slo:{n}: {e}" for n, e in errors)[:1024]
+        else:
+            status, reason = "True", "QueriesSucceeded"
+            message = f"{len(slos)} SLO quer{'y' if len(slos) == 1 else 'ies'} answered"
+        return Condition.model_validate({"type": "PrometheusReachable", "status": status, "reason": reason,
+                                         "message": message})
+
+    def status(self, policy: str, slos: Iterable[Slo], targets: Iterable[Key]) -> list[dict[str, Any]]:
+        """A small per-SLO summary for the policy status: counts, worst values, last measurement."""
+        state = self.policies.get(policy)
+        targets = list(targets)
+        out = []
+        for slo in slos:
+            series = state.series.get(slo.name) if state else None
+            entry: dict[str, Any] = {"name": slo.name, "comparison": slo.comparison, "threshold": slo.threshold}
+            if series is None:
+                out.append({**entry, "state": "Unknown"})
+                continue
+            measured = {k: series.values[k] for k in targets if k in series.values}
+            breaching = {k: v for k, v in measured.items() if not holds(v, slo.comparison, slo.threshold)}
+            lower_is_better = slo.comparison in ("<", "<=")
+            worst = sorted(breaching.items(), key=lambda kv: -kv[1] if lower_is_better else kv[1])[:5]
+            entry.update(
+                state="Unknown" if series.error else ("Breaching" if breaching else "Met"),
+                measured=len(measured), breaching=len(breaching), noData=len(targets) - len(measured),
+                worst=[{"namespace": k[0], "name": k[1], "value": v} for k, v in worst],
+            )
+            if series.measured_at is not None:
+                entry["measuredAt"] = series.measured_at.isoformat().replace("+00:00", "Z")
+            if series.error:
+                entry["error"] = series.error[:512]
+            out.append(entry)
+        return out
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, secret-free reason (no headers, no URLs with credentials)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)[:300]
+

@@ -1,0 +1,211 @@
+"""`helm install / upgrade / uninstall` of the chart into the real local API server, and its RBAC.
+
+The local control plane has no nodes, so the operator pods stay Pending: these tests prove the
+objects, the pod admission (PodSecurity `restricted`) and the ServiceAccount's permissions, not
+the running operator. Tests run in file order; the last one uninstalls.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.cluster import REPO_ROOT, Cluster, KubectlError, eventually
+
+pytestmark = pytest.mark.e2e
+
+CHART = REPO_ROOT / "charts" / "readiness-operator"
+RELEASE = NAMESPACE = "ro-helm-e2e"
+FULLNAME = f"{RELEASE}-readiness-operator"
+PEERING = RELEASE  # cluster-scoped: unique per release so test modules do not collide
+SA = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
+CERT_SECRET = f"{FULLNAME}-webhook-tls"
+SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=readiness-operator"
+CRDS = ("readinesspolicies.readiness.dev", "policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io",
+        "clusterkopfpeerings.kopf.dev")
+
+
+def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["helm", f"--kubeconfig={cluster.kubeconfig}", *args], capture_output=True, text=True,
+                            timeout=180)
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster) -> Iterator[Cluster]:
+    # A namespace that enforces the `restricted` Pod Security Standard: the pods must still be admitted.
+    cluster.apply(json.dumps({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }))
+    helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--set", f"peering.name={PEERING}")
+    try:
+        yield cluster
+    finally:
+        helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
+
+
+def names(cluster: Cluster, kind: str, namespaced: bool = True) -> set[str]:
+    args = [kind, "-l", f"app.kubernetes.io/instance={RELEASE}"] + (["-n", NAMESPACE] if namespaced else [])
+    return {item["metadata"]["name"] for item in cluster.get_json(*args)["items"]}
+
+
+def test_install_creates_every_object(release: Cluster) -> None:
+    status = json.loads(helm(release, "status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    assert names(release, "serviceaccounts") == {FULLNAME}
+    assert names(release, "roles") == {FULLNAME}
+    assert names(release, "rolebindings") == {FULLNAME}
+    assert names(release, "clusterroles", namespaced=False) == {FULLNAME}
+    assert names(release, "clusterrolebindings", namespaced=False) == {FULLNAME}
+    assert names(release, "deployments") == {FULLNAME}
+    assert names(release, "services") == {f"{FULLNAME}-webhook", f"{FULLNAME}-metrics"}
+    assert names(release, "poddisruptionbudgets") == {FULLNAME}
+    assert names(release, "clusterkopfpeerings.kopf.dev", namespaced=False) == {PEERING}
+    webhook = release.get_json("service", f"{FULLNAME}-webhook", "-n", NAMESPACE)["spec"]["ports"]
+    assert [(p["port"], p["targetPort"]) for p in webhook] == [(443, "webhook")]
+
+
+def test_crds_are_established(release: Cluster) -> None:
+    for crd in CRDS:
+        conditions = release.get_json("crd", crd)["status"]["conditions"]
+        assert {"type": "Established", "status": "True"} in [
+            {"type": c["type"], "status": c["status"]} for c in conditions
+        ], crd
+    release.kubectl("get", "rp")  # the short name works
+
+
+def test_pods_are_admitted_under_restricted_pod_security(release: Cluster) -> None:
+    """The controller manager creates the pods (Pending: no nodes); PodSecurity would refuse a weak spec."""
+
+    def two_pods() -> bool:
+        pods = release.get_json("pods", "-n", NAMESPACE, "-l", SELECTOR)["items"]
+        return len(pods) == 2
+
+    eventually(two_pods, timeout=60, what="2 operator pods created")
+    pod = release.get_json("pods", "-n", NAMESPACE, "-l", SELECTOR)["items"][0]
+    assert pod["spec"]["serviceAccountName"] == FULLNAME
+
+
+def can_i(cluster: Cluster, *args: str) -> bool:
+    result = cluster.kubectl("auth", "can-i", *args, f"--as={SA}", check=False)
+    assert result.stdout.strip() in {"yes", "no"}, result.stderr
+    return result.stdout.strip() == "yes"
+
+
+ALLOWED = [
+    *[(verb, "readinesspolicies.readiness.dev", ()) for verb in ("get", "list", "watch", "patch")],
+    *[(verb, "readinesspolicies.readiness.dev", ("--subresource=status",)) for verb in ("get", "patch", "update")],
+    *[(verb, "deployments.apps", ("-A",)) for verb in ("get", "list", "watch")],
+    *[(verb, "poddisruptionbudgets.policy", ("-A",)) for verb in ("list", "watch")],
+    *[(verb, "horizontalpodautoscalers.autoscaling", ("-A",)) for verb in ("list", "watch")],
+    *[(verb, "namespaces", ()) for verb in ("list", "watch")],
+    *[(verb, "events", ("-n", "default")) for verb in ("create", "patch")],
+    *[(verb, "events.events.k8s.io", ("-n", "default")) for verb in ("create", "patch")],
+    *[(verb, "policyreports.wgpolicyk8s.io", ("-n", "default"))
+      for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
+    *[(verb, "validatingwebhookconfigurations.admissionregistration.k8s.io", ())
+      for verb in ("get", "list", "watch", "create")],
+    *[(verb, f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ())
+      for verb in ("patch", "update")],
+    *[(verb, resource, ())
+      for resource in ("validatingadmissionpolicies.admissionregistration.k8s.io",
+                       "validatingadmissionpolicybindings.admissionregistration.k8s.io")
+      for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
+    *[(verb, "customresourcedefinitions.apiextensions.k8s.io", ()) for verb in ("get", "list", "watch")],
+    *[(verb, "clusterkopfpeerings.kopf.dev", ()) for verb in ("get", "list", "watch", "patch")],
+    *[(verb, f"secrets/{CERT_SECRET}", ("-n", NAMESPACE)) for verb in ("get", "update", "patch")],
+    ("create", "secrets", ("-n", NAMESPACE)),
+]
+
+DENIED = [
+    ("get", "secrets", ("-A",)),
+    ("list", "secrets", ("-A",)),
+    ("list", "secrets", ("-n", "default")),
+    ("get", "secrets", ("-n", "kube-system")),
+    ("list", "secrets", ("-n", NAMESPACE)),  # only its own Secret, by name
+    ("get", "secrets/other", ("-n", NAMESPACE)),
+    ("delete", f"secrets/{CERT_SECRET}", ("-n", NAMESPACE)),
+    ("create", "secrets", ("-n", "default")),
+    ("delete", "deployments.apps", ("-A",)),
+    ("update", "deployments.apps", ("-A",)),
+    ("patch", "deployments.apps", ("-A",)),
+    ("create", "deployments.apps", ("-n", "default")),
+    ("create", "pods", ("-n", "default")),
+    ("list", "pods", ("-A",)),
+    ("create", "pods/exec", ("-n", NAMESPACE)),
+    ("get", "configmaps", ("-A",)),
+    ("create", "serviceaccounts/token", ("-n", NAMESPACE)),
+    ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ()),
+    ("delete", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ()),
+    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ()),
+    ("create", "readinesspolicies.readiness.dev", ()),
+    ("delete", "readinesspolicies.readiness.dev", ()),
+    ("update", "readinesspolicies.readiness.dev", ()),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io", ()),
+    ("delete", "customresourcedefinitions.apiextensions.k8s.io", ()),
+    ("create", "poddisruptionbudgets.policy", ("-n", "default")),
+    ("create", "horizontalpodautoscalers.autoscaling", ("-n", "default")),
+    ("patch", "namespaces", ()),
+    ("delete", "events", ("-n", "default")),
+    ("create", "clusterkopfpeerings.kopf.dev", ()),
+    ("delete", "clusterkopfpeerings.kopf.dev", ()),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", ()),
+    ("escalate", "clusterroles.rbac.authorization.k8s.io", ()),
+    ("impersonate", "serviceaccounts", ("-A",)),
+    ("create", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
+    ("*", "*", ("-A",)),
+]
+
+
+@pytest.mark.parametrize(("verb", "resource", "extra"), ALLOWED, ids=lambda v: v if isinstance(v, str) else None)
+def test_rbac_grants_what_the_operator_uses(release: Cluster, verb: str, resource: str, extra: tuple[str, ...]) -> None:
+    assert can_i(release, verb, resource, *extra), f"the operator cannot {verb} {resource} {' '.join(extra)}"
+
+
+@pytest.mark.parametrize(("verb", "resource", "extra"), DENIED, ids=lambda v: v if isinstance(v, str) else None)
+def test_rbac_grants_nothing_more(release: Cluster, verb: str, resource: str, extra: tuple[str, ...]) -> None:
+    assert not can_i(release, verb, resource, *extra), f"the operator may {verb} {resource} {' '.join(extra)}"
+
+
+def test_upgrade_changes_values(release: Cluster) -> None:
+    helm(release, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
+         "--set", "webhook.failurePolicy=Fail", "--set", "logLevel=debug", "--set", "replicaCount=3",
+         "--set", "webhook.excludeNamespaces={monitoring,istio-system}")
+    status = json.loads(helm(release, "status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert (status["version"], status["info"]["status"]) == (2, "deployed")
+    deployment = release.get_json("deployment", FULLNAME, "-n", NAMESPACE)
+    assert deployment["spec"]["replicas"] == 3
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["READINESS_WEBHOOK_FAILURE_POLICY"] == "Fail"
+    assert env["READINESS_LOG_LEVEL"] == "debug"
+    assert env["READINESS_WEBHOOK_EXCLUDE_NAMESPACES"] == "monitoring,istio-system"
+    assert f"--peering={PEERING}" in container["args"]
+
+
+def test_upgrade_rejects_a_bad_value_and_keeps_the_release(release: Cluster) -> None:
+    result = helm(release, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
+                  "--set", "webhook.failurePolicy=Sometimes", check=False)
+    assert result.returncode != 0 and "failurePolicy" in result.stderr
+    status = json.loads(helm(release, "status", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+    assert (status["version"], status["info"]["status"]) == (2, "deployed")
+
+
+def test_uninstall_removes_every_object(release: Cluster) -> None:
+    helm(release, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    for kind in ("serviceaccounts", "roles", "rolebindings", "deployments", "services", "poddisruptionbudgets"):
+        assert names(release, kind) == set(), kind
+    for kind in ("clusterroles", "clusterrolebindings", "clusterkopfpeerings.kopf.dev"):
+        assert names(release, kind, namespaced=False) == set(), kind
+    with pytest.raises(KubectlError):
+        release.kubectl("get", "clusterrole", FULLNAME)
+    # Helm never deletes CRDs (that would delete every ReadinessPolicy); they stay established.
+    for crd in CRDS:
+        release.kubectl("get", "crd", crd)

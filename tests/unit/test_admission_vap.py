@@ -1,0 +1,368 @@
+"""Generated ValidatingAdmissionPolicy + binding: structure, per-check CEL, exemptions, match resources.
+
+The expressions are checked structurally here (balanced brackets and quotes, known variables, message
+prefixes); their behaviour against a real kube-apiserver is covered end to end.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from readiness_operator.admission.policy_validation import check_promql_balance
+from readiness_operator.admission.vap import VAP_CHECKS, GeneratedVap, generate_vap
+from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+EXCLUDED = ["kube-system", "readiness-system"]
+
+ALL_RULES: dict[str, Any] = {
+    "probes": {"startup": True, "severity": "warning"},
+    "resources": {
+        "requests": {"cpu": {"max": "2"}, "memory": {"min": "64Mi"}},
+        "limits": {"cpu": {}, "memory": {"max": "1Gi"}},
+        "severity": "warning",
+    },
+    "replicas": {"min": 2},
+    "securityContext": {"runAsUserMin": 1000},
+    "antiAffinity": {},
+    "images": {"requireDigest": True},
+    "rollingUpdate": {"maxUnavailable": "25%"},
+    "gracefulShutdown": {"minTerminationGracePeriodSeconds": 20, "requirePreStopHook": True, "severity": "warning"},
+}
+
+
+def spec(mode: str = "Enforce", **raw: Any) -> ReadinessPolicySpec:
+    raw.setdefault("rules", ALL_RULES)
+    return ReadinessPolicySpec.model_validate({"mode": mode, **raw})
+
+
+def gen(s: ReadinessPolicySpec, name: str = "prod") -> GeneratedVap:
+    return generate_vap(name, s, now=NOW, excluded_namespaces=EXCLUDED)
+
+
+def vap_and_binding(g: GeneratedVap) -> tuple[dict[str, Any], dict[str, Any]]:
+    assert len(g.objects) == 2
+    vap, binding = g.objects
+    assert vap["kind"] == "ValidatingAdmissionPolicy" and binding["kind"] == "ValidatingAdmissionPolicyBinding"
+    return vap, binding
+
+
+def check_of(v: dict[str, Any]) -> str:
+    return str(v["message"]).split(":", 1)[0]
+
+
+def validations(g: GeneratedVap) -> dict[str, dict[str, Any]]:
+    vap, _ = vap_and_binding(g)
+    return {check_of(v): v for v in vap["spec"]["validations"]}
+
+
+def test_structure_and_yaml_round_trip() -> None:
+    g = gen(spec())
+    text = yaml.safe_dump_all(g.objects)
+    assert list(yaml.safe_load_all(text)) == g.objects
+    vap, binding = vap_and_binding(g)
+    labels = {"app.kubernetes.io/managed-by": "readiness-operator", "readiness.dev/policy": "prod"}
+    for obj in (vap, binding):
+        assert obj["apiVersion"] == "admissionregistration.k8s.io/v1"
+        assert obj["metadata"]["name"] == "readiness-prod"
+        assert obj["metadata"]["labels"] == labels
+    rules = [
+        {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["deployments"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert vap["spec"]["matchConstraints"] == {"resourceRules": rules}
+    assert vap["spec"]["failurePolicy"] == "Fail"
+    assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override", "rollout-relevant"]
+    assert binding["spec"]["policyName"] == "readiness-prod"
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["resourceRules"] == rules
+    assert vap["metadata"]["annotations"]["readiness.dev/checks"] == ",".join(g.checks)
+
+
+def test_every_covered_check_has_a_validation() -> None:
+    g = gen(spec())  # every group severity is warning or critical, so every covered check denies
+    assert g.checks == VAP_CHECKS
+    assert list(validations(g)) == list(g.checks)
+    for banned in ("pdb-present", "pdb-min-available", "hpa-present", "hpa-metrics"):
+        assert banned not in g.checks
+
+
+_IDENT = re.compile(r"variables\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _all_expressions(g: GeneratedVap) -> list[str]:
+    vap, _ = vap_and_binding(g)
+    out = [v["expression"] for v in vap["spec"]["variables"]]
+    out += [c["expression"] for c in vap["spec"]["matchConditions"]]
+    for v in vap["spec"]["validations"]:
+        out.append(v["expression"])
+        if "messageExpression" in v:
+            out.append(v["messageExpression"])
+    return out
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {},
+        {"admission": {"overrideUsers": ["bob"], "overrideGroups": ["sre"], "judgeUnchangedUpdates": True}},
+        {
+            "exemptions": [
+                {"checks": ["*"], "names": ["legacy-*", "a.b?"], "namespaces": ["x"], "reason": "r"},
+                {"checks": ["image-tag-pinned"], "names": ["v1.[ab]*"], "reason": "r"},
+                {
+                    "checks": ["probe-liveness"],
+                    "selector": {
+                        "matchLabels": {"team": "o'brien"},
+                        "matchExpressions": [
+                            {"key": "a", "operator": "In", "values": ["1", "2"]},
+                            {"key": "b", "operator": "NotIn", "values": ["3"]},
+                            {"key": "c", "operator": "Exists"},
+                            {"key": "d", "operator": "DoesNotExist"},
+                        ],
+                    },
+                    "reason": "r",
+                },
+            ]
+        },
+    ],
+)
+def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
+    g = gen(spec(**raw))
+    vap, _ = vap_and_binding(g)
+    declared = {v["name"] for v in vap["spec"]["variables"]}
+    for expr in _all_expressions(g):
+        assert check_promql_balance(expr) is None, expr  # brackets and quotes balance
+        assert set(_IDENT.findall(expr)) <= declared, expr
+        assert "None" not in expr and "True" not in expr and "False" not in expr, expr  # no Python leaks
+    for v in vap["spec"]["validations"]:
+        cid = check_of(v)
+        assert cid in VAP_CHECKS
+        assert v["reason"] == "Forbidden"
+        if "messageExpression" in v:
+            assert v["messageExpression"].startswith((f'"{cid}: ', f"'{cid}: ")), v["messageExpression"]
+
+
+@pytest.mark.parametrize(
+    ("check", "fragments"),
+    [
+        ("probe-liveness", ["variables.containers.all(c, has(c.livenessProbe))"]),
+        ("probe-startup", ["has(c.startupProbe)"]),
+        (
+            "requests-cpu",
+            [
+                'c.?resources.?requests[?"cpu"].or(c.?resources.?limits[?"cpu"]).hasValue()',
+                'compareTo(quantity("2")) <= 0',
+                "variables.allContainers",
+            ],
+        ),
+        ("requests-memory", ['compareTo(quantity("64Mi")) >= 0']),
+        ("limits-memory", ['c.?resources.?limits[?"memory"].hasValue()', 'compareTo(quantity("1Gi")) <= 0']),
+        ("replicas-min", ["variables.replicas >= 2", "!(variables.rollout || variables.scaleDown) || "]),
+        (
+            "run-as-non-root",
+            ["c.?securityContext.?runAsNonRoot.or(variables.pod.?securityContext.?runAsNonRoot)", "orValue(-1) != 0"],
+        ),
+        ("run-as-user-min", ["c.?securityContext.?runAsUser.or(variables.pod.?securityContext.?runAsUser).orValue(-1) >= 1000"]),
+        ("read-only-root-fs", ["readOnlyRootFilesystem.orValue(false) == true"]),
+        ("drop-all-capabilities", ["upperAscii() == 'ALL'"]),
+        ("seccomp-runtime-default", ["in ['RuntimeDefault', 'Localhost']", "variables.pod.?securityContext.?seccompProfile"]),
+        ("no-privilege-escalation", ["allowPrivilegeEscalation.orValue(true) == false"]),
+        ("no-privileged", ["privileged.orValue(false) == false"]),
+        ("image-tag-pinned", ["matches('@.+$')"]),
+        ("rolling-update", ["orValue('RollingUpdate') == 'RollingUpdate'", "(variables.replicas * 25 / 100)"]),
+        ("termination-grace-period", ["terminationGracePeriodSeconds.orValue(30) >= 20"]),
+        ("pre-stop-hook", ["variables.containers.all(c, c.?lifecycle.?preStop.hasValue())"]),
+        (
+            "anti-affinity",
+            [
+                't.topologyKey == "kubernetes.io/hostname"',
+                "topologySpreadConstraints",
+                "preferredDuringSchedulingIgnoredDuringExecution",
+            ],
+        ),
+    ],
+)
+def test_check_expressions(check: str, fragments: list[str]) -> None:
+    v = validations(gen(spec()))[check]
+    for fragment in fragments:
+        assert fragment in v["expression"], (fragment, v["expression"])
+    if check != "replicas-min":
+        assert v["expression"].startswith("!(variables.rollout) || ")
+    assert v["message"].startswith(f"{check}: ")
+
+
+def test_forbid_latest_only() -> None:
+    rules = {"images": {}}
+    v = validations(gen(spec(rules=rules)))["image-tag-pinned"]
+    assert "lastIndexOf(':') > " in v["expression"] and "!= 'latest'" in v["expression"]
+
+
+def test_rolling_update_without_limit_and_not_required() -> None:
+    v = validations(gen(spec(rules={"rollingUpdate": {}})))["rolling-update"]
+    assert v["expression"].endswith("== 'RollingUpdate' ? (true) : false)")
+    v = validations(gen(spec(rules={"rollingUpdate": {"required": False, "maxUnavailable": 1}})))["rolling-update"]
+    assert "<= 1) : true" in v["expression"]
+
+
+@pytest.mark.parametrize("mode", ["Warn", "Audit"])
+def test_nothing_for_warn_and_audit(mode: str) -> None:
+    assert gen(spec(mode)) == GeneratedVap([], None)
+
+
+def test_nothing_when_fail_safe_off_or_no_static_check() -> None:
+    assert gen(spec(admission={"failSafe": False})).objects == []
+    only_live = {"podDisruptionBudget": {}, "horizontalPodAutoscaler": {}}
+    assert gen(spec(rules=only_live)).objects == []
+    assert gen(spec(rules={})).objects == []
+
+
+def test_info_severity_checks_are_left_out() -> None:
+    g = gen(spec(rules={"probes": {"startup": True}, "graceful_shutdown": {"requirePreStopHook": True}}))
+    assert g.checks == ("probe-liveness", "probe-readiness")  # probe-startup, pre-stop-hook default to info
+
+
+def test_replicas_min_left_to_webhook_with_hpa_rule() -> None:
+    assert "replicas-min" in gen(spec(rules={"replicas": {}})).checks
+    assert "replicas-min" not in gen(spec(rules={"replicas": {}, "probes": {}, "horizontalPodAutoscaler": {}})).checks
+
+
+def test_override_match_condition() -> None:
+    vap, _ = vap_and_binding(gen(spec()))
+    cond = vap["spec"]["matchConditions"][0]["expression"]
+    assert cond == "object.metadata.?annotations[?\"readiness.dev/override\"].orValue('').trim() == ''"
+    vap, _ = vap_and_binding(gen(spec(admission={"overrideUsers": ["bob"], "overrideGroups": ["sre"]})))
+    cond = vap["spec"]["matchConditions"][0]["expression"]
+    assert 'request.userInfo.username in ["bob"]' in cond
+    assert 'request.userInfo.?groups.orValue([]).exists(g, g in ["sre"])' in cond
+
+
+def test_judge_unchanged_updates_drops_the_rollout_guard() -> None:
+    g = gen(spec(admission={"judgeUnchangedUpdates": True}))
+    vap, _ = vap_and_binding(g)
+    assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override"]
+    for v in vap["spec"]["validations"]:
+        guard = "!(variables.rollout || variables.scaleDown || variables.unchanged) || "
+        if check_of(v) != "replicas-min":
+            guard = "!(variables.rollout || variables.unchanged) || "
+        assert v["expression"].startswith(guard), v["expression"]
+
+
+def test_exemptions_per_check_with_expiry() -> None:
+    s = spec(
+        exemptions=[
+            {"checks": ["probe-liveness"], "names": ["legacy-*"], "reason": "old", "expires": "2025-07-01T00:00:00Z"},
+            {"checks": ["*"], "namespaces": ["sandbox"], "reason": "play", "expires": "2025-06-15T00:00:00Z"},
+            {
+                "checks": ["probe-readiness"],
+                "selector": {"matchLabels": {"gone": "yes"}},
+                "reason": "x",
+                "expires": "2025-05-01T00:00:00Z",
+            },
+        ]
+    )
+    g = gen(s)
+    assert g.next_expiry == datetime(2025, 6, 15, tzinfo=UTC)
+    vs = validations(g)
+    live = vs["probe-liveness"]["expression"]
+    assert live.startswith('!(variables.rollout) || ((object.metadata.name.matches("^legacy-.*$"))) || ')
+    assert 'request.namespace in ["sandbox"]' in live
+    ready = vs["probe-readiness"]["expression"]
+    assert "legacy" not in ready and 'request.namespace in ["sandbox"]' in ready
+    assert "gone" not in ready  # expired exemption left out
+    later = generate_vap("prod", s, now=datetime(2025, 6, 20, tzinfo=UTC), excluded_namespaces=[])
+    assert later.next_expiry == datetime(2025, 7, 1, tzinfo=UTC)
+    assert "sandbox" not in validations(later)["probe-readiness"]["expression"]
+    never = generate_vap("prod", s, now=NOW + timedelta(days=400), excluded_namespaces=[])
+    assert never.next_expiry is None
+
+
+def test_exemption_selector_cel() -> None:
+    s = spec(
+        rules={"probes": {}},
+        exemptions=[
+            {
+                "checks": ["probe-liveness"],
+                "selector": {
+                    "matchLabels": {"team": "a"},
+                    "matchExpressions": [
+                        {"key": "x", "operator": "In", "values": ["1"]},
+                        {"key": "y", "operator": "NotIn", "values": ["2"]},
+                        {"key": "z", "operator": "Exists"},
+                        {"key": "w", "operator": "DoesNotExist"},
+                    ],
+                },
+                "reason": "r",
+            }
+        ],
+    )
+    expr = validations(gen(s))["probe-liveness"]["expression"]
+    assert (
+        '(("team" in variables.labels && variables.labels["team"] == "a") && '
+        '("x" in variables.labels && variables.labels["x"] in ["1"]) && '
+        '!("y" in variables.labels && variables.labels["y"] in ["2"]) && '
+        '("z" in variables.labels) && !("w" in variables.labels))'
+    ) in expr
+
+
+def test_binding_match_resources() -> None:
+    s = spec(
+        match={
+            "namespaces": ["shop", "pay"],
+            "excludeNamespaces": ["pay-canary"],
+            "namespaceSelector": {
+                "matchLabels": {"env": "prod"},
+                "matchExpressions": [{"key": "tier", "operator": "Exists"}],
+            },
+            "selector": {"matchLabels": {"tier": "production"}, "matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]},
+        }
+    )
+    _, binding = vap_and_binding(gen(s))
+    res = binding["spec"]["matchResources"]
+    assert res["namespaceSelector"] == {
+        "matchLabels": {"env": "prod"},
+        "matchExpressions": [
+            {"key": "tier", "operator": "Exists"},
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["pay", "shop"]},
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", "pay-canary", "readiness-system"],
+            },
+        ],
+    }
+    assert res["objectSelector"] == {
+        "matchLabels": {"tier": "production"},
+        "matchExpressions": [{"key": "x", "operator": "DoesNotExist"}],
+    }
+
+
+def test_binding_without_match() -> None:
+    g = generate_vap("p", spec(), now=NOW, excluded_namespaces=[])
+    _, binding = vap_and_binding(g)
+    assert set(binding["spec"]["matchResources"]) == {"resourceRules"}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "policies").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_generate_when_enforced(path: Path) -> None:
+    raw = yaml.safe_load(path.read_text())
+    raw["spec"]["mode"] = "Enforce"
+    p = ReadinessPolicy.model_validate(raw)
+    g = generate_vap(p.name, p.spec, now=NOW, excluded_namespaces=EXCLUDED)
+    vap, _ = vap_and_binding(g)
+    assert vap["metadata"]["name"] == f"readiness-{p.name}"
+    assert "probe-readiness" in g.checks
+    for expr in _all_expressions(g):
+        assert check_promql_balance(expr) is None
