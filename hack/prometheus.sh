@@ -33,7 +33,7 @@ start() {
   local port; port=$(url | sed -n 's/.*:\([0-9]*\)$/\1/p'); [[ -n $port ]] || port=$(free_port)
   printf 'global:\n  scrape_interval: 1m\nscrape_configs: []\n' >"$PROM_DIR/prometheus.yml"
   setsid prometheus --config.file "$PROM_DIR/prometheus.yml" --storage.tsdb.path "$PROM_DIR/data" \
-    --storage.tsdb.retention.time 100y --web.listen-address "127.0.0.1:$port" --web.enable-lifecycle \
+    --storage.tsdb.retention.time 100y --web.listen-address "127.0.0.1:$port" --web.enable-lifecycle --web.enable-admin-api \
     --log.level warn >"$PROM_DIR/prometheus.log" 2>&1 </dev/null &
   echo $! >"$PROM_DIR/prometheus.pid"
   echo "http://127.0.0.1:$port" >"$PROM_DIR/url"

@@ -66,40 +66,51 @@ def policy(name: str, spec: dict[str, Any]) -> str:
                            "metadata": {"name": name}, "spec": spec})
 
 
+def example_policies_scoped_to(namespace: str) -> str:
+    """The example policies, limited to one namespace so other tests' Deployments don't count."""
+    docs = []
+    for path in sorted((EXAMPLES / "policies").glob("*.yaml")):
+        policy_doc = yaml.safe_load(path.read_text())
+        policy_doc["spec"].setdefault("match", {})["namespaces"] = [namespace]
+        docs.append(yaml.safe_dump(policy_doc))
+    return "---\n".join(docs)
+
+
 def test_example_policies_show_real_verdicts(operator: OperatorProcess, crds: Cluster) -> None:
     cluster = crds
     cluster.kubectl("create", "namespace", "demo")
     cluster.kubectl("apply", "-f", str(EXAMPLES / "workloads"))
-    cluster.kubectl("apply", "-f", str(EXAMPLES / "policies"))
+    policies = example_policies_scoped_to("demo")
+    cluster.apply(policies)
+    try:
+        def all_counted() -> bool:
+            table = rp_table(cluster)
+            return all(table.get(p, {}).get("READY") == "True" for p in ("baseline", "production", "hardened"))
 
-    def all_counted() -> bool:
+        eventually(all_counted, timeout=30, what="READY=True for the example policies")
         table = rp_table(cluster)
-        return all(table.get(p, {}).get("READY") == "True" for p in ("baseline", "production", "hardened"))
+        for name, mode in (("baseline", "Audit"), ("production", "Warn"), ("hardened", "Enforce")):
+            row = table[name]
+            # each example policy selects one compliant and one noncompliant Deployment
+            assert (row["MODE"], row["TARGETS"], row["COMPLIANT"], row["NONCOMPLIANT"]) == (mode, "2", "1", "1"), row
+            assert 0 <= int(row["SCORE"]) < 100
+        production = status(cluster, "production")
+        [offender] = production["worstOffenders"]
+        assert offender["namespace"] == "demo" and "pdb-present" in offender["failedChecks"]
+        assert {c["type"]: c["status"] for c in production["conditions"]}["Compliant"] == "False"
+        # kopf's bookkeeping stays out of the user-facing status
+        assert "kopf" not in production
 
-    eventually(all_counted, timeout=30, what="READY=True for the example policies")
-    table = rp_table(cluster)
-    for name, mode in (("baseline", "Audit"), ("production", "Warn"), ("hardened", "Enforce")):
-        row = table[name]
-        # each example policy selects one compliant and one noncompliant Deployment
-        assert (row["MODE"], row["TARGETS"], row["COMPLIANT"], row["NONCOMPLIANT"]) == (mode, "2", "1", "1"), row
-        assert 0 <= int(row["SCORE"]) < 100
-    production = status(cluster, "production")
-    [offender] = production["worstOffenders"]
-    assert offender["namespace"] == "demo" and "pdb-present" in offender["failedChecks"]
-    assert {c["type"]: c["status"] for c in production["conditions"]}["Compliant"] == "False"
-    # kopf's bookkeeping stays out of the user-facing status
-    assert "kopf" not in production
-
-    # One PolicyReport per policy in the namespace, one result per Deployment x check.
-    report = cluster.get_json("-n", "demo", "policyreport", "readiness-production")
-    by_deployment: dict[str, set[str]] = {}
-    for result in report["results"]:
-        by_deployment.setdefault(result["resources"][0]["name"], set()).add(result["result"])
-    assert len(by_deployment) == 2
-    assert report["summary"]["fail"] > 0 and report["summary"]["pass"] > 0
-    assert report["metadata"]["ownerReferences"][0]["kind"] == "ReadinessPolicy"
-
-    cluster.kubectl("delete", "-f", str(EXAMPLES / "policies"))
+        # One PolicyReport per policy in the namespace, one result per Deployment x check.
+        report = cluster.get_json("-n", "demo", "policyreport", "readiness-production")
+        by_deployment: dict[str, set[str]] = {}
+        for result in report["results"]:
+            by_deployment.setdefault(result["resources"][0]["name"], set()).add(result["result"])
+        assert len(by_deployment) == 2
+        assert report["summary"]["fail"] > 0 and report["summary"]["pass"] > 0
+        assert report["metadata"]["ownerReferences"][0]["kind"] == "ReadinessPolicy"
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=policies)
     eventually(lambda: not cluster.get_json("-n", "demo", "policyreports")["items"], timeout=30,
                what="reports of deleted policies removed")
 

@@ -60,7 +60,13 @@ def check_of(v: dict[str, Any]) -> str:
 
 def validations(g: GeneratedVap) -> dict[str, dict[str, Any]]:
     vap, _ = vap_and_binding(g)
-    return {check_of(v): v for v in vap["spec"]["validations"]}
+    [combined] = vap["spec"]["validations"]
+    assert combined["expression"] == "size(variables.failures) == 0"
+    failures = vap["spec"]["variables"][-1]
+    assert failures["name"] == "failures"
+    for v in g.per_check:  # every per-check rule is folded into the one failures list
+        assert v["expression"] in failures["expression"]
+    return {check_of(v): v for v in g.per_check}
 
 
 def test_structure_and_yaml_round_trip() -> None:
@@ -106,7 +112,7 @@ def _all_expressions(g: GeneratedVap) -> list[str]:
     vap, _ = vap_and_binding(g)
     out = [v["expression"] for v in vap["spec"]["variables"]]
     out += [c["expression"] for c in vap["spec"]["matchConditions"]]
-    for v in vap["spec"]["validations"]:
+    for v in [*vap["spec"]["validations"], *g.per_check]:
         out.append(v["expression"])
         if "messageExpression" in v:
             out.append(v["messageExpression"])
@@ -147,7 +153,9 @@ def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
         assert check_promql_balance(expr) is None, expr  # brackets and quotes balance
         assert set(_IDENT.findall(expr)) <= declared, expr
         assert "None" not in expr and "True" not in expr and "False" not in expr, expr  # no Python leaks
-    for v in vap["spec"]["validations"]:
+    assert vap["spec"]["validations"][0]["reason"] == "Forbidden"
+    for v in g.per_check:
+        v = {**v, "reason": "Forbidden"}
         cid = check_of(v)
         assert cid in VAP_CHECKS
         assert v["reason"] == "Forbidden"
@@ -253,7 +261,7 @@ def test_judge_unchanged_updates_drops_the_rollout_guard() -> None:
     g = gen(spec(admission={"judgeUnchangedUpdates": True}))
     vap, _ = vap_and_binding(g)
     assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override"]
-    for v in vap["spec"]["validations"]:
+    for v in g.per_check:
         guard = "!(variables.rollout || variables.scaleDown || variables.unchanged) || "
         if check_of(v) != "replicas-min":
             guard = "!(variables.rollout || variables.unchanged) || "
@@ -341,6 +349,7 @@ def test_binding_match_resources() -> None:
                 "operator": "NotIn",
                 "values": ["kube-system", "pay-canary", "readiness-system"],
             },
+            {"key": "readiness.dev/ignore", "operator": "NotIn", "values": ["true"]},
         ],
     }
     assert res["objectSelector"] == {
@@ -352,7 +361,9 @@ def test_binding_match_resources() -> None:
 def test_binding_without_match() -> None:
     g = generate_vap("p", spec(), now=NOW, excluded_namespaces=[])
     _, binding = vap_and_binding(g)
-    assert set(binding["spec"]["matchResources"]) == {"resourceRules"}
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchExpressions": [{"key": "readiness.dev/ignore", "operator": "NotIn", "values": ["true"]}]
+    }  # only the opt-out label, the same the webhook honours
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples" / "policies").glob("*.yaml")), ids=lambda p: p.name)

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 VAP_API_VERSION = "admissionregistration.k8s.io/v1"
+IGNORE_LABEL = "readiness.dev/ignore"
 MANAGED_BY = "readiness-operator"
 POLICY_LABEL = "readiness.dev/policy"
 OVERRIDE_ANNOTATION = "readiness.dev/override"
@@ -100,6 +101,8 @@ class GeneratedVap:
     objects: list[dict[str, Any]]
     next_expiry: datetime | None
     checks: tuple[str, ...] = ()
+    #: Per check: the CEL that must hold and its message (folded into the VAP's `failures` variable).
+    per_check: tuple[dict[str, Any], ...] = ()
 
 
 def _lit(value: object) -> str:
@@ -375,6 +378,8 @@ def _namespace_selector(spec: ReadinessPolicySpec, excluded: Sequence[str]) -> d
         exprs.append({"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(m.namespaces))})
     if excluded:
         exprs.append({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(excluded)})
+    # The same opt-out label the webhook honours.
+    exprs.append({"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]})
     out: dict[str, Any] = {}
     if labels:
         out["matchLabels"] = labels
@@ -423,6 +428,8 @@ def generate_vap(
     has_hpa_rule = spec.rules.horizontal_pod_autoscaler is not None
 
     validations: list[dict[str, Any]] = []
+    failures: list[str] = []
+    per_check: list[dict[str, Any]] = []
     covered: list[str] = []
     for p in plan.checks:
         if p.severity not in _BLOCKING or (p.check.id == "replicas-min" and has_hpa_rule):
@@ -440,13 +447,25 @@ def generate_vap(
             judged.append("variables.unchanged")
         guards = [f"!({' || '.join(judged)})", *exempt]
         expression = " || ".join([*guards, f"({cel.expression})"]) if guards else cel.expression
-        v: dict[str, Any] = {"expression": expression, "message": cel.message, "reason": "Forbidden"}
+        v: dict[str, Any] = {"expression": expression, "message": cel.message}
         if cel.message_expression is not None:
             v["messageExpression"] = cel.message_expression
-        validations.append(v)
+        per_check.append(v)
+        message = cel.message_expression if cel.message_expression is not None else _lit(cel.message)
+        fix = _lit(f" Fix: {p.check.remediation}")
+        failures.append(f"(({expression}) ? [] : [{message} + {fix}])")
         covered.append(p.check.id)
-    if not validations:
+    if not failures:
         return GeneratedVap([], None)
+    # One validation over a list of every failed check: a VAP reports only its first failing
+    # validation, and users must see all failures (and their fixes) at once, as the webhook shows them.
+    validations.append({
+        "expression": "size(variables.failures) == 0",
+        # (Kubernetes rejects line breaks in admission messages, hence "; ".)
+        "messageExpression": _lit(f'ReadinessPolicy "{policy_name}" (Enforce, fail-safe) denies this Deployment: ')
+        + " + variables.failures.join('; ')",
+        "reason": "Forbidden",
+    })
 
     name = vap_name(policy_name)
     labels = {"app.kubernetes.io/managed-by": MANAGED_BY, POLICY_LABEL: policy_name}
@@ -470,7 +489,7 @@ def generate_vap(
             "failurePolicy": "Fail",
             "matchConstraints": {"resourceRules": _RULES},
             "matchConditions": match_conditions,
-            "variables": _VARIABLES,
+            "variables": [*_VARIABLES, {"name": "failures", "expression": " + ".join(["[]", *failures])}],
             "validations": validations,
         },
     }
@@ -491,7 +510,7 @@ def generate_vap(
         "metadata": {"name": name, "labels": dict(labels)},
         "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": resources},
     }
-    return GeneratedVap([policy, binding], next_expiry, tuple(covered))
+    return GeneratedVap([policy, binding], next_expiry, tuple(covered), tuple(per_check))
 
 
 #: Check ids :func:`generate_vap` can express in CEL (others stay with the webhook).

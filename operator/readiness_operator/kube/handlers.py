@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
+from readiness_operator import settings as operator_settings
+from readiness_operator.admission.apply import VapSync
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.model.slo import duration_seconds
@@ -86,12 +89,15 @@ async def policy_daemon(
     """Keep one policy's status, reports and Events current until it is deleted or we stop."""
     runtime = REGISTRY.ensure(name, uid)
     view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
+    vap = VapSync(name, operator_settings.CURRENT) if operator_settings.CURRENT.vap else None
     backoff = 1.0
     try:
         while not stopped:
             try:
                 item = PassInput(name, uid, meta.get("generation"), dict(spec), dict(status))
                 await run_pass(runtime, item, view, WRITER, slo_store=SLOS, slo_query=query_fn)
+                if vap is not None:
+                    await vap.sync(runtime.compiled.spec if runtime.compiled is not None else None)
                 backoff = 1.0
             except asyncio.CancelledError:
                 raise
@@ -106,6 +112,8 @@ async def policy_daemon(
             horizon = RESYNC_SECONDS
             if runtime.compiled is not None and runtime.compiled.spec.slos:
                 horizon = min(horizon, min(duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
+            if vap is not None and vap.next_expiry is not None:  # an exemption ends: regenerate the VAP
+                horizon = min(horizon, max(1.0, (vap.next_expiry - datetime.now(UTC)).total_seconds()))
             while not stopped and not runtime.wake.is_set() and waited < horizon:
                 try:
                     await asyncio.wait_for(runtime.wake.wait(), timeout=1.0)
@@ -119,6 +127,8 @@ async def policy_daemon(
         SLOS.forget(name)
         if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             await _cleanup(runtime.written_reports)
+            if vap is not None:
+                await vap.delete()
 
 
 async def _cleanup(reports: dict[tuple[str, str], str]) -> None:

@@ -25,6 +25,7 @@ POLICY_LABEL = "readiness.dev/policy"
 MANAGED_BY: dict[str, str] = {"app.kubernetes.io/managed-by": "readiness-operator"}
 MAX_RESULTS_PER_REPORT = 1000
 SOURCE = "readiness-operator"
+OVERRIDE_ANNOTATION = "readiness.dev/override"
 
 _SEVERITY = {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"}
 
@@ -52,6 +53,9 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
         "level": verdict.level,
         "compliant": "true" if verdict.compliant else "false",
     }
+    override = ((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION)
+    if override:  # admitted through break-glass: the report says so next to each result
+        common_props["override"] = str(override)[:256]
     out = []
     for f in verdict.findings:
         props: dict[str, str] = dict(common_props)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import random
 from typing import Any
 
 import kopf
+
+from readiness_operator import settings as operator_settings
 
 LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
 
@@ -28,10 +31,27 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # the others wait, taking over when its peering record expires.
     settings.peering.priority = random.randint(1, 2**31 - 1)
     settings.peering.lifetime = 30
+    current = operator_settings.CURRENT
+    if current.webhook_port:
+        from readiness_operator.admission.apply import apply_webhook_configuration
+        from readiness_operator.admission.serving import serving_files
+        from readiness_operator.admission.webhook_config import webhook_configuration
+
+        files = await asyncio.to_thread(serving_files, current)
+        settings.admission.server = kopf.WebhookServer(
+            addr=current.webhook_addr, port=current.webhook_port,
+            certfile=str(files.certfile), pkeyfile=str(files.keyfile),
+        )
+        settings.admission.managed = None  # we write the configuration: exclusions, timeout, failurePolicy
+        await apply_webhook_configuration(webhook_configuration(current, files.ca_pem))
 
 
 def run(args: argparse.Namespace) -> int:
+    operator_settings.CURRENT = operator_settings.Settings.from_env(webhook_port=args.webhook_port)
     from . import handlers  # noqa: F401 - registers the handlers
+
+    if operator_settings.CURRENT.webhook_port:
+        from readiness_operator.admission import handlers as admission_handlers  # noqa: F401
 
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
     if args.metrics_port:

@@ -1,0 +1,130 @@
+"""kopf admission handlers: Deployments are judged by the same engine, from indexes only.
+
+No API call happens on the request path: policies, PDBs, HPAs and namespace labels come from kopf
+indexes, SLO values from the cache the policy loops fill. The ValidatingWebhookConfiguration and
+the fail-safe ValidatingAdmissionPolicies are written by the operator itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from readiness_operator import settings as operator_settings
+from readiness_operator.kube import metrics
+from readiness_operator.kube.handlers import SLOS
+from readiness_operator.kube.objects import deployment_ref
+from readiness_operator.model import GROUP, VERSION, ReadinessPolicySpec
+from readiness_operator.model.crd import PLURAL
+from readiness_operator.world import World
+
+from .decide import review_deployment
+from .policy_validation import validate_policy_object
+
+log = logging.getLogger(__name__)
+_BACKGROUND: set[asyncio.Task[None]] = set()  # override Events in flight (kept referenced)
+_compiled: dict[tuple[str, int | None], ReadinessPolicySpec | None] = {}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def policy_index(name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[str, Any]:
+    return {name: (meta.get("generation"), dict(spec))}
+
+
+def _policies(index: Any) -> list[tuple[str, ReadinessPolicySpec]]:
+    """Compiled policies, parsed once per generation (an invalid one is skipped, not fatal)."""
+    out = []
+    for name in list(index):
+        for generation, spec in index[name]:
+            key = (name, generation)
+            if key not in _compiled:
+                try:
+                    _compiled[key] = ReadinessPolicySpec.model_validate(spec)
+                except ValidationError:
+                    _compiled[key] = None
+            parsed = _compiled[key]
+            if parsed is not None:
+                out.append((name, parsed))
+    return out
+
+
+def _world_of(deployment_index: Any, pdb_index: Any, hpa_index: Any, namespace_index: Any, policy: str = "") -> Any:
+    def world_of(obj: Mapping[str, Any]) -> World:
+        meta = obj.get("metadata") or {}
+        ns = str(meta.get("namespace") or "default")
+        labels: Mapping[str, str] = {}
+        for found in namespace_index[ns] if ns in namespace_index else ():  # noqa: SIM401 - kopf Index
+            labels = found
+        measurements: dict[str, Any] = {}
+        for name in list(SLOS.policies):
+            measurements.update(SLOS.measurements(name, (ns, str(meta.get("name", "")))))
+        return World(
+            pdbs=tuple(pdb_index[ns]) if ns in pdb_index else (),
+            hpas=tuple(hpa_index[ns]) if ns in hpa_index else (),
+            namespace_labels=labels,
+            slo_measurements=measurements,
+            now=datetime.now(UTC),
+        )
+
+    return world_of
+
+
+@kopf.on.validate("apps", "v1", "deployments", id="validate-deployment", operations=["CREATE", "UPDATE"])  # type: ignore[arg-type]
+async def validate_deployment(
+    body: kopf.Body, old: kopf.Body | None, operation: str, subresource: str | None, userinfo: Mapping[str, Any],
+    dryrun: bool, warnings: list[str], policy_index: Any, deployment_index: Any, pdb_index: Any,
+    hpa_index: Any, namespace_index: Any, **_: Any,
+) -> None:
+    started = time.perf_counter()
+    meta = body.get("metadata") or {}
+    request = {
+        "operation": operation, "subResource": subresource, "namespace": meta.get("namespace"),
+        "name": meta.get("name"), "object": dict(body), "oldObject": dict(old) if old is not None else None,
+        "userInfo": dict(userinfo), "dryRun": dryrun,
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    }
+    decision = review_deployment(
+        request, _policies(policy_index), _world_of(deployment_index, pdb_index, hpa_index, namespace_index),
+        excluded_namespaces=operator_settings.CURRENT.excluded_namespaces,
+    )
+    warnings.extend(decision.warnings)
+    result = "allowed" if decision.allowed else "denied"
+    if decision.override_reason is not None:
+        result = "overridden"
+        if not dryrun:
+            task = asyncio.create_task(
+                _record_override(dict(body), decision.override_reason, decision.user, decision.overridden))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+    metrics.ADMISSION_REQUESTS.labels(kind="Deployment", result=result).inc()
+    metrics.ADMISSION_DURATION.observe(time.perf_counter() - started)
+    if not decision.allowed:
+        raise kopf.AdmissionError(decision.message, code=403)
+
+
+async def _record_override(body: dict[str, Any], reason: str, user: str, checks: Mapping[str, list[str]]) -> None:
+    from readiness_operator.kube import api
+
+    ref = deployment_ref(body)
+    if not ref.get("namespace"):
+        return
+    bypassed = "; ".join(f"{policy}: {', '.join(ids)}" for policy, ids in checks.items())
+    await api.post_event(ref, reason="ReadinessOverride", warning=True,
+                         message=f"{user or 'someone'} overrode readiness enforcement ({bypassed}): {reason}")
+
+
+@kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-policy", operations=["CREATE", "UPDATE"])
+async def validate_policy(body: kopf.Body, **_: Any) -> None:
+    started = time.perf_counter()
+    problems = validate_policy_object(dict(body))
+    metrics.ADMISSION_REQUESTS.labels(kind="ReadinessPolicy", result="denied" if problems else "allowed").inc()
+    metrics.ADMISSION_DURATION.observe(time.perf_counter() - started)
+    if problems:
+        raise kopf.AdmissionError("invalid ReadinessPolicy:\n" + "\n".join(problems), code=422)

@@ -1,0 +1,63 @@
+"""The ValidatingWebhookConfiguration the operator manages (pure: settings in, object out)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from readiness_operator.settings import IGNORE_LABEL, Settings
+
+DEPLOYMENT_PATH = "/validate-deployment"
+POLICY_PATH = "/validate-policy"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "readiness-operator"}
+
+
+def _client_config(settings: Settings, path: str, ca_pem: bytes) -> dict[str, Any]:
+    bundle = base64.b64encode(ca_pem).decode()
+    if settings.webhook_url:
+        return {"url": settings.webhook_url.rstrip("/") + path, "caBundle": bundle}
+    return {
+        "service": {"namespace": settings.namespace, "name": settings.webhook_service, "port": 443, "path": path},
+        "caBundle": bundle,
+    }
+
+
+def webhook_configuration(settings: Settings, ca_pem: bytes) -> dict[str, Any]:
+    """Deployments (CREATE/UPDATE, never the scale or status subresources) and ReadinessPolicies.
+
+    `sideEffects: NoneOnDryRun`: the only side effect is the Event recording a break-glass override,
+    and it is skipped for dry-run requests.
+    """
+    common = {
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "NoneOnDryRun",
+        "failurePolicy": settings.failure_policy,
+        "timeoutSeconds": settings.timeout_seconds,
+        "matchPolicy": "Equivalent",
+    }
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": settings.webhook_configuration, "labels": dict(MANAGED_BY)},
+        "webhooks": [
+            {
+                **common,
+                "name": "deployments.readiness.dev",
+                "clientConfig": _client_config(settings, DEPLOYMENT_PATH, ca_pem),
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                           "resources": ["deployments"], "scope": "Namespaced"}],
+                "namespaceSelector": {"matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                     "values": list(settings.excluded_namespaces)},
+                    {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
+                ]},
+            },
+            {
+                **common,
+                "name": "readinesspolicies.readiness.dev",
+                "clientConfig": _client_config(settings, POLICY_PATH, ca_pem),
+                "rules": [{"apiGroups": ["readiness.dev"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                           "resources": ["readinesspolicies"], "scope": "Cluster"}],
+            },
+        ],
+    }

@@ -1,0 +1,187 @@
+"""Admission through `kubectl apply` against the real API server (issue 4): the operator's webhook
+and its generated ValidatingAdmissionPolicies, never by calling the handler directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.cluster import Cluster, KubectlError, eventually
+from tests.support.operator import OperatorProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = "readiness-e2e"
+RULES = {"probes": {"liveness": False, "readiness": True}, "replicas": {"min": 2}}
+
+
+def policy(name: str, mode: str, namespace: str, **extra: Any) -> str:
+    return yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
+                           "metadata": {"name": name},
+                           "spec": {"mode": mode, "match": {"namespaces": [namespace]}, "rules": RULES, **extra}})
+
+
+def deployment(namespace: str, name: str, *, probe: bool, replicas: int = 2,
+               annotations: dict[str, str] | None = None, image: str = "app:1.0") -> str:
+    container: dict[str, Any] = {"name": "app", "image": image}
+    if probe:
+        container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": 8080}}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        meta["annotations"] = annotations
+    return yaml.safe_dump({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}},
+    })
+
+
+def webhook_operator(cluster: Cluster, log: Any) -> OperatorProcess:
+    port = free_port()
+    return OperatorProcess(cluster.kubeconfig, log, "--webhook-port", str(port), env={
+        "READINESS_WEBHOOK_URL": f"https://127.0.0.1:{port}", "READINESS_WEBHOOK_ADDR": "127.0.0.1",
+        "READINESS_NAMESPACE": "readiness-system", "READINESS_WEBHOOK_CONFIGURATION": CONFIG,
+        "READINESS_WEBHOOK_FAILURE_POLICY": "Ignore", "READINESS_WEBHOOK_TIMEOUT_SECONDS": "5",
+    })
+
+
+@pytest.fixture(scope="module")
+def admission(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    cluster = crds
+    for ns in ("adm-enforce", "adm-warn", "adm-audit", "adm-ignored"):
+        cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("label", "namespace", "adm-ignored", "readiness.dev/ignore=true")
+    op = webhook_operator(cluster, tmp_path_factory.mktemp("admission") / "operator.log").start()
+    cluster.apply(yaml.safe_dump({
+        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": "adm-enforce"},
+        "spec": {"mode": "Enforce", "match": {"namespaces": ["adm-enforce"]},
+                 "rules": {**RULES, "podDisruptionBudget": {"required": True, "minAvailable": 1}},
+                 "exemptions": [{"checks": ["probe-readiness", "replicas-min", "pdb-present", "pdb-min-available"],
+                                 "names": ["legacy-*"], "reason": "migrating in Q1"}]}}))
+    cluster.apply(policy("adm-warn", "Warn", "adm-warn"))
+    cluster.apply(policy("adm-audit", "Audit", "adm-audit"))
+    cluster.apply(policy("adm-ignored", "Enforce", "adm-ignored"))
+
+    def webhook_warns() -> bool:
+        result = cluster.kubectl("apply", "--dry-run=server", "-f", "-",
+                                 input=deployment("adm-warn", "probe", probe=False))
+        return "probe-readiness" in result.stderr
+
+    eventually(webhook_warns, timeout=60, what="the webhook answering")
+    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicybinding", "readiness-adm-enforce",
+                                       check=False).returncode == 0, what="the fail-safe VAP binding")
+    yield op
+    for name in ("adm-enforce", "adm-warn", "adm-audit", "adm-ignored"):
+        cluster.kubectl("delete", "rp", name, "--ignore-not-found", "--wait=false")
+    op.stop()
+    cluster.kubectl("delete", "validatingwebhookconfiguration", CONFIG, "--ignore-not-found")
+    assert "Traceback" not in op.logs(), op.logs()[-5000:]
+
+
+def test_enforce_denies_with_each_finding_and_fix(admission: OperatorProcess, crds: Cluster) -> None:
+    # Static checks fail: the webhook or the generated ValidatingAdmissionPolicy (whichever the API
+    # server asks first) denies, listing every failed check with its fix.
+    with pytest.raises(KubectlError) as denied:
+        crds.apply(deployment("adm-enforce", "web", probe=False, replicas=1))
+    err = denied.value.stderr
+    assert ('ReadinessPolicy "adm-enforce" (Enforce, fail-safe) denies' in err
+            or 'admission webhook "deployments.readiness.dev" denied the request' in err), err
+    assert "probe-readiness" in err and "replicas-min" in err and "readinessProbe" in err
+    assert crds.kubectl("-n", "adm-enforce", "get", "deployment", "web", check=False).returncode != 0
+
+    # Static checks pass, a live one fails (no PDB covers it): the webhook denies, with the fix.
+    with pytest.raises(KubectlError) as live:
+        crds.apply(deployment("adm-enforce", "web", probe=True))
+    err = live.value.stderr
+    assert 'admission webhook "deployments.readiness.dev" denied the request' in err
+    assert 'ReadinessPolicy "adm-enforce"' in err and "pdb-present" in err and "PodDisruptionBudget" in err
+
+    crds.apply(yaml.safe_dump({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                               "metadata": {"name": "web", "namespace": "adm-enforce"},
+                               "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}))
+    eventually(lambda: crds.apply(deployment("adm-enforce", "web", probe=True)), what="admitted once its PDB exists")
+
+
+def test_warn_admits_with_warnings_and_audit_admits_silently(admission: OperatorProcess, crds: Cluster) -> None:
+    warned = crds.apply(deployment("adm-warn", "web", probe=False, replicas=1))
+    assert "Warning:" in warned.stderr and "probe-readiness" in warned.stderr and "replicas-min" in warned.stderr
+    audited = crds.apply(deployment("adm-audit", "web", probe=False, replicas=1))
+    assert "Warning" not in audited.stderr
+    for ns in ("adm-warn", "adm-audit"):
+        assert crds.get_json("-n", ns, "deployment", "web")["metadata"]["name"] == "web"
+
+
+def test_exempted_and_excluded_deployments_are_admitted(admission: OperatorProcess, crds: Cluster) -> None:
+    crds.apply(deployment("adm-enforce", "legacy-billing", probe=False, replicas=1))
+    crds.apply(deployment("adm-ignored", "web", probe=False, replicas=1))  # namespace opted out by label
+    assert crds.get_json("-n", "adm-ignored", "deployment", "web")["spec"]["replicas"] == 1
+
+
+def test_override_admits_records_an_event_and_the_report(admission: OperatorProcess, crds: Cluster) -> None:
+    with pytest.raises(KubectlError) as blank:
+        crds.apply(deployment("adm-enforce", "hotfix", probe=False, annotations={"readiness.dev/override": " "}))
+    assert "probe-readiness" in blank.value.stderr  # a blank reason is no override
+    admitted = crds.apply(deployment("adm-enforce", "hotfix", probe=False,
+                                     annotations={"readiness.dev/override": "incident 4711, approved by SRE"}))
+    assert "readiness.dev/override" in admitted.stderr
+
+    def override_event() -> list[dict[str, Any]]:
+        items = crds.get_json("-n", "adm-enforce", "events",
+                              "--field-selector=involvedObject.name=hotfix,reason=ReadinessOverride")["items"]
+        return list(items)
+
+    [event] = eventually(override_event, what="ReadinessOverride Event")
+    assert "incident 4711" in event["message"] and "probe-readiness" in event["message"]
+
+    def report_override() -> bool:
+        report = crds.get_json("-n", "adm-enforce", "policyreport", "readiness-adm-enforce")
+        return any(r["resources"][0]["name"] == "hotfix" and "incident 4711" in r["properties"].get("override", "")
+                   for r in report["results"])
+
+    eventually(report_override, what="override recorded in the PolicyReport")
+
+
+def test_scaling_a_noncompliant_deployment_still_works(admission: OperatorProcess, crds: Cluster) -> None:
+    crds.apply(deployment("adm-enforce", "scalable", probe=False,
+                          annotations={"readiness.dev/override": "pre-existing workload"}))
+    crds.kubectl("-n", "adm-enforce", "scale", "deployment", "scalable", "--replicas=1")
+    eventually(lambda: crds.get_json("-n", "adm-enforce", "deployment", "scalable")["spec"]["replicas"] == 1,
+               what="scaled")
+    # An update that does not touch the pod template or replicas is not blocked by old violations.
+    crds.kubectl("-n", "adm-enforce", "label", "deployment", "scalable", "owner=team-a")
+
+
+def test_policy_webhook_rejects_what_the_schema_cannot(admission: OperatorProcess, crds: Cluster) -> None:
+    bad = yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
+                          "metadata": {"name": "adm-bad"},
+                          "spec": {"rules": RULES, "slos": [{
+                              "name": "broken", "comparison": "<", "threshold": 1,
+                              "query": 'sum(rate(x{namespace="{{namespace}}", deployment="{{name}}"}[5m])'}]}})
+    with pytest.raises(KubectlError) as rejected:
+        crds.apply(bad)
+    err = rejected.value.stderr
+    assert 'admission webhook "readinesspolicies.readiness.dev" denied' in err
+    assert "spec.slos[0].query" in err
+
+
+def test_fail_safe_vap_enforces_static_checks_while_the_operator_is_down(
+    admission: OperatorProcess, crds: Cluster
+) -> None:
+    eventually(lambda: crds.kubectl("get", "validatingadmissionpolicy", "readiness-adm-enforce",
+                                    check=False).returncode == 0, what="generated ValidatingAdmissionPolicy")
+    admission.stop()
+    try:
+        with pytest.raises(KubectlError) as denied:
+            crds.apply(deployment("adm-enforce", "while-down", probe=False))
+        err = denied.value.stderr
+        assert "ValidatingAdmissionPolicy 'readiness-adm-enforce'" in err and "probe-readiness" in err
+        assert "deployments.readiness.dev" not in err  # the webhook is down; the VAP alone decided
+        # The webhook is unreachable and fails open (Ignore): compliant Deployments still go through,
+        # and so does anything in namespaces without an Enforce policy.
+        crds.apply(deployment("adm-enforce", "ok-while-down", probe=True))
+        crds.apply(deployment("adm-audit", "also-ok", probe=False, replicas=1))
+    finally:
+        admission.start()
