@@ -11,13 +11,13 @@ import pytest
 import yaml
 
 from tests.support.cluster import REPO_ROOT, Cluster, eventually
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, free_port
 from tests.support.prometheus import Prometheus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.prometheus]
 
 NS = "e2e-slo"
-ERROR_RATIO = {"healthy": 0.0005, "warning": 0.02, "critical": 0.1}  # "nodata" has no series
+ERROR_RATIO = {"healthy": 0.0005, "warning": 0.02, "critical": 0.1, "frozen": 0.2}  # "nodata" has no series
 STEP = 15
 
 
@@ -83,12 +83,16 @@ def slo_operator(crds: Cluster, prometheus: Prometheus, tmp_path_factory: pytest
     crds.kubectl("create", "namespace", NS)
     for name in (*ERROR_RATIO, "nodata"):
         crds.apply(yaml.safe_dump(deployment(name)))
-    op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("slo") / "operator.log",
-                         env={"READINESS_PROMETHEUS_URL": prometheus.url}).start()
+    port = free_port()
+    op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("slo") / "operator.log", "--webhook-port", str(port),
+                         env={"READINESS_PROMETHEUS_URL": prometheus.url,
+                              "READINESS_WEBHOOK_URL": f"https://127.0.0.1:{port}", "READINESS_WEBHOOK_ADDR": "127.0.0.1",
+                              "READINESS_WEBHOOK_CONFIGURATION": "readiness-slo-e2e"}).start()
     crds.apply(yaml.safe_dump(POLICY))
     yield op
     crds.kubectl("delete", "rp", "slo-gates", "--ignore-not-found")  # while the operator can finalize it
     op.stop()
+    crds.kubectl("delete", "validatingwebhookconfiguration", "readiness-slo-e2e", "--ignore-not-found")
     assert "Traceback" not in op.logs(), op.logs()[-5000:]
 
 
@@ -112,14 +116,14 @@ def report_results(cluster: Cluster, rule: str) -> dict[str, dict[str, Any]]:
 def test_measured_verdicts_values_and_levels(slo_operator: OperatorProcess, crds: Cluster) -> None:
     cluster = crds
     eventually(lambda: condition(cluster, "PrometheusReachable") == "True", timeout=30, what="Prometheus reachable")
-    eventually(lambda: slo_entry(cluster, "error-ratio").get("measured") == 3, timeout=20, what="3 measured")
+    eventually(lambda: slo_entry(cluster, "error-ratio").get("measured") == 4, timeout=20, what="4 measured")
     entry = slo_entry(cluster, "error-ratio")
-    assert (entry["state"], entry["breaching"], entry["noData"]) == ("Breaching", 2, 1)
-    assert [w["name"] for w in entry["worst"]] == ["critical", "warning"]
-    assert entry["worst"][0]["value"] == pytest.approx(0.1) and entry["threshold"] == 0.001
+    assert (entry["state"], entry["breaching"], entry["noData"]) == ("Breaching", 3, 1)
+    assert [w["name"] for w in entry["worst"]] == ["frozen", "critical", "warning"]
+    assert entry["worst"][1]["value"] == pytest.approx(0.1) and entry["threshold"] == 0.001
     assert "measuredAt" in entry
     s = status(cluster)
-    assert (s["targets"], s["compliant"], s["noncompliant"]) == (4, 2, 2)  # no data is Unknown, not a failure
+    assert (s["targets"], s["compliant"], s["noncompliant"]) == (5, 2, 3)  # no data is Unknown, not a failure
 
     results = eventually(lambda: report_results(cluster, "slo:error-ratio"), what="SLO results in the report")
     assert results["healthy"]["result"] == "pass"
@@ -155,9 +159,9 @@ def test_query_count_does_not_grow_with_deployments(slo_operator: OperatorProces
     few = per_window()
     for i in range(25):
         crds.apply(yaml.safe_dump(deployment(f"extra-{i}")))
-    eventually(lambda: status(crds).get("targets") == 29, timeout=30, what="29 targets")
+    eventually(lambda: status(crds).get("targets") == 30, timeout=30, what="30 targets")
     many = per_window()
-    # 3 SLOs every 2 s: about 12 queries in 8 s, whether 4 or 29 Deployments are selected.
+    # 3 SLOs every 2 s: about 12 queries in 8 s, whether 5 or 30 Deployments are selected.
     assert 6 <= few <= 18 and 6 <= many <= 18, (few, many)
     assert many <= few + 4, (few, many)
     for i in range(25):
@@ -168,7 +172,7 @@ def test_prometheus_outage_is_unknown_never_a_failure(slo_operator: OperatorProc
                                                       prometheus: Prometheus) -> None:
     cluster = crds
     eventually(lambda: slo_entry(cluster, "error-ratio").get("state") == "Breaching", timeout=30, what="measured")
-    eventually(lambda: status(cluster).get("targets") == 4, timeout=30, what="extra Deployments gone")
+    eventually(lambda: status(cluster).get("targets") == 5, timeout=30, what="extra Deployments gone")
     before = status(cluster)
     compliant_before = before["compliant"]
     prometheus.stop()
@@ -188,4 +192,35 @@ def test_prometheus_outage_is_unknown_never_a_failure(slo_operator: OperatorProc
     finally:
         prometheus.start()
     eventually(lambda: condition(cluster, "PrometheusReachable") == "True", timeout=60, what="reachable again")
-    eventually(lambda: status(cluster).get("noncompliant") == 2, timeout=30, what="breaches measured again")
+    eventually(lambda: status(cluster).get("noncompliant") == 3, timeout=30, what="breaches measured again")
+
+
+def test_block_freezes_rollouts_of_a_breaching_deployment_until_it_recovers(
+    slo_operator: OperatorProcess, crds: Cluster, prometheus: Prometheus
+) -> None:
+    cluster = crds
+    eventually(lambda: report_results(cluster, "slo:error-ratio").get("frozen", {}).get("result") == "fail",
+               timeout=60, what="frozen measured as breaching")
+    rollout = ["-n", NS, "set", "image", "deployment/frozen", "app=app:2.0"]
+    denied = cluster.kubectl(*rollout, check=False)
+    assert denied.returncode != 0, denied.stdout
+    assert "slo:error-ratio" in denied.stderr and "frozen" in denied.stderr
+    # The freeze allows scaling down (a replicas-only change).
+    cluster.kubectl("-n", NS, "patch", "deployment", "frozen", "--type=merge", "-p", '{"spec":{"replicas":0}}')
+    # Break-glass during a freeze is admitted (and recorded); rollbacks use it too for now.
+    cluster.kubectl("-n", NS, "annotate", "deployment", "frozen", "readiness.dev/override=rollback during freeze")
+    cluster.kubectl("-n", NS, "set", "image", "deployment/frozen", "app=app:1.1")
+    cluster.kubectl("-n", NS, "annotate", "deployment", "frozen", "readiness.dev/override-")
+    new_rollout = ["-n", NS, "set", "image", "deployment/frozen", "app=app:3.0"]
+    denied = cluster.kubectl(*new_rollout, check=False)
+    assert denied.returncode != 0 and "slo:error-ratio" in denied.stderr
+
+    # The series recovers: drop the bad samples from now on and load healthy ones.
+    now = int(time.time())
+    prometheus.delete_series('slo_error_ratio{deployment="frozen"}', start=now - 1)
+    prometheus.load("# TYPE slo_error_ratio gauge\n" + "\n".join(
+        f'slo_error_ratio{{namespace="{NS}",deployment="frozen"}} 0.0001 {t}' for t in range(now, now + 3000, STEP)),
+        name="recovered")
+    eventually(lambda: report_results(cluster, "slo:error-ratio").get("frozen", {}).get("result") == "pass",
+               timeout=90, what="frozen measured healthy again")
+    eventually(lambda: cluster.kubectl(*new_rollout, check=False).returncode == 0, timeout=30, what="rollout allowed")

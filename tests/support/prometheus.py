@@ -38,6 +38,13 @@ class Prometheus:
         path.write_text(text)
         self.url = self._script("load", str(path))
 
+    def delete_series(self, match: str, start: float) -> None:
+        """Tombstone a series' samples from `start` on (TSDB admin API), e.g. before loading a recovery."""
+        params = urllib.parse.urlencode({"match[]": match, "start": str(start)})
+        request = urllib.request.Request(f"{self.url}/api/v1/admin/tsdb/delete_series?{params}", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 204, r.status
+
     def stop(self) -> None:
         pid_file = self.state_dir / "prometheus.pid"
         if pid_file.exists():

@@ -35,6 +35,8 @@ that builds the :class:`~readiness_operator.world.World` of a Deployment from th
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -108,29 +110,32 @@ class AdmissionDecision:
         return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
 
 
+def _strip_template(t: Mapping[str, Any] | None) -> Any:
+    """A pod template without what the ReplicaSet controller adds (pod-template-hash, timestamps)."""
+    t = dict(t or {})
+    meta = dict(t.get("metadata") or {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != "pod-template-hash"}
+    if labels:
+        meta["labels"] = labels
+    else:
+        meta.pop("labels", None)
+    meta.pop("creationTimestamp", None)
+    if meta:
+        t["metadata"] = meta
+    else:
+        t.pop("metadata", None)
+    return t
+
+
 def same_pod_template(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """Pod templates equal up to the ``pod-template-hash`` label the ReplicaSet controller adds.
+    """Pod templates equal up to the ``pod-template-hash`` label the ReplicaSet controller adds."""
+    return bool(_strip_template(a) == _strip_template(b))
 
-    For a glue-side ``is_rollback``: compare the new ``spec.template`` with the templates of the
-    Deployment's ReplicaSets (from an index) to recognise ``kubectl rollout undo``.
-    """
 
-    def strip(t: Mapping[str, Any] | None) -> Any:
-        t = dict(t or {})
-        meta = dict(t.get("metadata") or {})
-        labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != "pod-template-hash"}
-        if labels:
-            meta["labels"] = labels
-        else:
-            meta.pop("labels", None)
-        meta.pop("creationTimestamp", None)
-        if meta:
-            t["metadata"] = meta
-        else:
-            t.pop("metadata", None)
-        return t
-
-    return bool(strip(a) == strip(b))
+def pod_template_digest(t: Mapping[str, Any] | None) -> str:
+    """A digest of a normalised pod template: ReplicaSets index these (small at 10,000 Deployments)
+    so ``kubectl rollout undo`` to an earlier template is recognised as a rollback."""
+    return hashlib.sha256(json.dumps(_strip_template(t), sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 def _spec(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
