@@ -205,12 +205,23 @@ def test_block_freezes_rollouts_of_a_breaching_deployment_until_it_recovers(
     denied = cluster.kubectl(*rollout, check=False)
     assert denied.returncode != 0, denied.stdout
     assert "slo:error-ratio" in denied.stderr and "frozen" in denied.stderr
-    # The freeze allows scaling down (a replicas-only change).
+    # The freeze allows scaling down (a replicas-only change) ...
     cluster.kubectl("-n", NS, "patch", "deployment", "frozen", "--type=merge", "-p", '{"spec":{"replicas":0}}')
-    # Break-glass during a freeze is admitted (and recorded); rollbacks use it too for now.
-    cluster.kubectl("-n", NS, "annotate", "deployment", "frozen", "readiness.dev/override=rollback during freeze")
-    cluster.kubectl("-n", NS, "set", "image", "deployment/frozen", "app=app:1.1")
+    # Break-glass during a freeze: revision 2, applied together with the override annotation (so the
+    # Deployment controller copies it only onto the new ReplicaSet, not onto revision 1's).
+    hotfix = deployment("frozen")
+    hotfix["metadata"]["annotations"] = {"readiness.dev/override": "hotfix during freeze"}
+    hotfix["spec"]["replicas"] = 0
+    hotfix["spec"]["template"]["spec"]["containers"][0]["image"] = "app:2.0"
+    cluster.apply(yaml.safe_dump(hotfix))
     cluster.kubectl("-n", NS, "annotate", "deployment", "frozen", "readiness.dev/override-")
+    eventually(lambda: len(cluster.get_json("-n", NS, "replicasets", "-l", "app=frozen")["items"]) == 2,
+               what="two revisions")
+    # Rolling back to revision 1 is allowed during the freeze; a template never seen is not.
+    cluster.kubectl("-n", NS, "rollout", "undo", "deployment/frozen")
+    current = cluster.get_json("-n", NS, "deployment", "frozen")
+    assert current["spec"]["template"]["spec"]["containers"][0]["image"] == "app:1.0"
+    assert "readiness.dev/override" not in (current["metadata"].get("annotations") or {})
     new_rollout = ["-n", NS, "set", "image", "deployment/frozen", "app=app:3.0"]
     denied = cluster.kubectl(*new_rollout, check=False)
     assert denied.returncode != 0 and "slo:error-ratio" in denied.stderr

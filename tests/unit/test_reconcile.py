@@ -194,3 +194,15 @@ def test_prior_verdicts_round_trip(compliant: bool) -> None:
     [report] = writer.reports.values()
     assert prior_verdicts(report) == {("a", "web"): (compliant, int(NOW.timestamp()))}
     assert build_reports("p", "uid-p", "a", rt.judged.values()) == [report]
+
+
+def test_noncompliant_events_carry_slo_measurements() -> None:
+    from readiness_operator.engine import Finding
+    from readiness_operator.kube.reconcile import _describe_failure
+    from readiness_operator.model.common import Severity
+
+    finding = Finding("slo:errors", "slo", Severity.CRITICAL, "fail", "too many errors", "fix it", 3,
+                      value=0.2, threshold=0.001, measured_at=NOW)
+    assert _describe_failure(finding) == f"slo:errors (measured 0.2, objective 0.001 at {NOW.isoformat()})"
+    plain = Finding("probe-readiness", "probes", Severity.CRITICAL, "fail", "no probe", "add one", 3)
+    assert _describe_failure(plain) == "probe-readiness"

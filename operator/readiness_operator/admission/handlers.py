@@ -25,7 +25,7 @@ from readiness_operator.model import GROUP, VERSION, ReadinessPolicySpec
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.world import World
 
-from .decide import review_deployment
+from .decide import pod_template_digest, review_deployment
 from .policy_validation import validate_policy_object
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,27 @@ def _world_of(deployment_index: Any, pdb_index: Any, hpa_index: Any, namespace_i
     return world_of
 
 
+@kopf.index("apps", "v1", "replicasets")
+async def replicaset_index(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    """(namespace, owning Deployment) -> digests of its ReplicaSets' pod templates (its revisions)."""
+    owners = [o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"]
+    return {(namespace, owner): pod_template_digest(spec.get("template")) for owner in owners}
+
+
+def _is_rollback(replicaset_index: Any, new: Mapping[str, Any]) -> bool:
+    """The new pod template is one of the Deployment's earlier revisions (`kubectl rollout undo`)."""
+    meta = new.get("metadata") or {}
+    key = (meta.get("namespace"), meta.get("name"))
+    if key not in replicaset_index:
+        return False
+    return pod_template_digest((new.get("spec") or {}).get("template")) in set(replicaset_index[key])
+
+
 @kopf.on.validate("apps", "v1", "deployments", id="validate-deployment", operations=["CREATE", "UPDATE"])  # type: ignore[arg-type]
 async def validate_deployment(
     body: kopf.Body, old: kopf.Body | None, operation: str, subresource: str | None, userinfo: Mapping[str, Any],
     dryrun: bool, warnings: list[str], policy_index: Any, deployment_index: Any, pdb_index: Any,
-    hpa_index: Any, namespace_index: Any, **_: Any,
+    hpa_index: Any, namespace_index: Any, replicaset_index: Any, **_: Any,
 ) -> None:
     started = time.perf_counter()
     meta = body.get("metadata") or {}
@@ -93,6 +109,7 @@ async def validate_deployment(
     decision = review_deployment(
         request, _policies(policy_index), _world_of(deployment_index, pdb_index, hpa_index, namespace_index),
         excluded_namespaces=operator_settings.CURRENT.excluded_namespaces,
+        is_rollback=lambda new, _old: _is_rollback(replicaset_index, new),
     )
     warnings.extend(decision.warnings)
     result = "allowed" if decision.allowed else "denied"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
-from readiness_operator.engine import compile_policy, evaluate, matches
+from readiness_operator.engine import Finding, compile_policy, evaluate, matches
 from readiness_operator.model import ReadinessPolicySpec, ReadinessPolicyStatus, format_validation_error
 from readiness_operator.model.slo import PLACEHOLDER
 from readiness_operator.model.status import Condition
@@ -180,6 +180,14 @@ def _invalid_status(runtime: PolicyRuntime, now: datetime, previous: ReadinessPo
     return _status_dict(ReadinessPolicyStatus(observed_generation=runtime.generation, conditions=[condition]))
 
 
+def _describe_failure(finding: Finding) -> str:
+    """A check id, plus the measurement for SLOs: value, objective and when it was measured."""
+    if finding.value is None or finding.threshold is None:
+        return finding.check
+    when = f" at {finding.measured_at.isoformat()}" if finding.measured_at is not None else ""
+    return f"{finding.check} (measured {finding.value:g}, objective {finding.threshold:g}{when})"
+
+
 async def _write_events(writer: Writer, policy: str, transitions: list[_Transition]) -> None:
     semaphore = asyncio.Semaphore(8)
 
@@ -190,7 +198,7 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
         else:
             reason = "ReadinessNoncompliant"
             text = (f"does not comply with ReadinessPolicy {policy!r} (score {v.score}, {v.level}); failed: "
-                    + ", ".join(v.failed_checks))
+                    + ", ".join(_describe_failure(f) for f in v.failures))
         async with semaphore:
             await writer.post_event(deployment_ref(t.judged.deployment), reason=reason, message=f"Deployment {text}",
                                     warning=not v.compliant)
