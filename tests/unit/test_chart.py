@@ -109,8 +109,10 @@ def test_deployment_runs_the_operator_contract(default_docs: list[dict[str, Any]
     assert "READINESS_WEBHOOK_CERT_DIR" not in env
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"health": 8080, "webhook": 9443, "metrics": 8000}
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # readiness = leadership: only the active replica (live indexes) serves the webhook
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]

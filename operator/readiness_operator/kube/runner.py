@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 from typing import Any
 
@@ -12,6 +13,13 @@ import kopf
 
 from readiness_operator import settings as operator_settings
 
+from . import httpd
+from .leadership import LEADERSHIP
+
+PRIORITY = random.randint(1, 2**31 - 1)
+METRICS_PORT: int | None = None
+_BACKGROUND: set[asyncio.Task[object]] = set()
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
 
 
@@ -29,8 +37,13 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
     # Peers of equal priority all pause (kopf), so each replica gets its own: the highest acts and
     # the others wait, taking over when its peering record expires.
-    settings.peering.priority = random.randint(1, 2**31 - 1)
+    settings.peering.priority = PRIORITY
     settings.peering.lifetime = 30
+    LEADERSHIP.priority = PRIORITY
+    if LEADERSHIP.peering is not None:
+        _BACKGROUND.add(asyncio.create_task(LEADERSHIP.watch()))
+    if METRICS_PORT:
+        _BACKGROUND.add(asyncio.create_task(httpd.serve(METRICS_PORT)))
     current = operator_settings.CURRENT
     if current.webhook_port:
         from readiness_operator.admission.apply import apply_webhook_configuration
@@ -54,11 +67,16 @@ def run(args: argparse.Namespace) -> int:
         from readiness_operator.admission import handlers as admission_handlers  # noqa: F401
 
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
-    if args.metrics_port:
-        import prometheus_client
-
-        prometheus_client.start_http_server(args.metrics_port)
+    level = os.environ.get("READINESS_LOG_LEVEL", "").lower()
+    if level in LOG_LEVELS and not args.verbose:
+        logging.getLogger().setLevel(LOG_LEVELS[level])
+    global METRICS_PORT
+    METRICS_PORT = args.metrics_port
     namespaces = list(args.namespaces or [])
+    if not args.standalone:
+        LEADERSHIP.peering = args.peering or "default"
+        LEADERSHIP.namespace = namespaces[0] if namespaces else None
+        LEADERSHIP.active = False
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
