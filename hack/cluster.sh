@@ -7,6 +7,10 @@
 #   hack/cluster.sh down     stop every process it started (by pid) and remove its data
 #   hack/cluster.sh env      print `export KUBECONFIG=...` for eval
 #   hack/cluster.sh status   print whether each component runs and the API server is ready
+#   hack/cluster.sh stop-apiserver    stop the kube-apiserver alone (etcd and the controller
+#                                     manager keep running); its command line is kept
+#   hack/cluster.sh start-apiserver   start it again with the same flags, port and etcd; waits ready
+#   hack/cluster.sh restart-apiserver both of the above (fault tests: clients must reconnect)
 #
 # State lives in $CLUSTER_DIR (default: <repo>/.local/cluster), so several control planes can
 # run side by side (the test suite uses its own directory). Ports are picked free at `up`.
@@ -133,10 +137,36 @@ status() {
   return $rc
 }
 
+# The API server's command line (NUL-separated), saved from /proc when it is stopped alone.
+APISERVER_CMDLINE=$CLUSTER_DIR/apiserver.cmdline
+
+stop_apiserver() {
+  running apiserver || die "kube-apiserver is not running (state: $CLUSTER_DIR)"
+  cp "/proc/$(cat "$CLUSTER_DIR/apiserver.pid")/cmdline" "$APISERVER_CMDLINE"
+  stop_pidfile "$CLUSTER_DIR/apiserver.pid"
+  log "kube-apiserver stopped"
+}
+
+start_apiserver() {
+  running apiserver && { log "kube-apiserver already running"; return 0; }
+  [[ -s $APISERVER_CMDLINE ]] || die "no saved kube-apiserver command line: run stop-apiserver first"
+  running etcd || die "etcd is not running: use 'up'"
+  local -a cmd
+  mapfile -d '' -t cmd <"$APISERVER_CMDLINE"
+  echo "--- restarted $(date -u +%FT%TZ)" >>"$CLUSTER_DIR/apiserver.log"
+  setsid "${cmd[@]}" >>"$CLUSTER_DIR/apiserver.log" 2>&1 </dev/null &
+  echo $! >"$CLUSTER_DIR/apiserver.pid"
+  WAIT_SECONDS=90 wait_for is_ready || die "kube-apiserver did not become ready: $CLUSTER_DIR/apiserver.log"
+  log "kube-apiserver ready again"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   env) echo "export KUBECONFIG=$KUBECONFIG_PATH" ;;
   status) status ;;
-  *) die "usage: $0 up|down|env|status" ;;
+  stop-apiserver) stop_apiserver ;;
+  start-apiserver) start_apiserver ;;
+  restart-apiserver) stop_apiserver; start_apiserver ;;
+  *) die "usage: $0 up|down|env|status|stop-apiserver|start-apiserver|restart-apiserver" ;;
 esac

@@ -17,6 +17,8 @@ import yaml
 __all__ = ["Inventory", "ManifestError", "iter_documents", "load_inventory"]
 
 _SUFFIXES = (".yaml", ".yml", ".json")
+# libyaml's parser when PyYAML was built with it (the wheels are): ~10x faster than pure Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ManifestError(Exception):
@@ -48,7 +50,7 @@ def iter_documents(source: str) -> Iterator[tuple[str, dict[str, Any]]]:
     for name in _expand(source):
         shown = "<stdin>" if name == "-" else name
         try:
-            docs = list(yaml.safe_load_all(_read(name)))
+            docs = list(yaml.load_all(_read(name), Loader=_LOADER))
         except yaml.YAMLError as exc:
             raise ManifestError(f"{shown}: invalid YAML: {exc}") from exc
         for index, doc in enumerate(docs):

@@ -28,4 +28,4 @@ def peer(priority: int, seconds_ago: float, lifetime: int = 30) -> dict[str, obj
     ],
 )
 def test_leads(status: dict[str, object], own: int, expected: bool) -> None:
-    assert leads(status, own, NOW) is expected  # type: ignore[arg-type]
+    assert leads(status, own, NOW) is expected
