@@ -21,6 +21,7 @@ from readiness_operator import settings as operator_settings
 from readiness_operator.kube import metrics
 from readiness_operator.kube.handlers import SLOS
 from readiness_operator.kube.objects import deployment_ref
+from readiness_operator.kube.view import IndexView
 from readiness_operator.model import GROUP, VERSION, ReadinessPolicySpec
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.world import World
@@ -55,20 +56,19 @@ def _policies(index: Any) -> list[tuple[str, ReadinessPolicySpec]]:
     return out
 
 
-def _world_of(deployment_index: Any, pdb_index: Any, hpa_index: Any, namespace_index: Any, policy: str = "") -> Any:
+def _world_of(view: IndexView) -> Any:
+    """The World of a Deployment under review: indexes and the SLO cache only, no API call."""
+
     def world_of(obj: Mapping[str, Any]) -> World:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
-        labels: Mapping[str, str] = {}
-        for found in namespace_index[ns] if ns in namespace_index else ():  # noqa: SIM401 - kopf Index
-            labels = found
         measurements: dict[str, Any] = {}
         for name in list(SLOS.policies):
             measurements.update(SLOS.measurements(name, (ns, str(meta.get("name", "")))))
         return World(
-            pdbs=tuple(pdb_index[ns]) if ns in pdb_index else (),
-            hpas=tuple(hpa_index[ns]) if ns in hpa_index else (),
-            namespace_labels=labels,
+            pdbs=tuple(view.pdbs(ns)),
+            hpas=tuple(view.hpas(ns)),
+            namespace_labels=view.namespace_labels(ns),
             slo_measurements=measurements,
             now=datetime.now(UTC),
         )
@@ -107,7 +107,7 @@ async def validate_deployment(
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }
     decision = review_deployment(
-        request, _policies(policy_index), _world_of(deployment_index, pdb_index, hpa_index, namespace_index),
+        request, _policies(policy_index), _world_of(IndexView(deployment_index, pdb_index, hpa_index, namespace_index)),
         excluded_namespaces=operator_settings.CURRENT.excluded_namespaces,
         is_rollback=lambda new, _old: _is_rollback(replicaset_index, new),
     )
