@@ -263,3 +263,4 @@ def test_idle_restart_writes_nothing(operator: OperatorProcess, crds: Cluster) -
     eventually(lambda: counts(cluster, "idle-probe") == (1, 1, 0), what="restarted operator working")
     assert cluster.get_json("rp", "idle")["metadata"]["resourceVersion"] == version
     assert cluster.get_json("-n", ns, "policyreport", "readiness-idle")["metadata"]["resourceVersion"] == report_version
+
