@@ -108,17 +108,19 @@ async def policy_daemon(
                 await stopped.wait(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
-            waited = 0.0
             horizon = RESYNC_SECONDS
             if runtime.compiled is not None and runtime.compiled.spec.slos:
                 horizon = min(horizon, min(duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
             if vap is not None and vap.next_expiry is not None:  # an exemption ends: regenerate the VAP
                 horizon = min(horizon, max(1.0, (vap.next_expiry - datetime.now(UTC)).total_seconds()))
-            while not stopped and not runtime.wake.is_set() and waited < horizon:
-                try:
-                    await asyncio.wait_for(runtime.wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    waited += 1.0
+            # Sleep until a watch event marks something dirty, the policy is deleted (exit at once, so
+            # kopf removes the finalizer without cancelling us), or the resync/SLO horizon passes.
+            waiters = {asyncio.ensure_future(runtime.wake.wait()), asyncio.ensure_future(stopped.wait())}
+            await asyncio.wait(waiters, timeout=horizon, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if stopped:
+                break
             if not runtime.wake.is_set():
                 runtime.mark(everything=True)
             await asyncio.sleep(DEBOUNCE_SECONDS)

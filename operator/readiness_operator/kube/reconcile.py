@@ -177,7 +177,9 @@ def _invalid_status(runtime: PolicyRuntime, now: datetime, previous: ReadinessPo
         "type": "Ready", "status": "False", "reason": "InvalidPolicy", "message": runtime.invalid or "",
         "lastTransitionTime": since, "observedGeneration": runtime.generation,
     })
-    return _status_dict(ReadinessPolicyStatus(observed_generation=runtime.generation, conditions=[condition]))
+    status = _status_dict(ReadinessPolicyStatus(observed_generation=runtime.generation, conditions=[condition]))
+    del status["score"]  # an invalid policy has no score (not a perfect one)
+    return status
 
 
 def _describe_failure(finding: Finding) -> str:

@@ -19,7 +19,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
                 continue
             else:
                 parts.append(("." if parts else "") + loc)
-        path = prefix + "".join(parts)
+        path = prefix + "".join(parts) if parts else prefix.rstrip(".")
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown field (not part of the ReadinessPolicy schema)"
