@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from readiness_operator.shape import deployment_problem, related_problem
+
 __all__ = ["Inventory", "ManifestError", "iter_documents", "load_inventory"]
 
 _SUFFIXES = (".yaml", ".yml", ".json")
@@ -88,13 +90,15 @@ def load_inventory(sources: list[str]) -> Inventory:
             if not kind:
                 raise ManifestError(f"{name}: a document has no kind")
             if kind == "Deployment":
+                if problem := deployment_problem(doc):
+                    raise ManifestError(f"{name}: malformed Deployment: {problem}")
                 if not (doc.get("metadata") or {}).get("name"):
                     raise ManifestError(f"{name}: a Deployment has no metadata.name")
                 inv.deployments.append((name, doc))
-            elif kind == "PodDisruptionBudget":
-                inv.pdbs.append(doc)
-            elif kind == "HorizontalPodAutoscaler":
-                inv.hpas.append(doc)
+            elif kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler"):
+                if problem := related_problem(doc):
+                    raise ManifestError(f"{name}: malformed {kind}: {problem}")
+                (inv.pdbs if kind == "PodDisruptionBudget" else inv.hpas).append(doc)
             elif kind == "Namespace":
                 meta = doc.get("metadata") or {}
                 inv.namespace_labels[str(meta.get("name", ""))] = dict(meta.get("labels") or {})
