@@ -81,31 +81,47 @@ async def policy_reports_available(max_age: float = 60.0) -> bool:
     return _report_api_present
 
 
+# PolicyReports known to exist (listed at start, created or patched since): those are patched, the
+# others created, so the first pass on a fresh cluster sends each report once, not twice.
+_known_reports: set[tuple[str, str]] = set()
+
+
 async def list_policy_reports(policy: str) -> list[dict[str, Any]]:
     result = await asyncio.to_thread(
         _custom().list_cluster_custom_object,
         REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL, label_selector=f"{POLICY_LABEL}={policy}",
     )
-    return list(result.get("items") or [])  # type: ignore[attr-defined]
+    items = list(result.get("items") or [])  # type: ignore[attr-defined]
+    for item in items:
+        meta = item.get("metadata") or {}
+        _known_reports.add((str(meta.get("namespace")), str(meta.get("name"))))
+    return items
 
 
 async def put_policy_report(report: Mapping[str, Any]) -> None:
     """Create the report, or overwrite it when it exists (merge patch replaces its lists)."""
     meta = report["metadata"]
+    key = (str(meta["namespace"]), str(meta["name"]))
+
+    def patch(api: kubernetes.client.CustomObjectsApi) -> None:
+        api.patch_namespaced_custom_object(
+            REPORT_GROUP, REPORT_VERSION, meta["namespace"], REPORT_PLURAL, meta["name"], dict(report),
+            _content_type="application/merge-patch+json",
+        )
+
+    def create(api: kubernetes.client.CustomObjectsApi) -> None:
+        api.create_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, meta["namespace"], REPORT_PLURAL, dict(report))
 
     def write() -> None:
         api = _custom()
+        first, fallback, missing = (patch, create, 404) if key in _known_reports else (create, patch, 409)
         try:
-            api.patch_namespaced_custom_object(
-                REPORT_GROUP, REPORT_VERSION, meta["namespace"], REPORT_PLURAL, meta["name"], dict(report),
-                _content_type="application/merge-patch+json",
-            )
+            first(api)
         except ApiException as exc:
-            if exc.status != 404:
+            if exc.status != missing:  # 404: gone after all; 409: exists after all (another writer, a restart)
                 raise
-            api.create_namespaced_custom_object(
-                REPORT_GROUP, REPORT_VERSION, meta["namespace"], REPORT_PLURAL, dict(report)
-            )
+            fallback(api)
+        _known_reports.add(key)
 
     await asyncio.to_thread(write)
 
@@ -117,6 +133,7 @@ async def delete_policy_report(namespace: str, name: str) -> None:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+        _known_reports.discard((namespace, name))
 
     await asyncio.to_thread(delete)
 

@@ -121,7 +121,7 @@ async def policy_daemon(
                 waiter.cancel()
             if stopped:
                 break
-            if not runtime.wake.is_set():
+            if not runtime.wake.is_set() and runtime.needs_full_pass(RESYNC_SECONDS):  # not for an SLO tick alone
                 runtime.mark(everything=True)
             await asyncio.sleep(DEBOUNCE_SECONDS)
     finally:

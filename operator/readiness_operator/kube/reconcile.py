@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,6 +110,65 @@ def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[
     return keys
 
 
+class _Related:
+    """One namespace's PDBs and HPAs, indexed so each Deployment gets only the candidates that can
+    relate to it (the checks still match them exactly): without this every Deployment is matched
+    against every PDB and HPA of its namespace, O(n^2) per namespace.
+
+    A PDB whose selector has `matchLabels` can only select pods carrying its first pair, so it is
+    filed under that pair; the others (expressions only, empty, missing, odd shapes) go to every
+    Deployment. An HPA is filed under its scaleTargetRef name. Candidates keep the watch order.
+    """
+
+    __slots__ = ("_hpa_any", "_hpa_by_name", "_pdb_any", "_pdb_by_label", "hpas", "pdbs")
+
+    def __init__(self, pdbs: Iterable[Mapping[str, Any]], hpas: Iterable[Mapping[str, Any]]) -> None:
+        self.pdbs, self.hpas = tuple(pdbs), tuple(hpas)
+        self._pdb_any: list[int] = []
+        self._pdb_by_label: dict[tuple[Any, Any], list[int]] = {}
+        for i, pdb in enumerate(self.pdbs):
+            selector = (pdb.get("spec") or {}).get("selector") if isinstance(pdb, Mapping) else None
+            match = selector.get("matchLabels") if isinstance(selector, Mapping) else None
+            pair = next(iter(match.items()), None) if isinstance(match, Mapping) else None
+            try:
+                if pair is not None:
+                    self._pdb_by_label.setdefault(pair, []).append(i)
+                    continue
+            except TypeError:  # an unhashable value: not indexed
+                pass
+            self._pdb_any.append(i)
+        self._hpa_any: list[int] = []
+        self._hpa_by_name: dict[str, list[int]] = {}
+        for i, hpa in enumerate(self.hpas):
+            spec = hpa.get("spec") if isinstance(hpa, Mapping) else None
+            ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+            name = ref.get("name") if isinstance(ref, Mapping) else None
+            if isinstance(name, str):
+                self._hpa_by_name.setdefault(name, []).append(i)
+            else:
+                self._hpa_any.append(i)
+
+    def for_deployment(self, deployment: Mapping[str, Any]) -> tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
+        """(candidate PDBs, candidate HPAs) for one Deployment."""
+        try:
+            template = (deployment.get("spec") or {}).get("template") or {}
+            pod_labels = (template.get("metadata") or {}).get("labels") or {}
+        except AttributeError:  # an odd shape: every object is a candidate
+            return self.pdbs, self.hpas
+        if not isinstance(pod_labels, Mapping):
+            return self.pdbs, self.hpas
+        pdb_idx = list(self._pdb_any)
+        if self._pdb_by_label:
+            for pair in pod_labels.items():
+                try:
+                    pdb_idx.extend(self._pdb_by_label.get(pair, ()))
+                except TypeError:
+                    return self.pdbs, self.hpas
+        name = str((deployment.get("metadata") or {}).get("name", ""))  # as checks.Target reads it
+        hpa_idx = self._hpa_any + self._hpa_by_name.get(name, [])
+        return (tuple(self.pdbs[i] for i in sorted(pdb_idx)), tuple(self.hpas[i] for i in sorted(hpa_idx)))
+
+
 @dataclass
 class _Transition:
     judged: Judged
@@ -123,6 +182,8 @@ async def judge(
     assert runtime.compiled is not None
     plan = runtime.compiled
     dirty = runtime.take_dirty()
+    if dirty.everything:
+        runtime.full_pass_at = now
     keys = _candidates(runtime, dirty, view)
     by_ns: dict[str, dict[str, Mapping[str, Any]]] = {}
 
@@ -131,7 +192,7 @@ async def judge(
             by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
         return by_ns[key[0]].get(key[1])
 
-    worlds: dict[str, tuple[tuple[Mapping[str, Any], ...], tuple[Mapping[str, Any], ...], Mapping[str, str]]] = {}
+    worlds: dict[str, tuple[_Related, Mapping[str, str]]] = {}
     changed_ns: set[str] = set()
     transitions: list[_Transition] = []
     for i, key in enumerate(sorted(keys)):
@@ -139,8 +200,8 @@ async def judge(
             await asyncio.sleep(0)
         ns = key[0]
         if ns not in worlds:
-            worlds[ns] = (tuple(view.pdbs(ns)), tuple(view.hpas(ns)), dict(view.namespace_labels(ns)))
-        pdbs, hpas, labels = worlds[ns]
+            worlds[ns] = (_Related(view.pdbs(ns), view.hpas(ns)), dict(view.namespace_labels(ns)))
+        related, labels = worlds[ns]
         deployment = lookup(key)
         old = runtime.judged.get(key)
         if deployment is None or not matches(plan, deployment, labels):
@@ -149,6 +210,7 @@ async def judge(
                 changed_ns.add(ns)
             runtime.prior.pop(key, None)
             continue
+        pdbs, hpas = related.for_deployment(deployment)
         world = World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos(runtime.name, key), now=now)
         verdict = evaluate(plan, deployment, world)
         metrics.EVALUATIONS.inc()
@@ -208,25 +270,51 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
     await asyncio.gather(*(one(t) for t in transitions))
 
 
-async def _write_reports(writer: Writer, runtime: PolicyRuntime, namespaces: set[str], first: bool) -> None:
+REPORT_WRITERS = 4  # namespaces whose reports are built and written at once (bounds memory and API load)
+
+
+async def _write_reports(writer: Writer, runtime: PolicyRuntime) -> None:
+    """Write the pending namespaces' reports whose content changed, delete the ones no longer wanted.
+
+    Namespace by namespace (a few at once): a policy over 10,000 Deployments has ~150,000 results,
+    so building every report before writing any would hold them all in memory at once. When new
+    work arrives meanwhile (the runtime is woken), the namespaces not started yet stay pending for
+    the next pass, so a status update never waits behind minutes of report writes.
+    """
+    namespaces = sorted(runtime.reports_pending)
     by_ns: dict[str, list[Judged]] = {}
     for (ns, _), judged in runtime.judged.items():
-        if ns in namespaces:
+        if ns in runtime.reports_pending:
             by_ns.setdefault(ns, []).append(judged)
-    wanted: dict[tuple[str, str], dict[str, Any]] = {}
-    for ns in namespaces:
-        if by_ns.get(ns):
-            for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns]):
-                wanted[(ns, report["metadata"]["name"])] = report
-    for key, report in wanted.items():
-        d = digest(report)
-        if runtime.written_reports.get(key) != d:
-            await writer.put_policy_report(report)
-            runtime.written_reports[key] = d
-    stale = [k for k in runtime.written_reports if k[0] in namespaces and k not in wanted]
-    for key in stale:
-        await writer.delete_policy_report(*key)
-        del runtime.written_reports[key]
+    written_by_ns: dict[str, list[tuple[str, str]]] = {}
+    for key in runtime.written_reports:
+        if key[0] in runtime.reports_pending:
+            written_by_ns.setdefault(key[0], []).append(key)
+    semaphore = asyncio.Semaphore(REPORT_WRITERS)
+    started = 0
+
+    async def one(ns: str) -> None:
+        nonlocal started
+        async with semaphore:
+            if started >= REPORT_WRITERS and runtime.wake.is_set():
+                return  # new work came in: the next pass continues with this namespace
+            started += 1
+            wanted: set[tuple[str, str]] = set()
+            if by_ns.get(ns):
+                for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns]):
+                    key = (ns, report["metadata"]["name"])
+                    wanted.add(key)
+                    d = digest(report)
+                    if runtime.written_reports.get(key) != d:
+                        await writer.put_policy_report(report)
+                        runtime.written_reports[key] = d
+            for key in written_by_ns.get(ns, ()):
+                if key not in wanted:
+                    await writer.delete_policy_report(*key)
+                    runtime.written_reports.pop(key, None)
+            runtime.reports_pending.discard(ns)
+
+    await asyncio.gather(*(one(ns) for ns in namespaces))
 
 
 async def _refresh_slos(runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime) -> None:
@@ -258,6 +346,8 @@ async def run_pass(
         runtime.written_status = dict(item.status or {})
     previous = _previous(item.status) if first else _previous(runtime.written_status or {})
     _compile(runtime, item)
+    reports_on = False
+    changed_ns: set[str] = set()
 
     if runtime.invalid is not None:
         runtime.take_dirty()
@@ -284,9 +374,6 @@ async def run_pass(
             await _write_events(writer, runtime.name, transitions)
         else:  # after a restart, only flips against the recorded verdicts count
             await _write_events(writer, runtime.name, [t for t in transitions if t.was_compliant is not None])
-        if reports_on:
-            touched = changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
-            await _write_reports(writer, runtime, touched, first)
         summary = summarize(
             (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
             previous=previous, extra_conditions=extra,
@@ -296,9 +383,16 @@ async def run_pass(
             status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
         for kind, count in (("compliant", summary.compliant), ("noncompliant", summary.noncompliant)):
             metrics.POLICY_TARGETS.labels(policy=runtime.name, verdict=kind).set(count)
-    if _comparable(status) == _comparable(runtime.written_status):
-        return False
-    await writer.patch_policy_status(runtime.name, status)
-    runtime.written_status = status
-    log.info("policy %s: %s", runtime.name, {k: status.get(k) for k in ("targets", "compliant", "noncompliant", "score")})
-    return True
+    patched = False
+    if _comparable(status) != _comparable(runtime.written_status):
+        # Status first: it is what `kubectl get rp` and the webhook's users read, and it is one
+        # small write; the PolicyReports (one result per Deployment x check) follow.
+        await writer.patch_policy_status(runtime.name, status)
+        runtime.written_status = status
+        log.info("policy %s: %s", runtime.name,
+                 {k: status.get(k) for k in ("targets", "compliant", "noncompliant", "score")})
+        patched = True
+    if reports_on:
+        runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
+        await _write_reports(writer, runtime)
+    return patched

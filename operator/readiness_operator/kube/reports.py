@@ -56,6 +56,9 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
     override = ((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION)
     if override:  # admitted through break-glass: the report says so next to each result
         common_props["override"] = str(override)[:256]
+    # One reference and timestamp per Deployment, shared by its results (they are only serialised).
+    resources = [deployment_ref(judged.deployment)]
+    timestamp = {"seconds": seconds, "nanos": 0}
     out = []
     for f in verdict.findings:
         props: dict[str, str] = dict(common_props)
@@ -74,8 +77,8 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
             "scored": True,
             "source": SOURCE,
             "message": f.message[:1024],
-            "timestamp": {"seconds": seconds, "nanos": 0},
-            "resources": [deployment_ref(judged.deployment)],
+            "timestamp": timestamp,
+            "resources": resources,
             "properties": props,
         })
     return out

@@ -50,11 +50,28 @@ class PolicyRuntime:
     written_reports: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, name) -> digest
     # (compliant, since epoch seconds) per Deployment, seeded from our PolicyReports at start
     prior: dict[Key, tuple[bool, int]] = field(default_factory=dict)
+    # Namespaces whose PolicyReports still have to be (re)written: a pass writes them after the
+    # status and leaves the rest for the next pass when new work arrives meanwhile.
+    reports_pending: set[str] = field(default_factory=set)
+    # When the last pass that re-judged everything ran (wall clock), for `needs_full_pass`.
+    full_pass_at: datetime | None = None
 
     def take_dirty(self) -> Dirty:
         taken, self.dirty = self.dirty, Dirty(everything=False)
         self.wake.clear()
         return taken
+
+    def needs_full_pass(self, resync_seconds: float, now: datetime | None = None) -> bool:
+        """Whether a timer wake-up should re-judge everything: the resync period has passed, or an
+        exemption expired since the last full pass. (A wake-up for the SLO interval alone does not:
+        the SLO refresh marks the Deployments whose measurement changed.)"""
+        if self.full_pass_at is None:
+            return True
+        now = now or datetime.now(self.full_pass_at.tzinfo)
+        if (now - self.full_pass_at).total_seconds() >= resync_seconds:
+            return True
+        exemptions = self.compiled.exemptions if self.compiled is not None else ()
+        return any(e.expires is not None and self.full_pass_at < e.expires <= now for e in exemptions)
 
     def mark(self, key: Key | None = None, namespace: str | None = None, everything: bool = False) -> None:
         if everything:
