@@ -450,7 +450,9 @@ def test_sigkill_mid_pass_then_restart_converges(operator: OperatorProcess, priv
         at_kill = status(cluster, name)
         written = {r["metadata"]["namespace"] for r in reports(cluster, name)}
         print(f"SIGKILL after {len(written)} of {len(KILL_NAMESPACES)} PolicyReports")
-        assert "targets" not in at_kill and 0 < len(written) < len(KILL_NAMESPACES), \
+        # The pass patches status first, then streams the reports: a kill while some reports are still
+        # unwritten lands mid-pass.
+        assert 0 < len(written) < len(KILL_NAMESPACES), \
             f"SIGKILL missed the first pass: status {at_kill}, {len(written)} reports written"
 
         # Changes while it is dead, in every namespace: d-0 breaks, d-1 is fixed, d-5 is deleted (its
