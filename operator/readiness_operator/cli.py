@@ -10,8 +10,7 @@ import gc
 import importlib
 import json
 import sys
-from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -21,7 +20,7 @@ from readiness_operator import __version__
 from readiness_operator.engine import DeploymentVerdict, compile_policy, evaluate, matches
 from readiness_operator.manifests import ManifestError, iter_documents, load_inventory
 from readiness_operator.model import KIND, ReadinessPolicy, format_validation_error
-from readiness_operator.world import World, namespace_of
+from readiness_operator.world import World, namespace_of, related_by_namespace
 
 __all__ = ["build_parser", "load_policy", "main"]
 
@@ -100,15 +99,16 @@ def _audit_files(args: argparse.Namespace, out: TextIO) -> int:
     plan = compile_policy(policy.spec)
     now = datetime.now(UTC)
     verdicts: list[DeploymentVerdict] = []
-    related = _Related(inv.pdbs, inv.hpas)
+    related = related_by_namespace(inv.pdbs, inv.hpas)
     for _, dep in inv.deployments:
         ns = namespace_of(dep)
         ns_labels = inv.namespace_labels.get(ns, {})
         if not matches(plan, dep, ns_labels):
             continue
+        pdbs, hpas = related[ns].for_deployment(dep) if ns in related else ((), ())
         world = World(
-            pdbs=related.pdbs_for(ns, dep),
-            hpas=related.hpas_for(ns, dep),
+            pdbs=tuple(pdbs),
+            hpas=tuple(hpas),
             namespace_labels=dict(ns_labels),
             now=now,
         )
@@ -120,72 +120,6 @@ def _audit_files(args: argparse.Namespace, out: TextIO) -> int:
     else:
         _table(verdicts, out)
     return EXIT_OK if all(v.compliant for v in verdicts) else EXIT_NONCOMPLIANT
-
-
-def _hashable(value: object) -> bool:
-    return isinstance(value, Hashable)
-
-
-class _Related:
-    """PDBs and HPAs indexed once, so a Deployment's World holds only its candidates.
-
-    Same result as ``world_for`` (same-namespace objects, in file order) minus objects that cannot
-    relate to the Deployment: a PDB whose ``matchLabels`` has a pair the pod template lacks, an HPA whose
-    ``scaleTargetRef.name`` is another name. The engine still applies the exact matching rules to the
-    candidates; the index only avoids scanning every PDB and HPA per Deployment (N x M).
-    """
-
-    def __init__(self, pdbs: Iterable[Mapping[str, Any]], hpas: Iterable[Mapping[str, Any]]) -> None:
-        self._pdbs = list(pdbs)
-        self._hpas = list(hpas)
-        # (namespace, label key, value) -> PDBs whose matchLabels hold that pair (one pair suffices).
-        self._pdb_by_pair: dict[tuple[str, Any, Any], list[int]] = defaultdict(list)
-        # namespace -> PDBs that cannot be indexed (empty/null selector, expressions only, odd values).
-        self._pdb_rest: dict[str, list[int]] = defaultdict(list)
-        for i, pdb in enumerate(self._pdbs):
-            ns = namespace_of(pdb)
-            spec = pdb.get("spec")
-            selector = spec.get("selector") if isinstance(spec, Mapping) else None
-            pairs = selector.get("matchLabels") if isinstance(selector, Mapping) else None
-            if isinstance(pairs, Mapping) and pairs:
-                key, value = next(iter(pairs.items()))
-                if _hashable(key) and _hashable(value):
-                    self._pdb_by_pair[(ns, key, value)].append(i)
-                    continue
-            self._pdb_rest[ns].append(i)
-        self._hpa_by_name: dict[tuple[str, Any], list[int]] = defaultdict(list)
-        self._hpa_rest: dict[str, list[int]] = defaultdict(list)
-        for i, hpa in enumerate(self._hpas):
-            ns = namespace_of(hpa)
-            spec = hpa.get("spec")
-            ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
-            name = ref.get("name") if isinstance(ref, Mapping) else None
-            if _hashable(name):
-                self._hpa_by_name[(ns, name)].append(i)
-            else:
-                self._hpa_rest[ns].append(i)
-
-    def pdbs_for(self, ns: str, dep: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
-        """Same-namespace PDBs that may select the Deployment's pod template, in input order."""
-        spec = dep.get("spec") or {}
-        template = spec.get("template") or {} if isinstance(spec, Mapping) else {}
-        meta = template.get("metadata") or {} if isinstance(template, Mapping) else {}
-        labels = meta.get("labels") or {} if isinstance(meta, Mapping) else {}
-        found = set(self._pdb_rest.get(ns, ()))
-        if isinstance(labels, Mapping):
-            for pair in labels.items():
-                if _hashable(pair[1]):
-                    found.update(self._pdb_by_pair.get((ns, *pair), ()))
-        else:  # not a label map: let the engine judge every PDB of the namespace
-            found.update(i for (n, _, _), ids in self._pdb_by_pair.items() if n == ns for i in ids)
-        return tuple(self._pdbs[i] for i in sorted(found))
-
-    def hpas_for(self, ns: str, dep: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
-        """Same-namespace HPAs whose scaleTargetRef names the Deployment, in input order."""
-        name = str((dep.get("metadata") or {}).get("name", ""))
-        found = set(self._hpa_rest.get(ns, ()))
-        found.update(self._hpa_by_name.get((ns, name), ()))
-        return tuple(self._hpas[i] for i in sorted(found))
 
 
 def _result(v: DeploymentVerdict) -> dict[str, Any]:

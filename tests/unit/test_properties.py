@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from readiness_operator.cli import _Related
 from readiness_operator.engine import compile_policy, evaluate, matches
 from readiness_operator.model import CATEGORIES, CHECK_IDS, LabelSelector, ReadinessPolicy, ReadinessPolicySpec
 from readiness_operator.quantity import QUANTITY_PATTERN, format_quantity, parse_quantity
 from readiness_operator.selectors import label_selector_matches
 from readiness_operator.shape import MalformedObject
-from readiness_operator.world import SloMeasurement, World, namespace_of, world_for
+from readiness_operator.world import RelatedIndex, SloMeasurement, World, namespace_of, related_by_namespace, world_for
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -717,8 +716,15 @@ def test_cli_related_index_gives_the_same_verdicts_as_world_for(
     deps: list[dict[str, Any]], pdb_list: list[dict[str, Any]], hpa_list: list[dict[str, Any]], spec: ReadinessPolicySpec
 ) -> None:
     """The CLI's PDB/HPA index (no N x M scan) only drops objects that cannot relate to a Deployment."""
-    related = _Related(pdb_list, hpa_list)
+    related = related_by_namespace(pdb_list, hpa_list)
     for dep in deps:
         ns = namespace_of(dep)
         expected = evaluate(spec, dep, world_for(dep, pdbs=pdb_list, hpas=hpa_list, now=NOW))
-        assert evaluate(spec, dep, World(pdbs=related.pdbs_for(ns, dep), hpas=related.hpas_for(ns, dep), now=NOW)) == expected
+        pdbs, hpas = candidates(related, ns, dep)
+        assert evaluate(spec, dep, World(pdbs=pdbs, hpas=hpas, now=NOW)) == expected
+
+
+def candidates(related: dict[str, RelatedIndex], ns: str, dep: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The CLI's lookup: the namespace's index, or nothing when the namespace has no PDB/HPA."""
+    pdbs, hpas = related[ns].for_deployment(dep) if ns in related else ((), ())
+    return tuple(pdbs), tuple(hpas)

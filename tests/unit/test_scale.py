@@ -11,9 +11,10 @@ from typing import Any
 from readiness_operator.checks.relations import hpa_targets, pdb_selects
 from readiness_operator.engine import compile_policy
 from readiness_operator.kube import kopf_scale
-from readiness_operator.kube.reconcile import _Related, _write_reports
+from readiness_operator.kube.reconcile import _write_reports
 from readiness_operator.kube.state import PolicyRuntime
 from readiness_operator.model import ReadinessPolicySpec
+from readiness_operator.world import RelatedIndex as _Related
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +20,7 @@ from readiness_operator.model import ReadinessPolicySpec, ReadinessPolicyStatus,
 from readiness_operator.model.slo import PLACEHOLDER
 from readiness_operator.model.status import Condition
 from readiness_operator.summary import summarize
-from readiness_operator.world import SloMeasurement, World
+from readiness_operator.world import RelatedIndex, SloMeasurement, World
 
 from . import metrics
 from .objects import deployment_ref
@@ -110,65 +110,6 @@ def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[
     return keys
 
 
-class _Related:
-    """One namespace's PDBs and HPAs, indexed so each Deployment gets only the candidates that can
-    relate to it (the checks still match them exactly): without this every Deployment is matched
-    against every PDB and HPA of its namespace, O(n^2) per namespace.
-
-    A PDB whose selector has `matchLabels` can only select pods carrying its first pair, so it is
-    filed under that pair; the others (expressions only, empty, missing, odd shapes) go to every
-    Deployment. An HPA is filed under its scaleTargetRef name. Candidates keep the watch order.
-    """
-
-    __slots__ = ("_hpa_any", "_hpa_by_name", "_pdb_any", "_pdb_by_label", "hpas", "pdbs")
-
-    def __init__(self, pdbs: Iterable[Mapping[str, Any]], hpas: Iterable[Mapping[str, Any]]) -> None:
-        self.pdbs, self.hpas = tuple(pdbs), tuple(hpas)
-        self._pdb_any: list[int] = []
-        self._pdb_by_label: dict[tuple[Any, Any], list[int]] = {}
-        for i, pdb in enumerate(self.pdbs):
-            selector = (pdb.get("spec") or {}).get("selector") if isinstance(pdb, Mapping) else None
-            match = selector.get("matchLabels") if isinstance(selector, Mapping) else None
-            pair = next(iter(match.items()), None) if isinstance(match, Mapping) else None
-            try:
-                if pair is not None:
-                    self._pdb_by_label.setdefault(pair, []).append(i)
-                    continue
-            except TypeError:  # an unhashable value: not indexed
-                pass
-            self._pdb_any.append(i)
-        self._hpa_any: list[int] = []
-        self._hpa_by_name: dict[str, list[int]] = {}
-        for i, hpa in enumerate(self.hpas):
-            spec = hpa.get("spec") if isinstance(hpa, Mapping) else None
-            ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
-            name = ref.get("name") if isinstance(ref, Mapping) else None
-            if isinstance(name, str):
-                self._hpa_by_name.setdefault(name, []).append(i)
-            else:
-                self._hpa_any.append(i)
-
-    def for_deployment(self, deployment: Mapping[str, Any]) -> tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]:
-        """(candidate PDBs, candidate HPAs) for one Deployment."""
-        try:
-            template = (deployment.get("spec") or {}).get("template") or {}
-            pod_labels = (template.get("metadata") or {}).get("labels") or {}
-        except AttributeError:  # an odd shape: every object is a candidate
-            return self.pdbs, self.hpas
-        if not isinstance(pod_labels, Mapping):
-            return self.pdbs, self.hpas
-        pdb_idx = list(self._pdb_any)
-        if self._pdb_by_label:
-            for pair in pod_labels.items():
-                try:
-                    pdb_idx.extend(self._pdb_by_label.get(pair, ()))
-                except TypeError:
-                    return self.pdbs, self.hpas
-        name = str((deployment.get("metadata") or {}).get("name", ""))  # as checks.Target reads it
-        hpa_idx = self._hpa_any + self._hpa_by_name.get(name, [])
-        return (tuple(self.pdbs[i] for i in sorted(pdb_idx)), tuple(self.hpas[i] for i in sorted(hpa_idx)))
-
-
 @dataclass
 class _Transition:
     judged: Judged
@@ -192,7 +133,7 @@ async def judge(
             by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
         return by_ns[key[0]].get(key[1])
 
-    worlds: dict[str, tuple[_Related, Mapping[str, str]]] = {}
+    worlds: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
     changed_ns: set[str] = set()
     transitions: list[_Transition] = []
     for i, key in enumerate(sorted(keys)):
@@ -200,7 +141,7 @@ async def judge(
             await asyncio.sleep(0)
         ns = key[0]
         if ns not in worlds:
-            worlds[ns] = (_Related(view.pdbs(ns), view.hpas(ns)), dict(view.namespace_labels(ns)))
+            worlds[ns] = (RelatedIndex(view.pdbs(ns), view.hpas(ns)), dict(view.namespace_labels(ns)))
         related, labels = worlds[ns]
         deployment = lookup(key)
         old = runtime.judged.get(key)
