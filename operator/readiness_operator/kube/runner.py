@@ -13,7 +13,7 @@ import kopf
 
 from readiness_operator import settings as operator_settings
 
-from . import httpd
+from . import httpd, kopf_scale
 from .leadership import LEADERSHIP
 
 PRIORITY = random.randint(1, 2**31 - 1)
@@ -62,6 +62,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     operator_settings.CURRENT = operator_settings.Settings.from_env(webhook_port=args.webhook_port)
     from . import handlers  # noqa: F401 - registers the handlers
+
+    kopf_scale.apply()  # kopf's index-readiness wait is O(N^2) in watched objects otherwise
 
     if operator_settings.CURRENT.webhook_port:
         from readiness_operator.admission import handlers as admission_handlers  # noqa: F401

@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from . import kopf_scale
-
-kopf_scale.apply()  # the indexes this view reads: kopf's readiness wait for them is O(N^2) otherwise
-
 
 class IndexView:
     """Reads kopf indexes keyed by namespace; the stores are live, so a view never goes stale."""
