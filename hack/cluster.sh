@@ -27,6 +27,9 @@ is_ready() {
 
 running() { [[ -f $CLUSTER_DIR/$1.pid ]] && kill -0 "$(cat "$CLUSTER_DIR/$1.pid")" 2>/dev/null; }
 
+# failed NAME says why a component did not come up, with its log tail (test temp dirs vanish).
+failed() { printf '%s did not start; last lines of %s:\n%s' "$1" "$CLUSTER_DIR/$1.log" "$(tail -n 20 "$CLUSTER_DIR/$1.log" 2>/dev/null)"; }
+
 make_pki() {
   mkdir -p "$PKI"
   (
@@ -79,13 +82,13 @@ up() {
   make_pki
 
   local etcd_port peer_port api_port kcm_port
-  etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port); kcm_port=$(free_port)
+  read -r etcd_port peer_port api_port kcm_port < <(free_ports 4)
   start etcd "$etcd" --name local --data-dir "$CLUSTER_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "local=http://127.0.0.1:$peer_port" --unsafe-no-fsync --quota-backend-bytes 8589934592 \
     --log-level warn
-  WAIT_SECONDS=30 wait_for curl -sf "http://127.0.0.1:$etcd_port/health" || die "etcd did not start: $CLUSTER_DIR/etcd.log"
+  WAIT_SECONDS=30 wait_for curl -sf "http://127.0.0.1:$etcd_port/health" || die "$(failed etcd)"
 
   start apiserver "$kube" apiserver \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
@@ -100,7 +103,7 @@ up() {
     --allow-privileged=true --profiling=false \
     --cert-dir "$CLUSTER_DIR/apiserver-certs"
   write_kubeconfig "$api_port"
-  WAIT_SECONDS=90 wait_for is_ready || die "kube-apiserver did not become ready: $CLUSTER_DIR/apiserver.log"
+  WAIT_SECONDS=90 wait_for is_ready || die "$(failed apiserver)"
 
   start controller-manager "$kube" controller-manager \
     --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false \
@@ -109,8 +112,8 @@ up() {
     --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-horizontal-pod-autoscaler-controller' \
     --bind-address 127.0.0.1 --secure-port "$kcm_port"
   # The service-account controller creating "default" proves the controller manager works.
-  WAIT_SECONDS=60 wait_for kubectl --kubeconfig "$KUBECONFIG_PATH" -n default get serviceaccount default \
-    || die "kube-controller-manager did not start: $CLUSTER_DIR/controller-manager.log"
+  WAIT_SECONDS=120 wait_for kubectl --kubeconfig "$KUBECONFIG_PATH" -n default get serviceaccount default \
+    || die "$(failed controller-manager)"
   log "ready: kube-apiserver https://127.0.0.1:$api_port ($KUBE_VERSION), etcd :$etcd_port"
   echo "$KUBECONFIG_PATH"
 }
@@ -156,7 +159,7 @@ start_apiserver() {
   echo "--- restarted $(date -u +%FT%TZ)" >>"$CLUSTER_DIR/apiserver.log"
   setsid "${cmd[@]}" >>"$CLUSTER_DIR/apiserver.log" 2>&1 </dev/null &
   echo $! >"$CLUSTER_DIR/apiserver.pid"
-  WAIT_SECONDS=90 wait_for is_ready || die "kube-apiserver did not become ready: $CLUSTER_DIR/apiserver.log"
+  WAIT_SECONDS=90 wait_for is_ready || die "$(failed apiserver)"
   log "kube-apiserver ready again"
 }
 

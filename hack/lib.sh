@@ -13,16 +13,20 @@ HELM_VERSION=v3.19.5
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on right now.
-free_port() {
-  python3 - <<'EOF'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
+# free_ports N prints N distinct TCP ports on 127.0.0.1 that nothing listens on right now (all
+# sockets are held open together, so the kernel cannot hand out the same port twice).
+free_ports() {
+  python3 - "${1:-1}" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
 EOF
 }
+free_port() { free_ports 1; }
 
 # inputs_hash prints a short hash of the files a build depends on, so a changed go.mod rebuilds.
 inputs_hash() {
