@@ -32,9 +32,10 @@ from typing import Any
 
 from readiness_operator.checks import CATALOGUE
 from readiness_operator.engine import compile_policy
-from readiness_operator.model.common import Severity
+from readiness_operator.model.common import BLOCKING as _BLOCKING
 from readiness_operator.model.rules import ResourceBounds
 from readiness_operator.model.spec import Exemption, Mode, ReadinessPolicySpec
+from readiness_operator.names import IGNORE_LABEL, MANAGED_BY, OVERRIDE_ANNOTATION, POLICY_LABEL
 
 __all__ = [
     "MANAGED_BY",
@@ -47,12 +48,6 @@ __all__ = [
 ]
 
 VAP_API_VERSION = "admissionregistration.k8s.io/v1"
-IGNORE_LABEL = "readiness.dev/ignore"
-MANAGED_BY = "readiness-operator"
-POLICY_LABEL = "readiness.dev/policy"
-OVERRIDE_ANNOTATION = "readiness.dev/override"
-
-_BLOCKING = frozenset({Severity.CRITICAL, Severity.WARNING})
 _RULES = [
     {
         "apiGroups": ["apps"],

@@ -14,6 +14,7 @@ from typing import Any
 from readiness_operator.engine import Finding
 from readiness_operator.model import API_VERSION, KIND
 from readiness_operator.model.common import Severity
+from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL
 
 from .objects import deployment_ref
 from .state import Judged
@@ -21,11 +22,8 @@ from .state import Judged
 REPORT_GROUP = "wgpolicyk8s.io"
 REPORT_VERSION = "v1alpha2"
 REPORT_PLURAL = "policyreports"
-POLICY_LABEL = "readiness.dev/policy"
-MANAGED_BY: dict[str, str] = {"app.kubernetes.io/managed-by": "readiness-operator"}
 MAX_RESULTS_PER_REPORT = 1000
-SOURCE = "readiness-operator"
-OVERRIDE_ANNOTATION = "readiness.dev/override"
+SOURCE = MANAGED_BY
 
 _SEVERITY = {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"}
 
@@ -95,7 +93,7 @@ def build_reports(
             chunks.append([])
         chunks[-1].extend(results)
     reports: list[dict[str, Any]] = []
-    labels: dict[str, str] = {**MANAGED_BY, POLICY_LABEL: policy}
+    labels: dict[str, str] = {**MANAGED_BY_LABELS, POLICY_LABEL: policy}
     for index, results in enumerate(chunks):
         summary = {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0}
         for r in results:

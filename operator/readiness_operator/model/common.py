@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 from readiness_operator.quantity import QUANTITY_PATTERN, parse_quantity
 
 __all__ = [
+    "BLOCKING",
     "KubeModel",
     "LabelSelector",
     "LabelSelectorRequirement",
@@ -37,6 +38,10 @@ class Severity(StrEnum):
     CRITICAL = "critical"
     WARNING = "warning"
     INFO = "info"
+
+
+#: Severities whose failure makes a Deployment noncompliant (and denies under Enforce).
+BLOCKING: frozenset[Severity] = frozenset({Severity.CRITICAL, Severity.WARNING})
 
 
 def _quantity_text(value: Any) -> Any:

@@ -38,6 +38,16 @@ class SloSeries:
 
 
 @dataclass
+class Refresh:
+    """What one refresh did: the Deployments whose measurement changed (``EVERYTHING``: all may
+    have), and the SLOs queried and failed (the glue counts them in its metrics)."""
+
+    changed: set[Key] = field(default_factory=set)
+    queried: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PolicySlos:
     series: dict[str, SloSeries] = field(default_factory=dict)
     queries: int = 0
@@ -50,26 +60,14 @@ class SloStore:
     def forget(self, policy: str) -> None:
         self.policies.pop(policy, None)
 
-    def next_due(self, policy: str, slos: Iterable[Slo], now: datetime) -> float | None:
-        """Seconds until the next query of this policy is due (0: now; None: no SLOs)."""
-        state = self.policies.get(policy)
-        waits = []
-        for slo in slos:
-            series = state.series.get(slo.name) if state else None
-            if series is None or series.attempted_at is None:
-                return 0.0
-            waits.append(max(0.0, duration_seconds(slo.interval) - (now - series.attempted_at).total_seconds()))
-        return min(waits) if waits else None
-
     async def refresh(
         self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
         label_values: Mapping[str, Iterable[str]] | None = None,
-    ) -> set[Key]:
-        """Run the due queries (one per SLO); returns the Deployments whose measurement changed."""
-        from readiness_operator.kube import metrics
-
+    ) -> Refresh:
+        """Run the due queries (one per SLO, for every Deployment at once)."""
         state = self.policies.setdefault(policy, PolicySlos())
-        changed: set[Key] = set()
+        done = Refresh()
+        changed = done.changed
         slos = list(slos)
         for gone in set(state.series) - {s.name for s in slos}:
             changed.update(state.series.pop(gone).values)
@@ -81,7 +79,7 @@ class SloStore:
             before_error, before = series.error, dict(series.values)
             try:
                 batch: BatchQuery = batch_query(slo.query, namespaces=namespaces, label_values=label_values)
-                metrics.PROMETHEUS_QUERIES.labels(policy=policy, slo=slo.name).inc()
+                done.queried.append(slo.name)
                 state.queries += 1
                 result = await query(batch.promql)
                 values: dict[Key, float] = {}
@@ -96,7 +94,7 @@ class SloStore:
             except QueryError as exc:
                 series.error = f"query cannot be batched: {exc}"
             except Exception as exc:  # Prometheus unreachable, HTTP error, bad PromQL: all Unknown
-                metrics.PROMETHEUS_QUERY_ERRORS.labels(policy=policy, slo=slo.name).inc()
+                done.failed.append(slo.name)
                 series.error = _describe(exc)
                 log.warning("policy %s: SLO %s query failed: %s", policy, slo.name, series.error)
             if series.error != before_error:
@@ -105,7 +103,7 @@ class SloStore:
                 changed.add(EVERYTHING)  # every target may flip between known and Unknown
             else:
                 changed.update(k for k in set(before) | set(series.values) if before.get(k) != series.values.get(k))
-        return changed
+        return done
 
     def measurements(self, policy: str, key: Key) -> dict[str, SloMeasurement]:
         state = self.policies.get(policy)
