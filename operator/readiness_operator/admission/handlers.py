@@ -24,10 +24,10 @@ from readiness_operator.kube.objects import deployment_ref
 from readiness_operator.kube.view import IndexView
 from readiness_operator.model import GROUP, VERSION, ReadinessPolicySpec
 from readiness_operator.model.crd import PLURAL
+from readiness_operator.model.validation import validate_policy_object
 from readiness_operator.world import World
 
 from .decide import pod_template_digest, review_deployment
-from .policy_validation import validate_policy_object
 
 log = logging.getLogger(__name__)
 _BACKGROUND: set[asyncio.Task[None]] = set()  # override Events in flight (kept referenced)

@@ -8,12 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from readiness_operator.admission.policy_validation import (
-    check_promql_balance,
-    label_key_problem,
-    label_value_problem,
-    validate_policy_object,
-)
+from readiness_operator.model import check_promql_balance, label_key_problem, label_value_problem
+from readiness_operator.model.validation import validate_policy_object
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = 'sum(rate(http_requests_total{namespace="{{namespace}}", deployment="{{name}}"}[5m]))'
