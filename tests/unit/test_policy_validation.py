@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import pytest
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from readiness_operator.model import check_promql_balance, label_key_problem, label_value_problem
+from readiness_operator.model import (
+    Exemption,
+    LabelSelector,
+    ReadinessPolicy,
+    ReadinessPolicyStatus,
+    check_promql_balance,
+    format_validation_error,
+    label_key_problem,
+    label_value_problem,
+)
+from readiness_operator.model.errors import MAP_FIELDS
 from readiness_operator.model.validation import validate_policy_object
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,3 +206,169 @@ def test_label_keys(key: str, ok: bool) -> None:
 @pytest.mark.parametrize(("value", "ok"), [("", True), ("v1.2_3-x", True), ("a b", False), ("x" * 64, False), (3, False)])
 def test_label_values(value: object, ok: bool) -> None:
     assert (label_value_problem(value) is None) is ok
+
+
+# --------------------------------------------------------------------------------------------------
+# One model, one run: the rules live in the model, so every entry point sees the same problems.
+# --------------------------------------------------------------------------------------------------
+
+
+def model_lines(obj: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        ReadinessPolicy.model_validate(obj)
+    return format_validation_error(info.value).splitlines()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"exemptions": [{"checks": ["probe-livenes", "slo:x"], "reason": "r"}], "weights": {"securty": 1}},
+        {"slos": [slo('x{pod="{{pod}}"}'), slo("rate(x[5m)]", name="b")]},
+        {"match": {"namespaces": ["Prod"], "selector": {"matchLabels": {"bad key": "-x"}}}},
+    ],
+)
+def test_model_alone_reports_what_the_webhook_reports(spec: dict[str, Any]) -> None:
+    # Same lines (the webhook only orders them as written), so the CLI and the operator's status
+    # name the same problems as the webhook's denial.
+    assert sorted(model_lines(policy(**spec))) == sorted(validate_policy_object(policy(**spec)))
+
+
+def test_slo_references_are_reported_when_other_fields_are_wrong_too() -> None:
+    problems = validate_policy_object(
+        policy(
+            mode="Block",
+            rules={"probes": {"x": 1}},
+            slos=[slo('x{pod="{{pod}}"}', name="a")],  # a broken SLO still defines its name
+            exemptions=[{"checks": ["slo:a", "slo:b"], "reason": "r"}],
+            weights={"slo:a": 1, "slo:c": 2},
+        )
+    )
+    assert problems == [
+        "spec.mode: Input should be 'Enforce', 'Warn' or 'Audit'",
+        "spec.rules.probes.x: unknown field (not part of the ReadinessPolicy schema)",
+        "spec.slos[0].query: unknown placeholder {{pod}}; allowed: {{namespace}}, {{name}}, {{labels.<key>}}",
+        'spec.exemptions[0].checks[1]: "slo:b" names no SLO in spec.slos (defined: slo:a)',
+        'spec.weights[\'slo:c\']: "slo:c" names no SLO in spec.slos (defined: slo:a)',
+    ]
+
+
+def test_duplicate_slo_names_are_reported_with_field_errors() -> None:
+    problems = validate_policy_object(policy(mode="Block", slos=[slo(QUERY), slo(QUERY)]))
+    assert problems == ["spec: slos: duplicate name(s) a", "spec.mode: Input should be 'Enforce', 'Warn' or 'Audit'"]
+
+
+def test_known_slo_refs_are_suggested_and_listed() -> None:
+    (problem,) = validate_policy_object(
+        policy(slos=[slo(QUERY, name="availability")], exemptions=[{"checks": ["sl:availability"], "reason": "r"}])
+    )
+    assert problem.startswith(
+        'spec.exemptions[0].checks[0]: unknown check id "sl:availability"; did you mean "slo:availability"?'
+    )
+    assert problem.endswith("pre-stop-hook, slo:availability, slo:<name>, *")
+
+
+def test_every_placeholder_problem_and_level_problem_of_one_slo() -> None:
+    bad = {**slo('x{a="{{pod}}", b="{{labels.-x}}"}'), "warning": 0.5, "critical": 0.2}
+    problems = validate_policy_object(policy(slos=[bad]))
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        "spec.slos[0].query",
+        "spec.slos[0].query",
+        "spec.slos[0].warning",
+        "spec.slos[0].critical",
+    ]
+    assert "unknown placeholder {{pod}}" in problems[0] and "{{labels.-x}} names an invalid label key" in problems[1]
+    assert problems[2] == "spec.slos[0].warning: warning (0.5) must be >= threshold (1.0) when comparison is '<'"
+
+
+def test_critical_is_checked_against_warning() -> None:
+    problems = validate_policy_object(policy(slos=[{**slo(QUERY), "warning": 2, "critical": 1.5}]))
+    assert problems == ["spec.slos[0].critical: critical (1.5) must be >= warning (2.0) when comparison is '<'"]
+
+
+def test_label_placeholders_follow_kubernetes_label_keys() -> None:
+    # The model used to allow only [A-Za-z0-9._/-] after "labels."; Kubernetes label keys may contain "_".
+    assert validate_policy_object(policy(slos=[slo('x{a="{{labels.team_name}}", b="{{labels.example.com/tier}}"}')])) == []
+    (problem,) = validate_policy_object(policy(slos=[slo('x{a="{{labels.a/b/c}}"}')]))
+    assert problem.startswith("spec.slos[0].query: placeholder {{labels.a/b/c}} names an invalid label key: prefix 'a/b'")
+
+
+def test_map_entries_are_named_by_key() -> None:
+    # Label keys contain dots, so a map entry is ['key'], whether its key or its value is wrong.
+    problems = validate_policy_object(
+        policy(weights={"probe-liveness": 5000}, match={"selector": {"matchLabels": {"app.kubernetes.io/name": "a b"}}})
+    )
+    assert problems == [
+        "spec.weights['probe-liveness']: Input should be less than or equal to 1000",
+        "spec.match.selector.matchLabels['app.kubernetes.io/name']: invalid label value: value 'a b' must be empty or "
+        "at most 63 characters, start and end with an alphanumeric and contain only alphanumerics, '-', '_' and '.'",
+    ]
+
+
+def test_map_fields_are_the_models_dict_fields() -> None:
+    found: set[str] = set()
+
+    def walk(model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            for tp in _types_in(field.annotation):
+                if get_origin(tp) is dict and name != "metadata":  # metadata is never validated inside
+                    found.update({name, field.alias or name})
+                elif isinstance(tp, type) and issubclass(tp, BaseModel) and tp is not ReadinessPolicyStatus:
+                    walk(tp)
+
+    walk(ReadinessPolicy)
+    assert found == MAP_FIELDS
+
+
+def _types_in(tp: Any) -> list[Any]:
+    """``tp`` and every type nested in it (Annotated, Optional, list and dict arguments)."""
+    return [tp, *(t for arg in get_args(tp) for t in _types_in(arg))]
+
+
+def test_problems_follow_the_order_of_the_document() -> None:
+    obj = policy(weights={"bogus": 1}, mode="Block")
+    obj["spec"]["exemptions"] = [{"checks": ["nope"]}]  # reason missing: listed after the entry's fields
+    assert [p.split(": ", 1)[0] for p in validate_policy_object(obj)] == [
+        "spec.weights['bogus']",
+        "spec.mode",
+        "spec.exemptions[0].checks[0]",
+        "spec.exemptions[0].reason",
+    ]
+
+
+def test_exemption_alone_checks_only_the_shape_of_slo_references() -> None:
+    # Outside a spec the SLOs are unknown: slo:<name> is accepted, a bare "slo:" is not.
+    assert Exemption.model_validate({"checks": ["slo:anything"], "reason": "r"}).checks == ["slo:anything"]
+    with pytest.raises(ValidationError, match=r"an SLO reference needs a name"):
+        Exemption.model_validate({"checks": ["slo:"], "reason": "r"})
+
+
+def test_selector_requirement_reports_key_operator_and_values_at_once() -> None:
+    with pytest.raises(ValidationError) as info:
+        LabelSelector.model_validate(
+            {
+                "matchExpressions": [
+                    {"key": "-a", "operator": "Has", "values": ["x"]},
+                    {"key": "b", "operator": "Exists", "values": ["y"]},
+                ]
+            }
+        )
+    assert [line.split(": ", 1)[0] for line in format_validation_error(info.value).splitlines()] == [
+        "matchExpressions[0].key",
+        "matchExpressions[0].operator",
+        "matchExpressions[1].values",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "ok"),
+    [(["default", "team-1", "a" * 63], True), (["a" * 64], False), (["-x"], False), (["a.b"], False), ([""], False)],
+)
+def test_namespaces_are_dns_labels(namespaces: list[str], ok: bool) -> None:
+    spec = {
+        "match": {"excludeNamespaces": namespaces},
+        "exemptions": [{"checks": ["*"], "reason": "r", "namespaces": namespaces}],
+    }
+    problems = validate_policy_object(policy(**spec))
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert [p.split(": ", 1)[0] for p in problems] == ["spec.match.excludeNamespaces[0]", "spec.exemptions[0].namespaces[0]"]
