@@ -170,7 +170,7 @@ class LabelSelectorRequirement(KubeModel):
     @field_validator("values")
     @classmethod
     def _values_fit_operator(cls, values: list[str], info: ValidationInfo) -> list[str]:
-        # A field validator (not a model validator) so it also runs when the key is wrong too.
+        # A field validator (not a model validator), so it runs even when the key is wrong as well.
         operator = info.data.get("operator")
         if operator in ("In", "NotIn") and not values:
             raise ValueError(f"must not be empty when operator is {operator}")
