@@ -330,19 +330,20 @@ def run_in_process(args: argparse.Namespace) -> dict[str, Any]:
         "latency-p95": SloMeasurement(0.005),
     }
 
-    def world_of(obj: Mapping[str, Any]) -> Any:
-        return Worlds(view, slos=lambda _key: slos).of(obj)  # one builder per request, as in the webhook
+    def review(req: Mapping[str, Any]) -> Any:
+        worlds = Worlds(view, slos=lambda _policy, _key: slos)  # one builder per request, as in the webhook
+        return review_deployment(req, policies, worlds.of, policy_world=worlds.of)
 
     rng = random.Random(11)
     requests = [admission_review(d, d["metadata"]["name"])["request"] for d in rng.choices(deployments, k=args.calls)]
     for req in requests[: min(200, len(requests))]:  # warm up
-        review_deployment(req, policies, world_of)
+        review(req)
     times: list[float] = []
     allowed = denied = 0
     t0 = time.perf_counter()
     for req in requests:
         start = time.perf_counter_ns()
-        decision = review_deployment(req, policies, world_of)
+        decision = review(req)
         times.append((time.perf_counter_ns() - start) / 1000)
         allowed += decision.allowed
         denied += not decision.allowed

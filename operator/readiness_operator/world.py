@@ -165,11 +165,11 @@ class InMemoryView:
         return self._labels.get(namespace, {})
 
 
-#: The SLO measurements of one Deployment, by (namespace, name).
-SloLookup = Callable[[tuple[str, str]], Mapping[str, SloMeasurement]]
+#: The SLO measurements one policy holds for one Deployment: (policy, (namespace, name)) -> by SLO name.
+SloLookup = Callable[[str, tuple[str, str]], Mapping[str, SloMeasurement]]
 
 
-def _no_slos(_: tuple[str, str]) -> Mapping[str, SloMeasurement]:
+def _no_slos(_policy: str, _key: tuple[str, str]) -> Mapping[str, SloMeasurement]:
     return {}
 
 
@@ -197,10 +197,13 @@ class Worlds:
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self._namespace(namespace)[1]
 
-    def of(self, deployment: Mapping[str, Any]) -> World:
-        """The World of one Deployment (same-namespace candidates only)."""
+    def of(self, deployment: Mapping[str, Any], policy: str | None = None) -> World:
+        """The World of one Deployment (same-namespace candidates only), with the SLO measurements
+        of `policy` (none without one: SLOs are per policy, two policies may name an SLO alike)."""
         ns = namespace_of(deployment)
         related, labels = self._namespace(ns)
         pdbs, hpas = related.for_deployment(deployment)
-        name = str((deployment.get("metadata") or {}).get("name", ""))
-        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=self._slos((ns, name)), now=self.now)
+        slos: Mapping[str, SloMeasurement] = {}
+        if policy is not None:
+            slos = self._slos(policy, (ns, str((deployment.get("metadata") or {}).get("name", ""))))
+        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now)

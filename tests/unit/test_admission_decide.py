@@ -453,3 +453,18 @@ def test_minimal_request_without_resource_or_kind() -> None:
     assert not review(req, ("p", spec())).allowed
     req["object"] = {**deployment(), "kind": "StatefulSet"}
     assert review(req, ("p", spec())).skipped_reason == "not an apps/v1 Deployment"
+
+
+@pytest.mark.parametrize("order", [("strict", "relaxed"), ("relaxed", "strict")])
+def test_each_policy_judges_with_its_own_slo_measurements(order: tuple[str, str]) -> None:
+    """Two policies may both name an SLO "availability": each judges with its own measurement, so the
+    breaching one blocks whatever the order (issue 14, 7a)."""
+    measured = {"strict": 0.95, "relaxed": 0.9999}  # strict's measurement breaches; relaxed's holds
+
+    def policy_world(obj: Mapping[str, Any], policy: str) -> World:
+        return World(slo_measurements={"availability": SloMeasurement(measured[policy], NOW)}, now=NOW)
+
+    policies = [(name, slo_spec("Audit", "Block")) for name in order]
+    d = review_deployment(request(deployment()), policies, world(), policy_world=policy_world)
+    assert not d.allowed and d.denied_by == ["strict"]
+    assert "slo:availability" in d.message

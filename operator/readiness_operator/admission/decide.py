@@ -349,16 +349,22 @@ def _policies_to_judge(
     return selected
 
 
+PolicyWorld = Callable[[Mapping[str, Any], str], World]
+
+
 def _judge_policies(
-    review: _Review, selected: list[tuple[str, CompiledPolicy]], world: World, rollback: bool
+    review: _Review, selected: list[tuple[str, CompiledPolicy]], world: World, rollback: bool,
+    policy_world: PolicyWorld | None,
 ) -> tuple[list[tuple[str, DeploymentVerdict]], list[_PolicyJudgement], list[str]]:
-    """Evaluate each policy; one that cannot evaluate the object warns and is skipped (fail open)."""
+    """Evaluate each policy (with its own SLO measurements when `policy_world` gives them); one that
+    cannot evaluate the object warns and is skipped (fail open)."""
     verdicts: list[tuple[str, DeploymentVerdict]] = []
     judgements: list[_PolicyJudgement] = []
     warnings: list[str] = []
     for name, plan in selected:
         try:
-            verdict = evaluate(plan, review.obj, world)
+            own = policy_world(review.obj, name) if policy_world is not None and plan.slos else world
+            verdict = evaluate(plan, review.obj, own)
         except Exception as exc:  # a malformed object must not crash the webhook
             warnings.append(f'ReadinessPolicy "{name}": could not evaluate {review.target} ({exc}); not judged')
             continue
@@ -439,11 +445,14 @@ def review_deployment(
     *,
     excluded_namespaces: Collection[str] = (),
     is_rollback: Callable[[Mapping[str, Any], Mapping[str, Any] | None], bool] | None = None,
+    policy_world: PolicyWorld | None = None,
 ) -> AdmissionDecision:
     """Judge one AdmissionReview ``request`` for a Deployment against every matching policy.
 
     ``world_of`` must build the Deployment's World (PDBs, HPAs, namespace labels, cached SLO
-    measurements) from indexes without API calls. ``is_rollback(new, old)`` (optional) tells whether the
+    measurements) from indexes without API calls; ``policy_world(obj, policy)``, when given, builds
+    the World a policy with SLOs judges with, holding that policy's own measurements (SLO names are
+    only unique within a policy). ``is_rollback(new, old)`` (optional) tells whether the
     new pod template is one of the Deployment's previous ones (compare :func:`pod_template_digest` over
     its ReplicaSets): SLO Block gates do not deny rollbacks. Never raises for a malformed object: a
     policy that cannot be evaluated yields a warning and is skipped (fail open, like the webhook's
@@ -472,5 +481,5 @@ def review_deployment(
             rollback = bool(is_rollback(review.obj, review.old))
         except Exception:
             rollback = False
-    verdicts, judgements, warnings = _judge_policies(review, selected, world, rollback)
+    verdicts, judgements, warnings = _judge_policies(review, selected, world, rollback, policy_world)
     return _answer(review, judgements, verdicts, warnings, _apply_override(review, judgements))

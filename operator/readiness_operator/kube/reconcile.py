@@ -126,7 +126,7 @@ async def judge(
             by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
         return by_ns[key[0]].get(key[1])
 
-    worlds = Worlds(view, now, lambda key: slos(runtime.name, key))
+    worlds = Worlds(view, now, slos)
     changed_ns: set[str] = set()
     transitions: list[_Transition] = []
     for i, key in enumerate(sorted(keys)):
@@ -141,7 +141,7 @@ async def judge(
                 changed_ns.add(ns)
             runtime.prior.pop(key, None)
             continue
-        verdict = evaluate(plan, deployment, worlds.of(deployment))
+        verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
         if metrics is not None:
             metrics.evaluations.inc()
         if old is not None and old.verdict == verdict and old.deployment == deployment:

@@ -18,7 +18,7 @@ from readiness_operator.engine import CompiledPolicy
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.model.validation import validate_policy_object
-from readiness_operator.world import SloMeasurement, Worlds
+from readiness_operator.world import Worlds
 
 from .context import OperatorContext, context_of
 from .objects import deployment_ref
@@ -51,16 +51,6 @@ def _policies(ctx: OperatorContext, index: Any) -> list[tuple[str, CompiledPolic
     return out
 
 
-def _slo_lookup(ctx: OperatorContext) -> Any:
-    def lookup(key: tuple[str, str]) -> Mapping[str, SloMeasurement]:
-        measurements: dict[str, SloMeasurement] = {}
-        for policy in list(ctx.slos.policies):
-            measurements.update(ctx.slos.measurements(policy, key))
-        return measurements
-
-    return lookup
-
-
 def _is_rollback(replicaset_index: Any, new: Mapping[str, Any]) -> bool:
     """The new pod template is one of the Deployment's earlier revisions (`kubectl rollout undo`)."""
     meta = new.get("metadata") or {}
@@ -85,9 +75,9 @@ async def validate_deployment(
         "userInfo": dict(userinfo), "dryRun": dryrun,
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }
-    worlds = Worlds(IndexView(deployment_index, pdb_index, hpa_index, namespace_index), slos=_slo_lookup(ctx))
+    worlds = Worlds(IndexView(deployment_index, pdb_index, hpa_index, namespace_index), slos=ctx.slos.measurements)
     decision = review_deployment(
-        request, _policies(ctx, policy_index), worlds.of,
+        request, _policies(ctx, policy_index), worlds.of, policy_world=worlds.of,
         excluded_namespaces=ctx.settings.excluded_namespaces,
         is_rollback=lambda new, _old: _is_rollback(replicaset_index, new),
     )
