@@ -372,3 +372,28 @@ def test_namespaces_are_dns_labels(namespaces: list[str], ok: bool) -> None:
     assert (problems == []) is ok, problems
     if not ok:
         assert [p.split(": ", 1)[0] for p in problems] == ["spec.match.excludeNamespaces[0]", "spec.exemptions[0].namespaces[0]"]
+
+
+@pytest.mark.parametrize(("slo", "problem"), [
+    ({"interval": "0s"}, "spec.slos[0].interval: interval '0s' is shorter than 1s"),
+    ({"interval": "500ms"}, "spec.slos[0].interval:"),
+    ({"query": 'rate(x_{{labels.app}}{namespace="{{namespace}}", deployment="{{name}}"}[5m])'},
+     "spec.slos[0].query: cannot be run for all Deployments at once: placeholders are only allowed as label matcher"),
+    ({"query": 'rate(x{namespace="{{namespace}}", deployment="{{name}}"}[{{labels.window}}])'},
+     "spec.slos[0].query: cannot be run for all Deployments at once: placeholders are only allowed"),
+    ({"query": 'rate(x{namespace="{{namespace}}", deployment!="{{name}}"}[5m])'},
+     'spec.slos[0].query: cannot be run for all Deployments at once: use deployment="{{name}}" (an equality matcher)'),
+])
+def test_slos_that_cannot_run_are_field_errors(slo: dict[str, str], problem: str) -> None:
+    base = {"name": "s", "comparison": "<", "threshold": 1,
+            "query": 'sum(rate(x{namespace="{{namespace}}", deployment="{{name}}"}[5m]))'}
+    problems = validate_policy_object({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
+                                       "metadata": {"name": "p"}, "spec": {"slos": [{**base, **slo}]}})
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_a_batchable_slo_is_accepted() -> None:
+    slo = {"name": "s", "comparison": "<", "threshold": 1, "interval": "1s",
+           "query": 'sum(rate(x{namespace="{{namespace}}", deployment="{{name}}", team="{{labels.team}}"}[5m]))'}
+    assert validate_policy_object({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
+                                   "metadata": {"name": "p"}, "spec": {"slos": [slo]}}) == []

@@ -11,6 +11,7 @@ from pydantic.config import JsonDict
 
 from readiness_operator.model.common import KubeModel, Severity, label_key_problem
 from readiness_operator.model.errors import raise_problems
+from readiness_operator.slo.promql import placeholder_problem
 
 __all__ = [
     "DURATION_PATTERN",
@@ -31,6 +32,8 @@ _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 #: ``{{namespace}}``, ``{{name}}`` or ``{{labels.<key>}}`` in a query (spaces inside braces allowed).
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+#: The shortest SLO query interval accepted (0s would query Prometheus in a tight loop).
+MIN_INTERVAL_SECONDS = 1
 _ALLOWED = "{{namespace}}, {{name}}, {{labels.<key>}}"
 _CLOSE = {"(": ")", "[": "]", "{": "}"}
 _OPEN = {v: k for k, v in _CLOSE.items()}
@@ -161,7 +164,7 @@ class Slo(KubeModel):
     window: Duration = Field(
         default="5m", description="Evaluation window, available to the query as context."
     )
-    interval: Duration = Field(default="60s", description="How often the query runs.")
+    interval: Duration = Field(default="60s", description="How often the query runs (at least 1s).")
     on_breach: OnBreach = Field(default=OnBreach.REPORT, description="What a breach does at admission.")
     block_on_unknown: bool = Field(
         default=False, description="With onBreach Block, also deny rollouts while the SLO is Unknown."
@@ -177,8 +180,18 @@ class Slo(KubeModel):
         problems = [p for found in PLACEHOLDER.findall(query) if (p := _placeholder_problem(found)) is not None]
         if not problems and (p := check_promql_balance(PLACEHOLDER.sub("x", query))) is not None:
             problems.append(f"broken PromQL after substituting placeholders: {p}")
+        if not problems and (p := placeholder_problem(query)) is not None:  # one query runs for all Deployments
+            problems.append(f"cannot be run for all Deployments at once: {p}")
         raise_problems(problems, query)
         return query
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_at_least_a_second(cls, interval: str) -> str:
+        if duration_seconds(interval) < MIN_INTERVAL_SECONDS:
+            raise ValueError(f"interval {interval!r} is shorter than {MIN_INTERVAL_SECONDS}s: every interval "
+                             "sends one query per SLO to Prometheus")
+        return interval
 
     @field_validator("warning", "critical")
     @classmethod
