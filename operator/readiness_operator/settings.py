@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     cert_secret: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_SECRET", "cert_secret"))
     vap: bool = True
     prometheus_url: str | None = None  # used by policies without spec.prometheus.url
+    # Secrets ("namespace/name") policies may name for Prometheus credentials; the chart grants `get`
+    # on exactly these. Any other Secret, and always the webhook's own TLS Secret, is refused.
+    prometheus_secrets: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: Literal["debug", "info", "warning", "error"] | None = None
 
     @field_validator("webhook_port")
@@ -46,17 +49,33 @@ class Settings(BaseSettings):
     def _port(cls, value: int | None) -> int | None:
         return value or None  # 0: no webhook
 
-    @field_validator("exclude_namespaces", mode="before")
+    @field_validator("exclude_namespaces", "prometheus_secrets", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(n.strip() for n in value.split(",") if n.strip())
         return value
 
+    @field_validator("prometheus_secrets")
+    @classmethod
+    def _namespaced_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for ref in value:
+            namespace, slash, name = ref.partition("/")
+            if not slash or not namespace or not name or "/" in name:
+                raise ValueError(f"{ref!r} is not namespace/name")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def allowed_prometheus_secrets(self) -> frozenset[tuple[str, str]]:
+        """The Secrets a policy may name, minus the webhook's own TLS Secret (never sent anywhere)."""
+        own = (self.namespace, self.cert_secret) if self.cert_secret else None
+        pairs = {(ns, name) for ns, _, name in (ref.partition("/") for ref in self.prometheus_secrets)}
+        return frozenset(pairs - {own} if own else pairs)
 
     @property
     def excluded_namespaces(self) -> tuple[str, ...]:

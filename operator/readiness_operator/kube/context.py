@@ -40,7 +40,8 @@ class OperatorContext:
 
     def __post_init__(self) -> None:
         self.registry = Registry(self.policies)
-        self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key)
+        self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key,
+                                            self.settings.allowed_prometheus_secrets)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a background task, keeping a reference until it ends (asyncio holds only weak ones)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,11 @@ Key = tuple[str, str]
 EVERYTHING: Key = ("*", "*")  # in a changed set: re-judge every target
 #: Runs one PromQL instant query; returns [{"metric": {...}, "value": [ts, "1.0"]}, ...] or raises.
 QueryFn = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+class QueryFailed(RuntimeError):
+    """A failed query whose message is safe to show in status, Events and logs: a status code or a
+    short reason, never a response body, a header or a credential."""
 
 
 @dataclass
@@ -200,7 +204,9 @@ def read_samples(
 
 
 def _describe(exc: BaseException) -> str:
-    """A short, secret-free reason (no headers, no URLs with credentials)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)[:300]
+    """A short, secret-free reason. Only a QueryFailed's own text is shown; any other exception may
+    carry a response body, a header or a token in its message, so only its type is named."""
+    if isinstance(exc, QueryFailed):
+        return " ".join(str(exc).split())[:300]
+    return f"the query failed ({type(exc).__name__})"
 
