@@ -137,13 +137,35 @@ def _located(shown: str, node: yaml.Node, obj: dict[str, Any]) -> Located:
     return Located(shown, node.start_mark.line + 1, obj, containers)
 
 
-def _parse(shown: str, text: str) -> list[tuple[int, Any, yaml.Node]]:
-    """(1-based index, object, node) for every non-empty document; the nodes carry the lines."""
-    docs: list[tuple[int, Any, yaml.Node]] = []
+def _is_list(obj: Mapping[str, Any]) -> bool:
+    kind = str(obj.get("kind", ""))
+    return kind == "List" or (kind.endswith("List") and "items" in obj)
+
+
+def _objects(shown: str, node: yaml.Node, obj: dict[str, Any]) -> list[Located]:
+    if not _is_list(obj):
+        return [_located(shown, node, obj)]
+    items = _value(node, "items")
+    item_nodes = items.value if isinstance(items, yaml.SequenceNode) else []
+    return [
+        _located(shown, item_node, item)
+        for item, item_node in zip(obj.get("items") or (), item_nodes, strict=False)
+        if isinstance(item, dict)
+    ]
+
+
+# (1-based document index, the object, its objects with their lines -- None when not a mapping)
+_Doc = tuple[int, Any, list[Located] | None]
+
+
+def _parse(shown: str, text: str) -> list[_Doc]:
+    """Every non-empty document, located while its node is at hand; the nodes are dropped at once
+    (keeping them for a 10,000-Deployment file would triple the memory)."""
+    docs: list[_Doc] = []
     loader = _LOADER(text)
     try:
         index = 0
-        # What yaml.load_all does, keeping each document's node for its marks (same cost).
+        # What yaml.load_all does, looking at each document's node for its marks (same cost).
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -151,7 +173,7 @@ def _parse(shown: str, text: str) -> list[tuple[int, Any, yaml.Node]]:
             index += 1
             obj = loader.construct_document(node)
             if obj is not None:
-                docs.append((index, obj, node))
+                docs.append((index, obj, _objects(shown, node, obj) if isinstance(obj, dict) else None))
     except yaml.YAMLError as exc:
         raise ManifestError(f"{shown}: invalid YAML: {exc}") from exc
     finally:
@@ -159,26 +181,7 @@ def _parse(shown: str, text: str) -> list[tuple[int, Any, yaml.Node]]:
     return docs
 
 
-def _is_list(obj: Mapping[str, Any]) -> bool:
-    kind = str(obj.get("kind", ""))
-    return kind == "List" or (kind.endswith("List") and "items" in obj)
-
-
-def _objects(shown: str, docs: list[tuple[int, Any, yaml.Node]]) -> Iterator[Located]:
-    for index, obj, node in docs:
-        if not isinstance(obj, dict):
-            raise ManifestError(f"{shown}: document {index} is not a mapping (got {type(obj).__name__})")
-        if _is_list(obj):
-            items = _value(node, "items")
-            item_nodes = items.value if isinstance(items, yaml.SequenceNode) else []
-            for item, item_node in zip(obj.get("items") or (), item_nodes, strict=False):
-                if isinstance(item, dict):
-                    yield _located(shown, item_node, item)
-            continue
-        yield _located(shown, node, obj)
-
-
-def _has_kind(docs: list[tuple[int, Any, yaml.Node]]) -> bool:
+def _has_kind(docs: list[_Doc]) -> bool:
     return any(isinstance(obj, dict) and obj.get("kind") for _, obj, _ in docs)
 
 
@@ -210,7 +213,10 @@ def iter_located(source: str, *, skip_non_manifests: bool = False, skipped: list
             if skipped is not None:
                 skipped.append(Skipped(shown, "no document has a kind: not a Kubernetes manifest"))
             continue
-        yield from _objects(shown, docs)
+        for index, obj, located in docs:
+            if located is None:
+                raise ManifestError(f"{shown}: document {index} is not a mapping (got {type(obj).__name__})")
+            yield from located
 
 
 def iter_documents(source: str) -> Iterator[tuple[str, dict[str, Any]]]:
