@@ -281,7 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse gives a positional list only one run of words: `audit a.yaml -f b.yaml c.yaml` would
+        # leave c.yaml over, so leftover file names join the others (leftover options are still errors).
+        args, extra = parser.parse_known_args(argv)
+        if extra and (args.command != "audit" or any(e.startswith("-") and e != "-" for e in extra)):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:
+            args.paths += extra
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     if args.command == "version":

@@ -303,6 +303,14 @@ def test_exit_codes(capsys: pytest.CaptureFixture[str], args: list[str], expecte
         assert any(a in err for a in args if a.startswith(("/", "builtin:"))), "the message names the input"
 
 
+def test_file_names_anywhere_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    api, edge, web = (str(REPO / rel) for rel in MANIFESTS)
+    code, report = audit_json(capsys, api, "--policy", str(POLICY), edge, "-f", web)
+    assert code == 1 and [r["name"] for r in report["results"]] == ["api", "edge", "web"]
+    assert main(["audit", api, "--no-such-option", edge]) == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
 def test_non_manifests_in_a_directory_are_skipped_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--policy", str(POLICY), "-f", str(REPO), "-o", "json")
     assert code == 1
