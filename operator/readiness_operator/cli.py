@@ -28,7 +28,7 @@ from readiness_operator.report.document import document
 from readiness_operator.report.junit import junit
 from readiness_operator.report.sarif import sarif
 from readiness_operator.report.table import Palette, table, use_colour
-from readiness_operator.world import World, namespace_of, related_by_namespace
+from readiness_operator.world import InMemoryView, Worlds, namespace_of
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_NONCOMPLIANT", "EXIT_NO_MATCH", "EXIT_OK", "build_parser", "load_policy", "main"]
 
@@ -204,23 +204,13 @@ def _audit_files(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     inv = load_inventory(files, skip_non_manifests=args.skip_non_manifests)
     plan = compile_policy(policy.spec)
-    now = datetime.now(UTC)
+    worlds = Worlds(InMemoryView(pdbs=inv.pdbs, hpas=inv.hpas, namespace_labels=inv.namespace_labels),
+                    datetime.now(UTC))
     audited: list[Audited] = []
-    related = related_by_namespace(inv.pdbs, inv.hpas)
     for located in inv.deployments:
         dep = located.obj
-        ns = namespace_of(dep)
-        ns_labels = inv.namespace_labels.get(ns, {})
-        if not matches(plan, dep, ns_labels):
-            continue
-        pdbs, hpas = related[ns].for_deployment(dep) if ns in related else ((), ())
-        world = World(
-            pdbs=tuple(pdbs),
-            hpas=tuple(hpas),
-            namespace_labels=dict(ns_labels),
-            now=now,
-        )
-        audited.append(Audited(evaluate(plan, dep, world), located.file, located.line, located.containers))
+        if matches(plan, dep, worlds.namespace_labels(namespace_of(dep))):
+            audited.append(Audited(evaluate(plan, dep, worlds.of(dep)), located.file, located.line, located.containers))
     audited.sort(key=lambda a: (a.verdict.namespace, a.verdict.name))
     audit = Audit(policy=policy, policy_source=args.policy, results=audited, skipped=inv.skipped)
     code = _exit_code(audit, args.fail_below_score, args.allow_no_match)

@@ -13,13 +13,13 @@ from readiness_operator.admission.decide import (
     MAX_MESSAGE_CHARS,
     MAX_WARNING_CHARS,
     MAX_WARNINGS,
-    OVERRIDE_ANNOTATION,
     AdmissionDecision,
     classify_change,
+    pod_template_digest,
     review_deployment,
-    same_pod_template,
 )
 from readiness_operator.model import ReadinessPolicySpec
+from readiness_operator.names import OVERRIDE_ANNOTATION
 from readiness_operator.world import SloMeasurement, World
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -321,13 +321,13 @@ def test_slo_block_allows_rollback() -> None:
     assert d.allowed and any("slo:availability" in w for w in d.warnings)
 
 
-def test_same_pod_template_ignores_pod_template_hash() -> None:
+def test_pod_template_digest_ignores_pod_template_hash() -> None:
     t = deployment()["spec"]["template"]
     rs = copy.deepcopy(t)
     rs["metadata"]["labels"]["pod-template-hash"] = "abc123"
-    assert same_pod_template(t, rs)
+    assert pod_template_digest(t) == pod_template_digest(rs)
     rs["spec"]["containers"][0]["image"] = "web:2"
-    assert not same_pod_template(t, rs)
+    assert pod_template_digest(t) != pod_template_digest(rs)
 
 
 # --------------------------------------------------------------------------- break-glass
