@@ -190,6 +190,8 @@ def test_sarif_rules_carry_the_catalogue(capsys: pytest.CaptureFixture[str], mon
         assert rule["help"]["text"] == check.remediation
         assert rule["properties"]["category"] == check.category
         assert rule["defaultConfiguration"]["level"] == levels[str(check.default_severity)]
+        # only security checks rank as security alerts on GitHub
+        assert ("security-severity" in rule["properties"]) is (check.category == "security")
     assert run_["results"]
     for result in run_["results"]:
         assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]

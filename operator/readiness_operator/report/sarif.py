@@ -23,6 +23,7 @@ __all__ = ["SCHEMA_URI", "artifact_uri", "level", "sarif"]
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 _LEVEL = {Severity.CRITICAL: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+_SECURITY_SEVERITY = {Severity.CRITICAL: "8.0", Severity.WARNING: "5.0", Severity.INFO: "2.0"}
 
 
 def level(severity: Severity) -> str:
@@ -73,6 +74,10 @@ def _rules(audit: Audit) -> list[dict[str, Any]]:
 
 
 def _rule(rule_id: str, title: str, why: str, fix: str, category: str, severity: Severity) -> dict[str, Any]:
+    properties: dict[str, Any] = {"category": category, "tags": ["readiness", category]}
+    if category == "security":
+        # GitHub code scanning ranks security alerts (critical/high/medium/low) by this score.
+        properties["security-severity"] = _SECURITY_SEVERITY[severity]
     return {
         "id": rule_id,
         "name": rule_id,
@@ -80,7 +85,7 @@ def _rule(rule_id: str, title: str, why: str, fix: str, category: str, severity:
         "fullDescription": _text(why),
         "help": {"text": fix, "markdown": f"**Why:** {why}\n\n**Fix:** {fix}"},
         "defaultConfiguration": {"level": level(severity)},
-        "properties": {"category": category, "tags": ["readiness", category]},
+        "properties": properties,
     }
 
 
