@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     cert_secret: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_SECRET", "cert_secret"))
     vap: bool = True
     prometheus_url: str | None = None  # used by policies without spec.prometheus.url
+    # This pod's name (the chart sets READINESS_POD_NAME from the downward API): the leader-election identity.
+    pod_name: str | None = Field(default=None, validation_alias=AliasChoices(
+        "READINESS_POD_NAME", "POD_NAME", "POD_ID", "pod_name"))
     log_level: Literal["debug", "info", "warning", "error"] | None = None
 
     @field_validator("webhook_port")
