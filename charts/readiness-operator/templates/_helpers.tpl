@@ -62,3 +62,8 @@ app.kubernetes.io/component: operator
 {{- define "readiness-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* The leader-election Lease (in the release namespace). */}}
+{{- define "readiness-operator.leaseName" -}}
+{{- default (include "readiness-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
