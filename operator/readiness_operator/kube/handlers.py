@@ -73,7 +73,9 @@ async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.wake(name)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)  # type: ignore[arg-type]  # index kwargs
+# cancellation_backoff: without it kopf cancels a daemon that does not exit within a few loop cycles
+# of being stopped, which would cut short the clean-up of a deleted policy (its reports and VAP).
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=10.0)  # type: ignore[arg-type]
 async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
