@@ -211,7 +211,10 @@ class Leadership:
         if lease is not None and (self._observed is None or self._observed[0] != lease.resource_version):
             self._observed = (lease.resource_version, now)
         action = decide(lease, self.me, now=now, observed_at=self._observed[1] if self._observed else now)
-        self.holder = lease.holder if lease is not None else None
+        holder = lease.holder if lease is not None else None
+        if action is Action.STANDBY and holder != self.holder:
+            log.info("standing by: %s holds Lease %s/%s", holder, self.namespace, self.lease)
+        self.holder = holder
         if action is Action.STANDBY:
             self._held = None
             self._set(False)
