@@ -138,9 +138,10 @@ def test_invalid_spec_is_reported_not_raised() -> None:
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidPolicy")
     assert "spec.rules.replicas.min" in ready["message"]
     assert "score" not in writer.statuses[-1]  # no perfect SCORE next to READY=False
-    run(rt, view, writer, spec={"weights": {"slo:ghost": 5}}, generation=2)  # a spec-level (not field) error
+    ghost = {"name": "ghost", "query": "up", "comparison": "<", "threshold": 1}
+    run(rt, view, writer, spec={"slos": [ghost, ghost]}, generation=2)  # a spec-level (not field) error
     message = writer.statuses[-1]["conditions"][0]["message"]
-    assert message.startswith("spec: ") and "slo:ghost" in message
+    assert message.startswith("spec: ") and "duplicate name(s) ghost" in message
     # Fixed in the next generation: evaluated normally.
     run(rt, view, writer, spec=SPEC, generation=3)
     assert writer.statuses[-1]["targets"] == 1 and writer.statuses[-1]["observedGeneration"] == 3

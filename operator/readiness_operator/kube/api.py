@@ -14,7 +14,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -28,11 +29,11 @@ from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION
 log = logging.getLogger(__name__)
 COMPONENT = MANAGED_BY  # the Event source and reporting component
 ADMISSION_GROUP = "admissionregistration.k8s.io"
-ADMISSION_PLURALS = {
+ADMISSION_PLURALS: Final[Mapping[str, str]] = MappingProxyType({
     "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
     "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
     "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
-}
+})
 LEASE_GROUP = "coordination.k8s.io"
 LEASE_TIMEOUT = 5.0  # seconds per Lease call: a hung renewal must fail well before the renew deadline
 

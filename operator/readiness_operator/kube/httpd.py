@@ -8,14 +8,16 @@ watches and serves the webhook; leadership only decides who writes (see leadersh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Final
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .context import OperatorContext
 
-LOCAL = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+LOCAL: Final[Mapping[str, str]] = MappingProxyType({"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"})
 
 
 async def webhook_serving(ctx: OperatorContext, timeout: float = 1.0) -> bool:

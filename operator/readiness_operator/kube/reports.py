@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from readiness_operator.engine import Finding
 from readiness_operator.model import API_VERSION, KIND
@@ -25,7 +26,8 @@ REPORT_PLURAL = "policyreports"
 MAX_RESULTS_PER_REPORT = 1000
 SOURCE = MANAGED_BY
 
-_SEVERITY = {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"}
+_SEVERITY: Final[Mapping[Severity, str]] = MappingProxyType(
+    {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"})
 
 
 def _result(finding: Finding) -> str:

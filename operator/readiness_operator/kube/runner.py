@@ -7,7 +7,9 @@ import asyncio
 import importlib
 import logging
 import sys
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import kopf
 from pydantic import ValidationError
@@ -22,8 +24,10 @@ from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Nev
 from .tls import serving_files
 
 log = logging.getLogger(__name__)
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+LOG_LEVELS: Final[Mapping[str, int]] = MappingProxyType(
+    {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR})
+LOG_FORMATS: Final[Mapping[str, kopf.LogFormat]] = MappingProxyType(
+    {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON})
 
 
 @kopf.on.startup()

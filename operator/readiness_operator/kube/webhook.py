@@ -14,10 +14,10 @@ from typing import Any
 import kopf
 
 from readiness_operator.admission.decide import AdmissionDecision, pod_template_digest, review_deployment
-from readiness_operator.admission.policy_validation import validate_policy_object
 from readiness_operator.engine import CompiledPolicy
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
+from readiness_operator.model.validation import validate_policy_object
 from readiness_operator.world import SloMeasurement, Worlds
 
 from .context import OperatorContext, context_of
