@@ -100,7 +100,8 @@ class HA:
     kubeconfig: Path
     tmp: Path
     ca_pem: bytes = b""
-    replicas: dict[str, Replica] = field(default_factory=dict)
+    replicas: dict[str, Replica] = field(default_factory=dict)  # the current process of each name
+    started: list[Replica] = field(default_factory=list)  # every process, for the log checks
 
     def start(self, name: str, webhook: int, webhook_url_port: int) -> Replica:
         metrics = free_port()
@@ -109,6 +110,7 @@ class HA:
         op = OperatorProcess(self.kubeconfig, self.tmp / f"{name}.log", "--webhook-port", str(webhook),
                              "--metrics-port", str(metrics), "--leader-election-lease", self.lease, env=env).start()
         replica = self.replicas[name] = Replica(name, webhook, metrics, op)
+        self.started.append(replica)
         return replica
 
     def holder(self) -> str:
@@ -156,9 +158,9 @@ def ha(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HA]:
     yield setup
     for name in ("rbac-proof", "ha-delete"):
         cluster.kubectl("delete", "rp", name, "--ignore-not-found", "--timeout=30s", check=False)
-    logs = {name: r.process.logs() for name, r in setup.replicas.items()}
-    for replica in setup.replicas.values():
+    for replica in setup.started:
         replica.process.stop()
+    logs = {str(r.process.log_path.name): r.process.logs() for r in setup.started}
     cluster.kubectl("delete", "validatingwebhookconfiguration", env["READINESS_WEBHOOK_CONFIGURATION"], "--ignore-not-found")
     cluster.kubectl("delete", "namespace", WORK, "--ignore-not-found", "--wait=false")
     helm(["uninstall", RELEASE, "-n", NS], cluster)
