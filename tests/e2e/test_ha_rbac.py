@@ -270,7 +270,9 @@ def test_sigkill_of_the_leader_fails_no_admission_and_the_standby_takes_over(ha:
     eventually(lambda: ha.leader() is b, timeout=LEASE_DURATION + 10, interval=0.1, what="replica-b takes the Lease")
     failover = time.monotonic() - killed_at
     print(f"failover after SIGKILL of the leader: {failover:.1f}s")
-    assert failover <= LEASE_DURATION + 2 * 2.4 + 1  # lease duration + two jittered retry periods + slack
+    # The lease duration from the standby's last sight of a renewal (which lags the renewal by up to one
+    # jittered retry period), plus the retry period after it, plus slack for a loaded machine.
+    assert failover <= LEASE_DURATION + 2 * 2.4 + 3
     assert "took over Lease" in b.process.logs()
     # Its writes appear: a new Deployment is counted in status, with one Event for its verdict.
     cluster.apply(deployment("web2", probe=True))

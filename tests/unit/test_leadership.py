@@ -270,6 +270,23 @@ async def test_a_term_ends_with_leadership_and_its_writer_refuses_from_then_on()
 
 
 @in_loop
+async def test_writes_stop_at_the_renew_deadline_even_while_the_election_loop_hangs() -> None:
+    store, clock = LeaseStore(), Clock()
+    a = elector("a", clock)
+    await a.step(store)
+    recorder = Recorder()
+    writer = LeaderWriter(recorder, LeaderTerm(a, Never()))
+    await writer.post_event({}, reason="r", message="m")
+    clock.now += 9.9
+    await writer.post_event({}, reason="r", message="m")
+    clock.now += 0.1  # no renewal for 10 s: the API call renewing it may still be pending
+    assert a.leading and not a.writable
+    with pytest.raises(NotLeading):
+        await writer.post_event({}, reason="r", message="m")
+    assert recorder.writes == ["event", "event"]
+
+
+@in_loop
 async def test_standalone_always_leads() -> None:
     alone = Leadership()
     seen: list[bool] = []

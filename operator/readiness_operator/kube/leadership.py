@@ -159,6 +159,14 @@ class Leadership:
     def standalone(self) -> bool:
         return self.lease is None
 
+    @property
+    def writable(self) -> bool:
+        """Leading and, when elected, renewed within the renew deadline. Checked at every write, so a
+        leader whose renewal hangs stops writing on time even before its election loop notices."""
+        if self.standalone or not self.leading:
+            return self.leading
+        return not renewal_overdue(self._last_renewed, self.clock(), self.renew_deadline)
+
     def listen(self, callback: Callable[[bool], None]) -> None:
         """Call `callback(leading)` now and on every change."""
         self._listeners.append(callback)
@@ -303,7 +311,7 @@ class LeaderTerm:
 
     @property
     def current(self) -> bool:
-        return self.leadership.leading and self.leadership.term == self.term
+        return self.leadership.writable and self.leadership.term == self.term
 
     def __bool__(self) -> bool:
         return bool(self.stopped) or not self.current
