@@ -272,7 +272,7 @@ async def test_a_term_ends_with_leadership_and_its_writer_refuses_from_then_on()
 @in_loop
 async def test_writes_stop_at_the_renew_deadline_even_while_the_election_loop_hangs() -> None:
     store, clock = LeaseStore(), Clock()
-    a = elector("a", clock)
+    a = Leadership("readiness-operator", "readiness-system", "a", clock=clock, retry_period=0.05)
     await a.step(store)
     recorder = Recorder()
     writer = LeaderWriter(recorder, LeaderTerm(a, Never()))
@@ -284,6 +284,13 @@ async def test_writes_stop_at_the_renew_deadline_even_while_the_election_loop_ha
     with pytest.raises(NotLeading):
         await writer.post_event({}, reason="r", message="m")
     assert recorder.writes == ["event", "event"]
+    # Policy loops wait (no spinning) until a renewal succeeds, then a new run may write again.
+    waiting = asyncio.create_task(a.wait_leading(Never()))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await a.step(store)
+    assert a.writable
+    await asyncio.wait_for(waiting, 3)
 
 
 @in_loop

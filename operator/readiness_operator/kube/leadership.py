@@ -195,9 +195,10 @@ class Leadership:
         await self._changed.wait()
 
     async def wait_leading(self, stopped: Stopped) -> None:
-        """Return once this replica leads, or `stopped` fires."""
-        while not self.leading and not stopped:
-            waiters = {asyncio.ensure_future(self.changed()), asyncio.ensure_future(stopped.wait())}
+        """Return once this replica leads and may write, or `stopped` fires. (Leading but past the
+        renew deadline changes no flag when a late renewal succeeds, hence the periodic re-check.)"""
+        while not self.writable and not stopped:
+            waiters = {asyncio.ensure_future(self.changed()), asyncio.ensure_future(stopped.wait(self.retry_period))}
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
