@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Keeps the chart's CRDs and the plain manifests in sync with the sources:
-#   crds/*.yaml                  -> charts/readiness-operator/crds/ (byte-identical copies; the
-#                                   chart also ships kopf's peering CRD, which lives only there)
+#   crds/*.yaml                  -> charts/readiness-operator/crds/ (byte-identical copies; a CRD
+#                                   that exists only in the chart is kept)
 #   charts/readiness-operator    -> manifests/crds.yaml, manifests/readiness-operator.yaml
 #                                   (`helm template` with default values, release
 #                                   "readiness-operator" in namespace "readiness-system")
@@ -29,7 +29,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 mkdir -p "$out/chart-crds" "$out/manifests"
 
-# 1. The chart's CRDs: the repo's, plus those that exist only in the chart (kopf peering).
+# 1. The chart's CRDs: the repo's, plus any that exist only in the chart.
 cp "$REPO_ROOT"/crds/*.yaml "$out/chart-crds/"
 for f in "$CHART"/crds/*.yaml; do
   [[ -e $REPO_ROOT/crds/$(basename "$f") ]] || cp "$f" "$out/chart-crds/"

@@ -150,8 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL")
     run.add_argument("--log-format", choices=("plain", "full", "json"), default="plain")
     run.add_argument("--verbose", action="store_true", help="debug logging")
-    run.add_argument("--standalone", action="store_true", help="no peering (single replica)")
-    run.add_argument("--peering", default=None, metavar="NAME", help="kopf peering object name")
+    run.add_argument("--standalone", action="store_true", help="a single replica: always the leader, no election")
+    run.add_argument(
+        "--leader-election-lease",
+        dest="lease",
+        default=None,
+        metavar="NAME",
+        help="the coordination.k8s.io Lease (in READINESS_NAMESPACE) the replicas elect the writer with "
+        "(default: readiness-operator)",
+    )
+    run.add_argument("--peering", default=None, metavar="NAME", help=argparse.SUPPRESS)  # deprecated alias
     run.add_argument("--webhook-port", type=int, default=None, help="admission webhook port")
     run.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port")
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # Secrets ("namespace/name") policies may name for Prometheus credentials; the chart grants `get`
     # on exactly these. Any other Secret, and always the webhook's own TLS Secret, is refused.
     prometheus_secrets: Annotated[tuple[str, ...], NoDecode] = ()
+    # This pod's name (the chart sets READINESS_POD_NAME from the downward API): the leader-election identity.
+    pod_name: str | None = Field(default=None, validation_alias=AliasChoices(
+        "READINESS_POD_NAME", "POD_NAME", "POD_ID", "pod_name"))
     log_level: Literal["debug", "info", "warning", "error"] | None = None
 
     @field_validator("webhook_port")

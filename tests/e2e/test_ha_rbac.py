@@ -1,16 +1,29 @@
-"""The chart's RBAC is enough for the whole job, and two replicas elect exactly one active (issue 6)."""
+"""Two replicas with the chart's ServiceAccount: both Ready and serving admission, one writes (issue 11).
+
+The chart is installed (its pods stay Pending: no nodes); two operator processes then run locally
+with its ServiceAccount's token, its environment and its leader-election Lease, each with its own
+webhook and metrics port. Tests run in file order and share the two replicas.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import signal
+import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.admission import deployment_review, post_review
 from tests.support.cluster import REPO_ROOT, Cluster, KubectlError, eventually
 from tests.support.operator import OperatorProcess, free_port
 
@@ -18,90 +31,165 @@ pytestmark = pytest.mark.e2e
 
 CHART = REPO_ROOT / "charts" / "readiness-operator"
 RELEASE, NS, WORK = "rbac-proof", "rbac-proof", "rbac-work"
+LEASE_DURATION = 15.0  # the operator's (kube/leadership.py), for the failover bound
 
 
-def http_status(url: str) -> int:
+def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
-            return int(r.status)
+            return int(r.status), r.read().decode()
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code), exc.read().decode()
     except OSError:
-        return 0
+        return 0, ""
 
 
-def deployment(name: str, probe: bool) -> str:
+def deployment_obj(name: str, probe: bool, namespace: str = WORK) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "app", "image": "app:1.0"}
     if probe:
         container["readinessProbe"] = {"tcpSocket": {"port": 8080}}
-    return yaml.safe_dump({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": WORK},
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}}},
+    }
+
+
+def deployment(name: str, probe: bool) -> str:
+    return yaml.safe_dump(deployment_obj(name, probe))
+
+
+def policy(name: str, mode: str = "Enforce") -> str:
+    return yaml.safe_dump({
+        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": name},
+        "spec": {"mode": mode, "match": {"namespaces": [WORK]},
+                 "rules": {"probes": {"liveness": False, "readiness": True}}},
     })
 
 
-@pytest.fixture(scope="module")
-def chart_sa_operator(
-    crds: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[OperatorProcess, dict[str, str]]]:
-    """helm install the chart, then run the operator locally with its ServiceAccount's token."""
-    cluster = crds
-    tmp = tmp_path_factory.mktemp("rbac")
-    subprocess_helm(["install", RELEASE, str(CHART), "-n", NS, "--create-namespace", "--wait=false",
-                     "--set", "peering.name=rbac-proof"], cluster)
-    chart_deploy = cluster.get_json("-n", NS, "deployment", "-l", f"app.kubernetes.io/instance={RELEASE}")["items"][0]
-    pod = chart_deploy["spec"]["template"]["spec"]
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
-    env["READINESS_NAMESPACE"] = NS
-    sa = pod["serviceAccountName"]
-    kubeconfig = cluster.token_kubeconfig(NS, sa, tmp)
-    port, metrics = free_port(), free_port()
-    env.update({"READINESS_WEBHOOK_URL": f"https://127.0.0.1:{port}", "READINESS_WEBHOOK_ADDR": "127.0.0.1",
-                "READINESS_WEBHOOK_PORT": str(port)})
-    env.pop("HOME", None)
-    op = OperatorProcess(kubeconfig, tmp / "operator.log", "--webhook-port", str(port), "--metrics-port", str(metrics),
-                         "--peering", "rbac-proof", env=env).start()
-    cluster.kubectl("create", "namespace", WORK)
-    yield op, {"metrics": str(metrics), "sa": sa, **env}
-    cluster.kubectl("delete", "rp", "rbac-proof", "--ignore-not-found")
-    op.stop()
-    config = env.get("READINESS_WEBHOOK_CONFIGURATION", "")
-    if config:
-        cluster.kubectl("delete", "validatingwebhookconfiguration", config, "--ignore-not-found")
-    subprocess_helm(["uninstall", RELEASE, "-n", NS], cluster)
-    log = op.logs()
-    assert "Traceback" not in log, log[-5000:]
-
-
-def subprocess_helm(args: list[str], cluster: Cluster) -> None:
-    import subprocess
-
+def helm(args: list[str], cluster: Cluster) -> None:
     result = subprocess.run(["helm", "--kubeconfig", str(cluster.kubeconfig), *args], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
 
 
-def test_chart_service_account_can_do_the_whole_job(chart_sa_operator: tuple[OperatorProcess, dict[str, str]],
-                                                    crds: Cluster) -> None:
-    op, info = chart_sa_operator
+@dataclass
+class Replica:
+    name: str
+    webhook: int
+    metrics: int
+    process: OperatorProcess
+
+    def ready(self) -> bool:
+        return http_get(f"http://127.0.0.1:{self.metrics}/readyz")[0] == 200
+
+    def metric(self, sample: str) -> float | None:
+        """One sample's value from /metrics (None when the series is absent)."""
+        _, text = http_get(f"http://127.0.0.1:{self.metrics}/metrics")
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+
+@dataclass
+class HA:
+    cluster: Cluster
+    lease: str
+    env: dict[str, str]
+    kubeconfig: Path
+    tmp: Path
+    ca_pem: bytes = b""
+    replicas: dict[str, Replica] = field(default_factory=dict)  # the current process of each name
+    started: list[Replica] = field(default_factory=list)  # every process, for the log checks
+
+    def start(self, name: str, webhook: int, webhook_url_port: int) -> Replica:
+        metrics = free_port()
+        env = {**self.env, "READINESS_POD_NAME": name, "READINESS_WEBHOOK_PORT": str(webhook),
+               "READINESS_WEBHOOK_URL": f"https://127.0.0.1:{webhook_url_port}"}
+        op = OperatorProcess(self.kubeconfig, self.tmp / f"{name}.log", "--webhook-port", str(webhook),
+                             "--metrics-port", str(metrics), "--leader-election-lease", self.lease, env=env).start()
+        replica = self.replicas[name] = Replica(name, webhook, metrics, op)
+        self.started.append(replica)
+        return replica
+
+    def holder(self) -> str:
+        result = self.cluster.kubectl("-n", NS, "get", "lease", self.lease, "-o", "json", check=False)
+        return str(json.loads(result.stdout)["spec"].get("holderIdentity") or "") if result.returncode == 0 else ""
+
+    def leader(self) -> Replica | None:
+        holder = self.holder()
+        return next((r for r in self.replicas.values() if holder.startswith(r.name + "_")), None)
+
+    def events(self, name: str, reason: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.cluster.get_json(
+            "-n", WORK, "events", f"--field-selector=involvedObject.name={name},reason={reason}")["items"]
+        return items
+
+
+@pytest.fixture(scope="module")
+def ha(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HA]:
+    """helm install the chart, then run replica-a (which takes the Lease) and replica-b with its token.
+
+    Both get the chart's environment; the webhook configuration the leader writes points the API
+    server at replica-b's port (one URL only on loopback), so admission through the API server keeps
+    working while replica-a is killed below. Each port also answers direct AdmissionReviews.
+    """
     cluster = crds
-    metrics = f"http://127.0.0.1:{info['metrics']}"
-    eventually(lambda: http_status(f"{metrics}/readyz") == 200, timeout=60, what="sole replica becomes active")
-    config = info["READINESS_WEBHOOK_CONFIGURATION"]
-    # Webhook configuration written by the ServiceAccount, with the CA of the Secret it created.
+    tmp = tmp_path_factory.mktemp("ha")
+    helm(["install", RELEASE, str(CHART), "-n", NS, "--create-namespace", "--wait=false"], cluster)
+    chart_deploy = cluster.get_json("-n", NS, "deployment", "-l", f"app.kubernetes.io/instance={RELEASE}")["items"][0]
+    pod = chart_deploy["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (lease_arg,) = [a for a in container["args"] if a.startswith("--leader-election-lease=")]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env.update({"READINESS_NAMESPACE": NS, "READINESS_WEBHOOK_ADDR": "127.0.0.1"})
+    env.pop("HOME", None)
+    kubeconfig = cluster.token_kubeconfig(NS, pod["serviceAccountName"], tmp)
+    cluster.kubectl("create", "namespace", WORK)
+    setup = HA(cluster, lease_arg.split("=", 1)[1], env, kubeconfig, tmp)
+    b_port = free_port()
+    a = setup.start("replica-a", free_port(), b_port)
+    eventually(lambda: setup.holder().startswith("replica-a_"), timeout=60, what="replica-a holds the Lease")
+    setup.start("replica-b", b_port, b_port)
+    secret = cluster.get_json("-n", NS, "secret", env["READINESS_WEBHOOK_CERT_SECRET"])
+    setup.ca_pem = base64.b64decode(secret["data"]["ca.crt"])
+    assert a.process.process is not None
+    yield setup
+    for name in ("rbac-proof", "ha-delete"):
+        cluster.kubectl("delete", "rp", name, "--ignore-not-found", "--timeout=30s", check=False)
+    for replica in setup.started:
+        replica.process.stop()
+    logs = {str(r.process.log_path.name): r.process.logs() for r in setup.started}
+    cluster.kubectl("delete", "validatingwebhookconfiguration", env["READINESS_WEBHOOK_CONFIGURATION"], "--ignore-not-found")
+    cluster.kubectl("delete", "namespace", WORK, "--ignore-not-found", "--wait=false")
+    helm(["uninstall", RELEASE, "-n", NS], cluster)
+    for name, log in logs.items():
+        assert "Traceback" not in log, f"{name}: {log[-5000:]}"
+
+
+def test_both_replicas_are_ready_and_exactly_one_holds_the_lease(ha: HA) -> None:
+    a, b = ha.replicas["replica-a"], ha.replicas["replica-b"]
+    eventually(lambda: a.ready() and b.ready(), timeout=60, what="both replicas Ready")
+    assert "leader" in http_get(f"http://127.0.0.1:{a.metrics}/readyz")[1]
+    assert "standby" in http_get(f"http://127.0.0.1:{b.metrics}/readyz")[1]
+    assert ha.leader() is a
+    assert (a.metric("readiness_leader"), b.metric("readiness_leader")) == (1.0, 0.0)
+
+
+def test_chart_service_account_can_do_the_whole_job_and_only_the_leader_writes(ha: HA) -> None:
+    cluster, a, b = ha.cluster, ha.replicas["replica-a"], ha.replicas["replica-b"]
+    config = ha.env["READINESS_WEBHOOK_CONFIGURATION"]
+    # Webhook configuration written by the leader with the ServiceAccount, with the CA of the shared Secret.
     eventually(lambda: cluster.kubectl("get", "validatingwebhookconfiguration", config, check=False).returncode == 0,
                what="webhook configuration")
-    secret = cluster.get_json("-n", NS, "secret", info["READINESS_WEBHOOK_CERT_SECRET"])
     vwc = cluster.get_json("validatingwebhookconfiguration", config)
-    assert vwc["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert base64.b64decode(vwc["webhooks"][0]["clientConfig"]["caBundle"]) == ha.ca_pem
+    assert "wrote ValidatingWebhookConfiguration" in a.process.logs()
+    assert "wrote ValidatingWebhookConfiguration" not in b.process.logs()
 
     cluster.apply(deployment("web", probe=False))
-    cluster.apply(yaml.safe_dump({
-        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": "rbac-proof"},
-        "spec": {"mode": "Enforce", "match": {"namespaces": [WORK]},
-                 "rules": {"probes": {"liveness": False, "readiness": True}}},
-    }))
+    cluster.apply(policy("rbac-proof"))
     # Status, PolicyReport, fail-safe VAP: all written with the chart's RBAC.
     eventually(lambda: (cluster.get_json("rp", "rbac-proof").get("status") or {}).get("noncompliant") == 1,
                what="status written")
@@ -109,65 +197,114 @@ def test_chart_service_account_can_do_the_whole_job(chart_sa_operator: tuple[Ope
                                        check=False).returncode == 0, what="PolicyReport written")
     eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicy", "readiness-rbac-proof",
                                        check=False).returncode == 0, what="VAP written")
-    # Admission answered by this operator (the VAP or the webhook, whichever the API server asks first).
+    # Admission through the API server (the VAP or replica-b's webhook, whichever is asked first).
     with pytest.raises(KubectlError) as denied:
         cluster.apply(deployment("other", probe=False))
     assert "probe-readiness" in denied.value.stderr
-    # An Event on a verdict flip.
+    # One Event per verdict flip, from the leader alone.
     cluster.apply(deployment("web", probe=True))
-    eventually(lambda: cluster.get_json("-n", WORK, "events",
-                                        "--field-selector=involvedObject.name=web,reason=ReadinessCompliant")["items"],
-               what="Event posted")
-    # Its own metrics.
-    with urllib.request.urlopen(f"{metrics}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    assert "readiness_evaluations_total" in text and 'readiness_policy_targets{policy="rbac-proof"' in text
-    assert "forbidden" not in op.logs().lower(), [line for line in op.logs().splitlines() if "orbidden" in line][:5]
+    eventually(lambda: ha.events("web", "ReadinessCompliant"), what="Event posted")
+    eventually(lambda: b.metric('readiness_policy_targets{policy="rbac-proof",verdict="compliant"}') is None
+               and a.metric('readiness_policy_targets{policy="rbac-proof",verdict="compliant"}') == 1.0,
+               what="the leader's verdict metrics")
+    time.sleep(3)  # a second writer would have posted its own Event by now
+    assert len(ha.events("web", "ReadinessCompliant")) == 1
+    assert "policy rbac-proof:" in a.process.logs() and "policy rbac-proof:" not in b.process.logs()
+    for replica in (a, b):
+        log = replica.process.logs()
+        assert "forbidden" not in log.lower(), [line for line in log.splitlines() if "orbidden" in line][:5]
 
 
-PEERING_CRD = REPO_ROOT / "charts" / "readiness-operator" / "crds" / "kopf.dev_clusterkopfpeerings.yaml"
+def test_admission_answers_from_either_replica(ha: HA) -> None:
+    for replica in ha.replicas.values():
+        denied = post_review(replica.webhook, deployment_review(deployment_obj("new", probe=False)), ha.ca_pem)
+        assert not denied["allowed"] and "probe-readiness" in denied["status"]["message"], replica.name
+        allowed = post_review(replica.webhook, deployment_review(deployment_obj("new", probe=True)), ha.ca_pem)
+        assert allowed["allowed"], replica.name
 
 
-@pytest.fixture
-def two_replicas(crds: Cluster, tmp_path: Path) -> Iterator[list[tuple[OperatorProcess, int]]]:
-    cluster = crds
-    cluster.kubectl("apply", "-f", str(PEERING_CRD))
-    cluster.kubectl("wait", "--for=condition=established", "crd", "clusterkopfpeerings.kopf.dev", "--timeout=30s")
-    eventually(lambda: cluster.apply("apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata: {name: ha-e2e}\n"),
-               what="peering object")
-    replicas = []
-    for i in range(2):
-        port = free_port()
-        op = OperatorProcess(cluster.kubeconfig, tmp_path / f"replica-{i}.log", "--peering", "ha-e2e",
-                             "--metrics-port", str(port), env={"POD_ID": f"replica-{i}"}).start()
-        replicas.append((op, port))
-    yield replicas
-    cluster.kubectl("delete", "rp", "ha", "--ignore-not-found", "--wait=false")
-    for op, _ in replicas:
-        op.stop()
+def test_deleting_a_policy_works_with_two_replicas(ha: HA) -> None:
+    cluster = ha.cluster
+    cluster.apply(policy("ha-delete"))
+    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicy", "readiness-ha-delete",
+                                       check=False).returncode == 0, what="VAP written")
+    eventually(lambda: cluster.kubectl("-n", WORK, "get", "policyreport", "readiness-ha-delete",
+                                       check=False).returncode == 0, what="PolicyReport written")
+    cluster.kubectl("delete", "rp", "ha-delete", "--timeout=30s")  # both replicas' finalizer handling ends
+    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicy", "readiness-ha-delete",
+                                       check=False).returncode != 0, what="VAP deleted by the leader")
+    eventually(lambda: cluster.kubectl("-n", WORK, "get", "policyreport", "readiness-ha-delete",
+                                       check=False).returncode != 0, what="PolicyReport deleted")
 
 
-def test_two_replicas_exactly_one_acts_and_the_other_takes_over(two_replicas: list[tuple[OperatorProcess, int]],
-                                                               crds: Cluster) -> None:
-    cluster = crds
-    cluster.kubectl("create", "namespace", "ha-e2e")
+class AdmissionLoop(threading.Thread):
+    """AdmissionReviews against one replica, back to back, until stopped; counts failures."""
 
-    def active() -> list[int]:
-        return [i for i, (_, port) in enumerate(two_replicas) if http_status(f"http://127.0.0.1:{port}/readyz") == 200]
+    def __init__(self, port: int, ca_pem: bytes) -> None:
+        super().__init__(daemon=True)
+        self.port, self.ca_pem = port, ca_pem
+        self.sent, self.failures = 0, list[str]()
+        self.halt = threading.Event()
 
-    leader = eventually(lambda: active() if len(active()) == 1 else None, timeout=60, what="exactly one active replica")[0]
-    ha_deploy = deployment("web", probe=False).replace(f"namespace: {WORK}", "namespace: ha-e2e")
-    cluster.apply(ha_deploy)
-    cluster.apply(yaml.safe_dump({
-        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": "ha"},
-        "spec": {"match": {"namespaces": ["ha-e2e"]}, "rules": {"probes": {"liveness": False, "readiness": True}}},
-    }))
-    eventually(lambda: (cluster.get_json("rp", "ha").get("status") or {}).get("noncompliant") == 1, what="evaluated")
-    standby_log = two_replicas[1 - leader][0].logs()
-    assert "policy ha:" not in standby_log  # the standby wrote no status
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.sent += 1
+            try:
+                answer = post_review(self.port, deployment_review(deployment_obj(f"loop-{self.sent}", probe=False)),
+                                     self.ca_pem, timeout=5)
+                if answer["allowed"] or "probe-readiness" not in answer["status"]["message"]:
+                    self.failures.append(f"wrong answer: {answer}")
+            except Exception as exc:
+                self.failures.append(repr(exc))
+            time.sleep(0.02)
 
-    two_replicas[leader][0].kill()
-    eventually(lambda: active() == [1 - leader], timeout=90, what="the standby takes over")
-    cluster.apply(ha_deploy.replace("image: app:1.0", "image: app:1.0\n        readinessProbe: {tcpSocket: {port: 8080}}"))
-    eventually(lambda: (cluster.get_json("rp", "ha").get("status") or {}).get("compliant") == 1, timeout=60,
-               what="the new active replica reconciles")
+
+def test_sigkill_of_the_leader_fails_no_admission_and_the_standby_takes_over(ha: HA) -> None:
+    cluster, a, b = ha.cluster, ha.replicas["replica-a"], ha.replicas["replica-b"]
+    assert ha.leader() is a
+    loop = AdmissionLoop(b.webhook, ha.ca_pem)
+    loop.start()
+    time.sleep(1)
+    killed_at = time.monotonic()
+    a.process.stop(signal.SIGKILL)
+    eventually(lambda: ha.leader() is b, timeout=LEASE_DURATION + 10, interval=0.1, what="replica-b takes the Lease")
+    failover = time.monotonic() - killed_at
+    print(f"failover after SIGKILL of the leader: {failover:.1f}s")
+    # The lease duration from the standby's last sight of a renewal (which lags the renewal by up to one
+    # jittered retry period), plus the retry period after it, plus slack for a loaded machine.
+    assert failover <= LEASE_DURATION + 2 * 2.4 + 3
+    assert "took over Lease" in b.process.logs()
+    # Its writes appear: a new Deployment is counted in status, with one Event for its verdict.
+    cluster.apply(deployment("web2", probe=True))
+    eventually(lambda: (cluster.get_json("rp", "rbac-proof").get("status") or {}).get("compliant") == 2,
+               timeout=30, what="the new leader reconciles")
+    eventually(lambda: ha.events("web2", "ReadinessCompliant"), what="the new leader's Event")
+    time.sleep(2)
+    loop.halt.set()
+    loop.join(10)
+    assert loop.sent > 50 and loop.failures == [], loop.failures[:5]
+    assert len(ha.events("web", "ReadinessCompliant")) == 1  # the new leader did not repeat the old flip
+    assert len(ha.events("web2", "ReadinessCompliant")) == 1
+    assert b.metric("readiness_leader") == 1.0
+
+
+def test_graceful_stop_of_the_leader_hands_over_at_once(ha: HA) -> None:
+    cluster, b = ha.cluster, ha.replicas["replica-b"]
+    a = ha.start("replica-a", free_port(), b.webhook)  # a new process (new identity) comes back as a standby
+    eventually(a.ready, timeout=60, what="the restarted replica is Ready")
+    assert ha.leader() is b and a.metric("readiness_leader") == 0.0
+    stopped_at = time.monotonic()
+    b.process.stop(signal.SIGTERM)
+    handover = time.monotonic() - stopped_at
+    eventually(lambda: ha.leader() is a, timeout=10, interval=0.1, what="replica-a takes the released Lease")
+    took = time.monotonic() - stopped_at
+    print(f"handover after SIGTERM of the leader: {took:.1f}s (the leader's shutdown took {handover:.1f}s)")
+    assert took - handover < 2 * 2.4 + 1, "the Lease was not released: the standby waited for it to expire"
+    assert "released Lease" in b.process.logs()
+    assert "took over Lease" not in a.process.logs()
+    cluster.apply(deployment("web3", probe=True))
+    eventually(lambda: (cluster.get_json("rp", "rbac-proof").get("status") or {}).get("compliant") == 3,
+               timeout=30, what="the new leader reconciles")
+    eventually(lambda: ha.events("web3", "ReadinessCompliant"), what="the new leader's Event")
+    time.sleep(2)
+    assert [len(ha.events(name, "ReadinessCompliant")) for name in ("web", "web2", "web3")] == [1, 1, 1]

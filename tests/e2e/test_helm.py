@@ -20,12 +20,11 @@ pytestmark = pytest.mark.e2e
 CHART = REPO_ROOT / "charts" / "readiness-operator"
 RELEASE = NAMESPACE = "ro-helm-e2e"
 FULLNAME = f"{RELEASE}-readiness-operator"
-PEERING = RELEASE  # cluster-scoped: unique per release so test modules do not collide
+LEASE = FULLNAME  # the leader-election Lease in the release namespace
 SA = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
 CERT_SECRET = f"{FULLNAME}-webhook-tls"
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=readiness-operator"
-CRDS = ("readinesspolicies.readiness.dev", "policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io",
-        "clusterkopfpeerings.kopf.dev")
+CRDS = ("readinesspolicies.readiness.dev", "policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io")
 
 
 def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -43,7 +42,7 @@ def release(cluster: Cluster) -> Iterator[Cluster]:
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
     }))
-    helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--set", f"peering.name={PEERING}")
+    helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE)
     try:
         yield cluster
     finally:
@@ -67,7 +66,6 @@ def test_install_creates_every_object(release: Cluster) -> None:
     assert names(release, "deployments") == {FULLNAME}
     assert names(release, "services") == {f"{FULLNAME}-webhook", f"{FULLNAME}-metrics"}
     assert names(release, "poddisruptionbudgets") == {FULLNAME}
-    assert names(release, "clusterkopfpeerings.kopf.dev", namespaced=False) == {PEERING}
     webhook = release.get_json("service", f"{FULLNAME}-webhook", "-n", NAMESPACE)["spec"]["ports"]
     assert [(p["port"], p["targetPort"]) for p in webhook] == [(443, "webhook")]
 
@@ -120,7 +118,8 @@ ALLOWED = [
                        "validatingadmissionpolicybindings.admissionregistration.k8s.io")
       for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
     *[(verb, "customresourcedefinitions.apiextensions.k8s.io", ()) for verb in ("get", "list", "watch")],
-    *[(verb, "clusterkopfpeerings.kopf.dev", ()) for verb in ("get", "list", "watch", "patch")],
+    *[(verb, f"leases.coordination.k8s.io/{LEASE}", ("-n", NAMESPACE)) for verb in ("get", "update")],
+    ("create", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
     *[(verb, f"secrets/{CERT_SECRET}", ("-n", NAMESPACE)) for verb in ("get", "update", "patch")],
     ("create", "secrets", ("-n", NAMESPACE)),
 ]
@@ -156,12 +155,15 @@ DENIED = [
     ("create", "horizontalpodautoscalers.autoscaling", ("-n", "default")),
     ("patch", "namespaces", ()),
     ("delete", "events", ("-n", "default")),
-    ("create", "clusterkopfpeerings.kopf.dev", ()),
-    ("delete", "clusterkopfpeerings.kopf.dev", ()),
+    ("get", "leases.coordination.k8s.io/someone-elses", ("-n", NAMESPACE)),
+    ("update", "leases.coordination.k8s.io/someone-elses", ("-n", NAMESPACE)),
+    ("delete", f"leases.coordination.k8s.io/{LEASE}", ("-n", NAMESPACE)),
+    ("list", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
+    ("create", "leases.coordination.k8s.io", ("-n", "kube-system")),
+    ("update", "leases.coordination.k8s.io", ("-n", "kube-system")),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", ()),
     ("escalate", "clusterroles.rbac.authorization.k8s.io", ()),
     ("impersonate", "serviceaccounts", ("-A",)),
-    ("create", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
     ("*", "*", ("-A",)),
 ]
 
@@ -189,7 +191,7 @@ def test_upgrade_changes_values(release: Cluster) -> None:
     assert env["READINESS_WEBHOOK_FAILURE_POLICY"] == "Fail"
     assert env["READINESS_LOG_LEVEL"] == "debug"
     assert env["READINESS_WEBHOOK_EXCLUDE_NAMESPACES"] == "monitoring,istio-system"
-    assert f"--peering={PEERING}" in container["args"]
+    assert f"--leader-election-lease={LEASE}" in container["args"]
 
 
 def test_upgrade_rejects_a_bad_value_and_keeps_the_release(release: Cluster) -> None:
@@ -204,7 +206,7 @@ def test_uninstall_removes_every_object(release: Cluster) -> None:
     helm(release, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     for kind in ("serviceaccounts", "roles", "rolebindings", "deployments", "services", "poddisruptionbudgets"):
         assert names(release, kind) == set(), kind
-    for kind in ("clusterroles", "clusterrolebindings", "clusterkopfpeerings.kopf.dev"):
+    for kind in ("clusterroles", "clusterrolebindings"):
         assert names(release, kind, namespaced=False) == set(), kind
     with pytest.raises(KubectlError):
         release.kubectl("get", "clusterrole", FULLNAME)

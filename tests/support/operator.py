@@ -35,8 +35,8 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.extra_env}
         cmd = [sys.executable, "-m", "readiness_operator", "run",
                "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz", *self.args]
-        if "--peering" not in self.args and "--standalone" not in self.args:
-            cmd.append("--standalone")
+        if not {"--leader-election-lease", "--peering", "--standalone"} & set(self.args):
+            cmd.append("--standalone")  # one replica: no election
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         if wait:

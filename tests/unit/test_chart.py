@@ -75,14 +75,14 @@ def test_default_render_has_every_object(default_docs: list[dict[str, Any]]) -> 
     kinds = sorted(d["kind"] for d in default_docs)
     assert kinds == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
-        "Service", "Service", "PodDisruptionBudget", "ClusterKopfPeering",
+        "Service", "Service", "PodDisruptionBudget",
     ])
     for doc in default_docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["helm.sh/chart"] == "readiness-operator-0.1.0"
-        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}:
+        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
@@ -93,7 +93,7 @@ def test_deployment_runs_the_operator_contract(default_docs: list[dict[str, Any]
     (container,) = pod["containers"]
     assert container["args"] == [
         "run", "--liveness=http://0.0.0.0:8080/healthz", "--webhook-port=9443", "--metrics-port=8000",
-        "--log-format=json", "--peering=readiness-operator",
+        "--log-format=json", "--leader-election-lease=readiness-operator",
     ]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["READINESS_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -111,7 +111,7 @@ def test_deployment_runs_the_operator_contract(default_docs: list[dict[str, Any]
     assert ports == {"health": 8080, "webhook": 9443, "metrics": 8000}
     for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
-    # readiness = leadership: only the active replica (live indexes) serves the webhook
+    # readiness = indexes filled and webhook serving, on every replica (not leadership)
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert container["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"
@@ -129,7 +129,6 @@ def test_deployment_runs_the_operator_contract(default_docs: list[dict[str, Any]
     pdb = only(default_docs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
-    assert only(default_docs, "ClusterKopfPeering")["metadata"]["name"] == "readiness-operator"
 
 
 def _containers(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -164,8 +163,9 @@ def test_every_workload_container_is_hardened(tools: str, values: list[str]) -> 
 def test_optional_features_render(all_features_docs: list[dict[str, Any]]) -> None:
     kinds = {d["kind"] for d in all_features_docs}
     assert {"Issuer", "Certificate", "ServiceMonitor", "PrometheusRule", "ConfigMap", "HorizontalPodAutoscaler"} <= kinds
-    # cert-manager: the certificate is mounted, and the operator gets no Secret access at all.
-    assert "Role" not in kinds and "RoleBinding" not in kinds
+    # cert-manager: the certificate is mounted, and the operator gets no Secret access at all (its
+    # Role only holds the leader-election Lease).
+    assert {r for rule in _rules(all_features_docs, "Role") for r in rule["resources"]} == {"leases"}
     deployment = only(all_features_docs, "Deployment")
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -203,12 +203,48 @@ def test_prometheus_rule_alerts_are_valid_promql(all_features_docs: list[dict[st
 
 
 def test_standalone_mode(tools: str) -> None:
-    docs = render("--set", "peering.enabled=false", "--set", "replicaCount=1")
-    assert "ClusterKopfPeering" not in {d["kind"] for d in docs}
+    docs = render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1")
     (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert "--standalone" in container["args"]
-    rules = only(docs, "ClusterRole")["rules"]
-    assert not [r for r in rules if "kopf.dev" in r["apiGroups"]]
+    assert "--standalone" in container["args"] and not [a for a in container["args"] if "lease" in a]
+    assert not [r for r in _rules(docs, "Role") if "leases" in r["resources"]]
+    # Standalone with cert-manager needs no namespaced access at all.
+    kinds = {d["kind"] for d in render("--set", "leaderElection.enabled=false", "--set", "replicaCount=1",
+                                       "--set", "webhook.tls=cert-manager")}
+    assert not {"Role", "RoleBinding"} & kinds
+
+
+def test_lease_name_follows_the_release_and_can_be_set(tools: str) -> None:
+    for extra, lease in (([], "other-readiness-operator"), (["--set", "leaderElection.leaseName=mine"], "mine")):
+        docs = [d for d in yaml.safe_load_all(helm("template", "other", str(CHART), "-n", NAMESPACE, *extra).stdout) if d]
+        (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        assert f"--leader-election-lease={lease}" in container["args"]
+        (named,) = [r for r in _rules(docs, "Role") if "leases" in r["resources"] and r.get("resourceNames")]
+        assert named["resourceNames"] == [lease]
+
+
+def disruptions_allowed(pdb: dict[str, Any], ready: int, expected: int) -> int:
+    """The disruption controller's arithmetic for minAvailable (policy/v1): ready pods above it."""
+    minimum = pdb["spec"]["minAvailable"]
+    if isinstance(minimum, str) and minimum.endswith("%"):
+        minimum = -(-int(minimum[:-1]) * expected // 100)  # rounded up, as the controller does
+    return max(0, ready - int(minimum))
+
+
+@pytest.mark.parametrize(
+    ("values", "replicas"),
+    [([], 2), (["-f", str(HARDENED_VALUES)], 3),
+     (["--set", "replicaCount=3", "--set", "podDisruptionBudget.minAvailable=50%"], 3)],
+)
+def test_pdb_allows_one_disruption_with_every_replica_ready(tools: str, values: list[str], replicas: int) -> None:
+    """Every replica is Ready (the readinessProbe is /readyz, which leader and standbys pass), so a
+    drain may evict one pod; when only the leader was Ready the default PDB allowed none."""
+    docs = render(*values)
+    deployment, pdb = only(docs, "Deployment"), only(docs, "PodDisruptionBudget")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert deployment["spec"].get("replicas", replicas) == replicas
+    assert disruptions_allowed(pdb, ready=replicas, expected=replicas) >= 1
+    assert disruptions_allowed(pdb, ready=1, expected=replicas) == 0  # the old leader-only readiness
 
 
 # --- values.schema.json -----------------------------------------------------------------------
@@ -233,7 +269,8 @@ def test_standalone_mode(tools: str) -> None:
         (["--set", "terminationGracePeriodSeconds=5"], "terminationGracePeriodSeconds"),
         (["--set", "webhook.excludeNamespaces[0]=Not_A_Namespace"], "excludeNamespaces"),
         (["--set", "podAntiAffinity=always"], "podAntiAffinity"),
-        (["--set", "peering.enabled=false"], "replicaCount"),  # standalone with 2 replicas
+        (["--set", "leaderElection.enabled=false"], "replicaCount"),  # standalone with 2 replicas
+        (["--set", "leaderElection.leaseName=Not_A_Name"], "leaseName"),
     ],
 )
 def test_schema_rejects_bad_values(tools: str, args: list[str], field: str) -> None:
@@ -279,6 +316,9 @@ def test_rbac_is_least_privilege(default_docs: list[dict[str, Any]], all_feature
 
     role = _rules(default_docs, "Role")
     assert role == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["readiness-operator"],
+         "verbs": ["get", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["readiness-operator-webhook-tls"],
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
@@ -296,7 +336,7 @@ def test_chart_crds_are_copies_of_the_repo_crds() -> None:
     assert repo, "no CRDs in crds/"
     for name, content in repo.items():
         assert chart.get(name) == content, f"charts/readiness-operator/crds/{name} differs: run hack/render-manifests.sh"
-    assert set(chart) - set(repo) == {"kopf.dev_clusterkopfpeerings.yaml"}
+    assert set(chart) == set(repo), "kopf's peering CRD is gone: leader election uses a core Lease"
 
 
 def test_manifests_are_in_sync(tools: str) -> None:
@@ -306,7 +346,7 @@ def test_manifests_are_in_sync(tools: str) -> None:
     assert result.returncode == 0, f"manifests/ drifted; run hack/render-manifests.sh\n{result.stdout}{result.stderr}"
     docs = [d for f in sorted((REPO_ROOT / "manifests").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("CustomResourceDefinition") == 4
+    assert kinds.count("CustomResourceDefinition") == 3
     assert {"Namespace", "Deployment", "ClusterRole", "ServiceAccount"} <= set(kinds)
 
 

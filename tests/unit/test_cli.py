@@ -224,3 +224,29 @@ def test_run_delegates_to_kube_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.namespaces == ["a", "b"] and args.log_format == "json" and args.standalone
     assert args.webhook_port == 9443 and args.liveness == "http://0.0.0.0:8080/healthz"
     assert args.metrics_port is None and args.peering is None and not args.verbose
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "leading", "lease", "namespace", "pod"),
+    [
+        (["--standalone"], {}, True, None, "readiness-system", None),  # always the leader, no election
+        ([], {"READINESS_NAMESPACE": "ops"}, False, "readiness-operator", "ops", None),  # elected by default
+        (["--leader-election-lease", "mine"], {"READINESS_POD_NAME": "op-abc"}, False, "mine", "readiness-system", "op-abc"),
+        (["--peering", "old"], {"POD_ID": "replica-1"}, False, "old", "readiness-system", "replica-1"),  # deprecated alias
+    ],
+)
+def test_run_builds_the_leader_election(monkeypatch: pytest.MonkeyPatch, flags: list[str], env: dict[str, str],
+                                        leading: bool, lease: str | None, namespace: str, pod: str | None) -> None:
+    from readiness_operator.cli import build_parser
+    from readiness_operator.kube.runner import build_context
+
+    for name in ("READINESS_NAMESPACE", "READINESS_POD_NAME", "POD_NAME", "POD_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ctx = build_context(build_parser().parse_args(["run", *flags]))
+    election = ctx.leadership
+    assert (election.leading, election.lease) == (leading, lease)
+    if lease is not None:
+        assert election.namespace == namespace and not election.standalone
+        assert election.me.startswith(f"{pod}_") if pod else "_" in election.me

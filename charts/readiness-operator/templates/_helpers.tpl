@@ -69,3 +69,8 @@ app.kubernetes.io/component: operator
 {{- range .Values.prometheus.secrets }}{{ $refs = append $refs (printf "%s/%s" .namespace .name) }}{{ end -}}
 {{- join "," $refs -}}
 {{- end }}
+
+{{/* The leader-election Lease (in the release namespace). */}}
+{{- define "readiness-operator.leaseName" -}}
+{{- default (include "readiness-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}

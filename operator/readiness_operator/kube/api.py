@@ -34,7 +34,8 @@ ADMISSION_PLURALS: Final[Mapping[str, str]] = MappingProxyType({
     "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
     "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
 })
-PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
+LEASE_GROUP = "coordination.k8s.io"
+LEASE_TIMEOUT = 5.0  # seconds per Lease call: a hung renewal must fail well before the renew deadline
 
 
 class ForeignObject(RuntimeError):
@@ -234,16 +235,49 @@ class KubeApi:
         data = (secret.data or {}).get(key)
         return None if data is None else base64.b64decode(data)
 
-    def peering_status(self, peering: str, namespace: str | None) -> dict[str, Any] | None:
-        """The kopf peering object's status, or None when there is none (kopf then runs alone)."""
-        api = self._custom()
-        try:
-            if namespace:
-                obj: Any = api.get_namespaced_custom_object(PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", peering)
-            else:
-                obj = api.get_cluster_custom_object(PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", peering)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return dict(obj.get("status") or {})
+    # ------------------------------------------------------------------ the leader-election Lease
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease, or None when there is none yet."""
+
+        def get() -> dict[str, Any] | None:
+            try:
+                obj: Any = self._custom().get_namespaced_custom_object(LEASE_GROUP, "v1", namespace, "leases", name,
+                                                                 _request_timeout=LEASE_TIMEOUT)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return dict(obj)
+
+        return await asyncio.to_thread(get)
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create it; None when another replica created it first (409)."""
+
+        def create() -> dict[str, Any] | None:
+            try:
+                obj: Any = self._custom().create_namespaced_custom_object(
+                    LEASE_GROUP, "v1", namespace, "leases", dict(body), _request_timeout=LEASE_TIMEOUT)
+            except ApiException as exc:
+                if exc.status == 409:
+                    return None
+                raise
+            return dict(obj)
+
+        return await asyncio.to_thread(create)
+
+    async def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Replace it, conditional on the body's resourceVersion; None when it changed meanwhile (409)."""
+
+        def replace() -> dict[str, Any] | None:
+            try:
+                obj: Any = self._custom().replace_namespaced_custom_object(
+                    LEASE_GROUP, "v1", namespace, "leases", name, dict(body), _request_timeout=LEASE_TIMEOUT)
+            except ApiException as exc:
+                if exc.status == 409:
+                    return None
+                raise
+            return dict(obj)
+
+        return await asyncio.to_thread(replace)

@@ -33,8 +33,11 @@ class OperatorContext:
     policies: PolicyCache = field(default_factory=PolicyCache)  # compiled policies: passes and webhook
     registry: Registry = field(init=False)  # per-policy runtimes, for watch handlers to mark dirty
     slos: SloStore = field(default_factory=SloStore)  # SLO measurements shared by passes and the webhook
-    leadership: Leadership = field(default_factory=Leadership)
+    leadership: Leadership = field(default_factory=Leadership)  # default: standalone, always the leader
     metrics_port: int | None = None
+    indexed: bool = False  # this replica's indexes are filled (set by the first Namespace event)
+    webhook_ca: bytes | None = None  # the webhook's CA, for the configuration the leader writes
+    webhook_serving: bool = False  # the admission server accepted a connection (checked by /readyz)
     prometheus: PrometheusClients = field(init=False)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 

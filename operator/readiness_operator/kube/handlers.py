@@ -1,13 +1,13 @@
 """kopf handlers: thin translations from watch events to dirty marks, and one daemon per policy.
 
 One LIST+WATCH per kind feeds the indexes (kopf fills them before any handler runs, so the first
-pass sees the whole cluster). Handlers are async so 10,000 events never touch a thread pool. All
+pass sees the whole cluster). Every replica runs them all; only the leader's policy loops write
+(policy_loop.py). Handlers are async so 10,000 events never touch a thread pool. All
 shared state is the operator context in `memo` (see context.py).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -15,15 +15,11 @@ import kopf
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 
-from .api import KubeApi
 from .context import context_of
-from .loop import run_until_stopped
 from .objects import trim_deployment, trim_hpa, trim_pdb
-from .reconcile import PassInput, run_pass
-from .vap_sync import VapSync
+from .policy_loop import run_policy
+from .reconcile import PassInput
 from .view import IndexView
-
-log = logging.getLogger(__name__)
 
 
 @kopf.index("apps", "v1", "deployments")
@@ -63,7 +59,13 @@ async def hpa_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("", "v1", "namespaces")
 async def namespace_event(name: str, memo: kopf.Memo, **_: Any) -> None:
-    context_of(memo).registry.mark_namespace(name)
+    ctx = context_of(memo)
+    # kopf holds every non-index handler back until all indexes are filled (processing.py waits on
+    # `operator_indexed` after indexing each object), and a cluster always has namespaces (watched
+    # cluster-wide even in namespaced mode): the first of these events means this replica's
+    # indexes are complete, which is what /readyz reports.
+    ctx.indexed = True
+    ctx.registry.mark_namespace(name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -71,49 +73,24 @@ async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.wake(name)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)  # type: ignore[arg-type]  # index kwargs
+# cancellation_backoff: without it kopf cancels a daemon that does not exit within a few loop cycles
+# of being stopped, which would cut short the clean-up of a deleted policy (its reports and VAP).
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5.0, cancellation_timeout=10.0)  # type: ignore[arg-type]
 async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
     hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], **_: Any,
 ) -> None:
-    """Keep one policy's status, reports, Events and fail-safe VAP current until it is deleted or we stop."""
-    ctx = context_of(memo)
-    runtime = ctx.registry.ensure(name, uid)
+    """Keep one policy's status, reports, Events and fail-safe VAP current while this replica leads."""
+
+    def read() -> PassInput:  # kopf keeps a daemon's meta/spec/status live
+        return PassInput(name, uid, meta.get("generation"), dict(spec), dict(status))
+
+    def deleted() -> bool:
+        return stopped.reason is not None and bool(stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+
     view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
-    vap = VapSync(name, ctx.api, ctx.settings.excluded_namespaces) if ctx.settings.vap else None
-
-    async def reconcile() -> float:
-        item = PassInput(name, uid, meta.get("generation"), dict(spec), dict(status))
-        result = await run_pass(runtime, item, view, ctx.api, slo_store=ctx.slos, slo_query=ctx.prometheus.query_fn,
-                                metrics=ctx.metrics, vap=vap)
-        return result.requeue_after
-
-    def failed(exc: Exception, retry_in: float) -> None:
-        ctx.metrics.reconcile_errors.labels(policy=name).inc()
-        log.error("policy %s: pass failed; retrying in %.0fs", name, retry_in, exc_info=exc)
-        runtime.mark(everything=True)
-
-    try:
-        await run_until_stopped(reconcile, wake=runtime.wake, stopped=stopped, on_error=failed)
-    finally:
-        slo_names = tuple(s.name for s in runtime.compiled.spec.slos) if runtime.compiled is not None else ()
-        ctx.registry.remove(name, uid)
-        ctx.slos.forget(name)
-        if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
-            ctx.metrics.forget_policy(name, slo_names)
-            await _cleanup(ctx.api, runtime.written_reports)
-            if vap is not None:
-                await vap.delete()
-
-
-async def _cleanup(api: KubeApi, reports: dict[tuple[str, str], str]) -> None:
-    """Delete what a deleted policy wrote (owner references let the GC do it too, later)."""
-    for namespace, report in list(reports):
-        try:
-            await api.delete_policy_report(namespace, report)
-        except Exception:  # GC will remove it through the owner reference
-            log.warning("could not delete PolicyReport %s/%s", namespace, report)
+    await run_policy(context_of(memo), name, uid, read, view, stopped, deleted)
 
 
 @kopf.on.probe(id="policies")

@@ -27,6 +27,8 @@ class OperatorMetrics:
             collector(registry=r)
         self.build_info = Gauge("readiness_build_info", "The running operator's version (always 1)", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
+        self.leader = Gauge("readiness_leader", "1 on the replica holding the leader Lease (it writes), else 0",
+                            registry=r)
         self.evaluations = Counter("readiness_evaluations", "Deployment evaluations by the rule engine", registry=r)
         self.reconcile_errors = Counter("readiness_reconcile_errors", "Reconcile passes that failed", ["policy"], registry=r)
         self.policy_targets = Gauge(

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import importlib
 import logging
-import random
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -21,9 +20,10 @@ from readiness_operator.settings import Settings
 from . import handlers, kopf_scale  # noqa: F401 - importing registers the handlers
 from .context import OperatorContext, context_of
 from .httpd import serve
-from .leadership import Leadership
+from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
 from .tls import serving_files
 
+log = logging.getLogger(__name__)
 LOG_LEVELS: Final[Mapping[str, int]] = MappingProxyType(
     {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR})
 LOG_FORMATS: Final[Mapping[str, kopf.LogFormat]] = MappingProxyType(
@@ -43,12 +43,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    # Peers of equal priority all pause (kopf), so each replica gets its own: the highest acts and
-    # the others wait, taking over when its peering record expires.
-    settings.peering.priority = ctx.leadership.priority
-    settings.peering.lifetime = 30
-    if ctx.leadership.peering is not None:
-        ctx.spawn(ctx.leadership.watch(ctx.api.peering_status))
+    ctx.leadership.listen(lambda leading: ctx.metrics.leader.set(1 if leading else 0))
     if ctx.metrics_port:
         ctx.spawn(serve(ctx, ctx.metrics_port))
     if ctx.settings.webhook_port:
@@ -58,18 +53,46 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             certfile=str(files.certfile), pkeyfile=str(files.keyfile),
         )
         settings.admission.managed = None  # we write the configuration: exclusions, timeout, failurePolicy
-        await ctx.api.put_admission_object(webhook_configuration(ctx.settings, files.ca_pem))
+        ctx.webhook_ca = files.ca_pem
+        # Every replica serves admission; the leader (re)writes the configuration when it takes over.
+        ctx.leadership.listen(lambda leading: ctx.spawn(write_webhook_configuration(ctx)) if leading else None)
+    if not ctx.leadership.standalone:
+        ctx.spawn(ctx.leadership.run(ctx.api))
+
+
+async def write_webhook_configuration(ctx: OperatorContext, retry: float = 5.0) -> None:
+    """Write the ValidatingWebhookConfiguration while this replica leads, retrying until it is written."""
+    assert ctx.webhook_ca is not None
+    term = LeaderTerm(ctx.leadership, Never())
+    writer = LeaderWriter(ctx.api, term)
+    while term.current:
+        try:
+            await writer.put_admission_object(webhook_configuration(ctx.settings, ctx.webhook_ca))
+            log.info("wrote ValidatingWebhookConfiguration %s", ctx.settings.webhook_configuration)
+            return
+        except NotLeading:
+            return
+        except Exception as exc:
+            log.warning("could not write the webhook configuration (retrying in %.0fs): %s", retry, exc)
+            await term.wait(retry)
+
+
+@kopf.on.cleanup()
+async def release_lease(memo: kopf.Memo, **_: Any) -> None:
+    """On graceful shutdown (after kopf stopped the policy loops) hand the Lease to a standby at once."""
+    ctx = context_of(memo)
+    await ctx.leadership.release(ctx.api)
 
 
 def build_context(args: argparse.Namespace) -> OperatorContext:
     """The operator context from the environment and the command line."""
     operator_settings = Settings.from_env(webhook_port=args.webhook_port)
-    namespaces = list(args.namespaces or [])
     leadership = Leadership()
     if not args.standalone:
-        leadership = Leadership(args.peering or "default", random.randint(1, 2**31 - 1),
-                                namespaces[0] if namespaces else None)
-        leadership.active = False
+        if args.peering:
+            log.warning("--peering is deprecated (kopf peering is gone): it names the leader-election Lease now")
+        lease = args.lease or args.peering or DEFAULT_LEASE
+        leadership = Leadership(lease, operator_settings.namespace, identity(operator_settings.pod_name))
     return OperatorContext(settings=operator_settings, leadership=leadership, metrics_port=args.metrics_port)
 
 
@@ -91,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
-        standalone=args.standalone,
-        peering_name=args.peering,
+        standalone=True,  # no kopf peering: it would pause standbys; leadership.py elects instead
         liveness_endpoint=args.liveness or None,
         memo=kopf.Memo(operator=ctx),
     )

@@ -1,0 +1,82 @@
+"""One policy's loop on one replica: stand by, reconcile while leading, start afresh each term.
+
+Every replica runs a kopf daemon per policy (they all watch), but only the leader reconciles: a
+standby's loop waits for leadership and neither writes nor queries Prometheus. Each leadership
+term gets a fresh `PolicyRuntime`, exactly as after a restart: the first pass seeds itself from
+the policy's PolicyReports, so no Event is repeated and unchanged objects are not rewritten. When
+the term ends the loop stops at once (every write checks the term, see `LeaderWriter`) and drops
+what it knew it had written, and its verdict metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from readiness_operator.world import ClusterView
+
+from .context import OperatorContext
+from .leadership import LeaderTerm, LeaderWriter, NotLeading, Stopped
+from .loop import run_until_stopped
+from .reconcile import PassInput, Writer, run_pass
+from .vap_sync import VapSync
+
+log = logging.getLogger(__name__)
+
+
+async def run_policy(
+    ctx: OperatorContext, name: str, uid: str, read: Callable[[], PassInput], view: ClusterView,
+    stopped: Stopped, deleted: Callable[[], bool],
+) -> None:
+    """Until kopf stops the daemon: wait to lead, then reconcile for as long as the term lasts."""
+    while not stopped:
+        await ctx.leadership.wait_leading(stopped)
+        if stopped:
+            break
+        await _lead(ctx, name, uid, read, view, stopped, deleted)
+
+
+async def _lead(
+    ctx: OperatorContext, name: str, uid: str, read: Callable[[], PassInput], view: ClusterView,
+    stopped: Stopped, deleted: Callable[[], bool],
+) -> None:
+    term = LeaderTerm(ctx.leadership, stopped)
+    writer = LeaderWriter(ctx.api, term)
+    runtime = ctx.registry.ensure(name, uid)  # new: its first pass runs at once and seeds from the reports
+    vap = VapSync(name, writer, ctx.settings.excluded_namespaces) if ctx.settings.vap else None
+
+    async def reconcile() -> float:
+        result = await run_pass(runtime, read(), view, writer, slo_store=ctx.slos, slo_query=ctx.prometheus.query_fn,
+                                metrics=ctx.metrics, vap=vap)
+        return result.requeue_after
+
+    def failed(exc: Exception, retry_in: float) -> None:
+        if isinstance(exc, NotLeading):  # the term ended during the pass: the loop ends now
+            return
+        ctx.metrics.reconcile_errors.labels(policy=name).inc()
+        log.error("policy %s: pass failed; retrying in %.0fs", name, retry_in, exc_info=exc)
+        runtime.mark(everything=True)
+
+    try:
+        await run_until_stopped(reconcile, wake=runtime.wake, stopped=term, on_error=failed)
+    finally:
+        slo_names = tuple(s.name for s in runtime.compiled.spec.slos) if runtime.compiled is not None else ()
+        ctx.registry.remove(name, uid)
+        ctx.slos.forget(name)
+        if deleted() or not term.current:
+            ctx.metrics.forget_policy(name, slo_names)
+        if deleted() and term.current:
+            await _cleanup(writer, runtime.written_reports)
+            if vap is not None:
+                await vap.delete()
+        elif not term.current:
+            log.info("policy %s: no longer the leader; stopped writing", name)
+
+
+async def _cleanup(writer: Writer, reports: dict[tuple[str, str], str]) -> None:
+    """Delete what a deleted policy wrote (owner references let the GC do it too, later)."""
+    for namespace, report in list(reports):
+        try:
+            await writer.delete_policy_report(namespace, report)
+        except Exception:  # GC will remove it through the owner reference
+            log.warning("could not delete PolicyReport %s/%s", namespace, report)
