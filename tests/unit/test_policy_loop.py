@@ -119,3 +119,44 @@ async def test_standby_never_writes_and_each_term_starts_fresh() -> None:
     assert api.events == [("web", "ReadinessCompliant"), ("web", "ReadinessNoncompliant")]
     stopped.event.set()
     await asyncio.wait_for(loop, 2)
+
+
+class Queries:
+    """Stands in for PrometheusClients: every query answers one sample for a/web."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def query_fn(self, config: Any) -> Any:
+        async def query(promql: str) -> list[dict[str, Any]]:
+            self.sent.append(promql)
+            return [{"metric": {"namespace": "a", "deployment": "web"}, "value": [0, "0.25"]}]
+
+        return query
+
+
+@in_loop
+async def test_a_standby_measures_slos_for_the_webhook_but_writes_nothing() -> None:
+    """Both replicas are Ready and answer admission: a standby's freeze must see real measurements."""
+    store, api, view, stopped = LeaseStore(), Api(), View(), Stopped()
+    view.put(deployment("a", "web", probe=True))
+    me = Leadership("lease", "ns", "me", lease_duration=15, renew_deadline=10)
+    ctx = OperatorContext(settings=Settings(vap=False), api=api, leadership=me)  # type: ignore[arg-type]
+    queries = Queries()
+    ctx.prometheus = queries  # type: ignore[assignment]
+    await store.create_lease("ns", {"metadata": {"name": "lease"}, "spec": {"holderIdentity": "other",
+                                                                            "leaseDurationSeconds": 15}})
+    await me.step(store)
+    spec = {**SPEC, "slos": [{"name": "errors", "interval": "1s", "comparison": "<", "threshold": 0.1, "onBreach": "Block",
+                              "query": 'x{namespace="{{namespace}}", deployment="{{name}}"}'}]}
+    loop = asyncio.create_task(run_policy(ctx, "p", "uid-p", lambda: PassInput("p", "uid-p", 1, spec, {}), view,
+                                          stopped, lambda: False))
+    await until(lambda: "errors" in ctx.slos.measurements("p", ("a", "web")), "the standby's measurement")
+    assert ctx.slos.measurements("p", ("a", "web"))["errors"].value == 0.25
+    from readiness_operator.world import Worlds
+    world = Worlds(view, slos=ctx.slos.measurements).of(view.objects["a"][0], "p")  # what the webhook judges with
+    assert world.slo_measurements["errors"].value == 0.25
+    await until(lambda: len(queries.sent) >= 2, "a second interval's query")
+    assert api.writes() == 0 and api.listings == 0
+    stopped.event.set()
+    await asyncio.wait_for(loop, 2)

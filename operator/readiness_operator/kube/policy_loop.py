@@ -1,7 +1,9 @@
 """One policy's loop on one replica: stand by, reconcile while leading, start afresh each term.
 
 Every replica runs a kopf daemon per policy (they all watch), but only the leader reconciles: a
-standby's loop waits for leadership and neither writes nor queries Prometheus. Each leadership
+standby's loop waits for leadership and writes nothing. It does keep the policy's SLO measurements
+fresh (reads, not writes): the webhook Service sends admission requests to every Ready replica, and
+an error-budget freeze must hold whichever replica answers. Each leadership
 term gets a fresh `PolicyRuntime`, exactly as after a restart: the first pass seeds itself from
 the policy's PolicyReports, so no Event is repeated and unchanged objects are not rewritten. When
 the term ends the loop stops at once (every write checks the term, see `LeaderWriter`) and drops
@@ -10,15 +12,18 @@ what it knew it had written, and its verdict metrics.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+from readiness_operator.model.slo import duration_seconds
 from readiness_operator.world import ClusterView
 
 from .context import OperatorContext
 from .leadership import LeaderTerm, LeaderWriter, NotLeading, Stopped
 from .loop import run_until_stopped
-from .reconcile import PassInput, Writer, run_pass
+from .reconcile import RESYNC_SECONDS, PassInput, Writer, label_values, run_pass
 from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
@@ -30,10 +35,35 @@ async def run_policy(
 ) -> None:
     """Until kopf stops the daemon: wait to lead, then reconcile for as long as the term lasts."""
     while not stopped:
-        await ctx.leadership.wait_leading(stopped)
+        await _stand_by(ctx, name, read, view, stopped)
         if stopped:
             break
         await _lead(ctx, name, uid, read, view, stopped, deleted)
+
+
+async def _stand_by(
+    ctx: OperatorContext, name: str, read: Callable[[], PassInput], view: ClusterView, stopped: Stopped
+) -> None:
+    """Until this replica may write: measure the policy's SLOs each interval, for the webhook."""
+    while not ctx.leadership.writable and not stopped:
+        item = read()
+        plan = ctx.policies.get(name, item.generation, item.spec).plan
+        horizon = RESYNC_SECONDS
+        if plan is not None and plan.spec.slos:
+            spec = plan.spec
+            try:
+                await ctx.slos.refresh(name, spec.slos, ctx.prometheus.query_fn(spec.prometheus), datetime.now(UTC),
+                                       namespaces=spec.match.namespaces, label_values=label_values(spec, view))
+            except Exception:  # measuring is best effort on a standby; the leader reports failures
+                log.exception("policy %s: SLO refresh on standby failed", name)
+            horizon = min(duration_seconds(s.interval) for s in spec.slos)
+        waiters = {asyncio.ensure_future(ctx.leadership.wait_leading(stopped)), asyncio.ensure_future(stopped.wait(horizon))}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+    ctx.slos.forget(name)  # the leader's runtime measures from here on
 
 
 async def _lead(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from readiness_operator.engine import Finding, evaluate, matches
-from readiness_operator.model import PrometheusConfig, ReadinessPolicyStatus
+from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
@@ -247,17 +247,27 @@ async def _write_reports(writer: Writer, runtime: PolicyRuntime) -> None:
     await asyncio.gather(*(one(ns) for ns in namespaces))
 
 
+def label_values(spec: ReadinessPolicySpec, deployments: ClusterView | Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """The values of each `{{labels.<key>}}` the SLO queries use, over the policy's Deployments (or
+    every Deployment of a view), so the batched query selects them all."""
+    keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
+    if not keys:
+        return {}
+    if not isinstance(deployments, Iterable):
+        deployments = [d for ns in deployments.namespaces() for d in deployments.deployments(ns)]
+    labels = [(d.get("metadata") or {}).get("labels") or {} for d in deployments]
+    return {k: {str(item.get(k, "")) for item in labels} for k in keys}
+
+
 async def _refresh_slos(
     runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None
 ) -> None:
     """Query the due SLOs (one query each, for all Deployments) and mark what changed dirty."""
     assert runtime.compiled is not None
     spec = runtime.compiled.spec
-    label_keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
-    label_values = {k: {str(j.deployment["metadata"]["labels"].get(k, "")) for j in runtime.judged.values()}
-                    for k in label_keys}
+    deployments = [j.deployment for j in runtime.judged.values()]
     done = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
-                               label_values=label_values)
+                               label_values=label_values(spec, deployments))
     if metrics is not None:
         for slo in done.queried:
             metrics.prometheus_queries.labels(policy=runtime.name, slo=slo).inc()
