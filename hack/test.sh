@@ -9,4 +9,5 @@ cd "$REPO_ROOT"
 "$HACK_DIR/setup.sh"
 log "ruff"; .venv/bin/ruff check operator tests hack
 log "mypy"; .venv/bin/mypy
+log "import-linter"; .venv/bin/lint-imports
 log "pytest"; exec .venv/bin/pytest -ra "$@"

@@ -43,8 +43,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "operator"))
 
 from readiness_operator.admission.decide import review_deployment  # noqa: E402
+from readiness_operator.engine import compile_policy  # noqa: E402
 from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec  # noqa: E402
-from readiness_operator.world import SloMeasurement, World, namespace_of  # noqa: E402
+from readiness_operator.world import InMemoryView, SloMeasurement, Worlds  # noqa: E402
 
 MAX_REQUESTS = 100_000
 MAX_DURATION = 600.0
@@ -318,8 +319,10 @@ def synthetic_index(objects: int, namespaces: int) -> tuple[list[dict[str, Any]]
 
 
 def run_in_process(args: argparse.Namespace) -> dict[str, Any]:
-    policies = example_policies(None if args.mode == "as-is" else args.mode)
+    # Compiled once, as the webhook's policy cache holds them.
+    policies = [(name, compile_policy(spec)) for name, spec in example_policies(None if args.mode == "as-is" else args.mode)]
     deployments, pdbs, hpas = synthetic_index(args.objects, args.namespaces)
+    view = InMemoryView(deployments, [p for ps in pdbs.values() for p in ps], [h for hs in hpas.values() for h in hs])
     slos = {
         "availability": SloMeasurement(0.9999),
         "latency-p99": SloMeasurement(0.4),
@@ -327,20 +330,20 @@ def run_in_process(args: argparse.Namespace) -> dict[str, Any]:
         "latency-p95": SloMeasurement(0.005),
     }
 
-    def world_of(obj: Mapping[str, Any]) -> World:
-        ns = namespace_of(obj)
-        return World(pdbs=pdbs.get(ns, ()), hpas=hpas.get(ns, ()), namespace_labels={}, slo_measurements=slos)
+    def review(req: Mapping[str, Any]) -> Any:
+        worlds = Worlds(view, slos=lambda _policy, _key: slos)  # one builder per request, as in the webhook
+        return review_deployment(req, policies, worlds.of, policy_world=worlds.of)
 
     rng = random.Random(11)
     requests = [admission_review(d, d["metadata"]["name"])["request"] for d in rng.choices(deployments, k=args.calls)]
-    for req in requests[: min(200, len(requests))]:  # warm up (policy compilation is cached on the spec)
-        review_deployment(req, policies, world_of)
+    for req in requests[: min(200, len(requests))]:  # warm up
+        review(req)
     times: list[float] = []
     allowed = denied = 0
     t0 = time.perf_counter()
     for req in requests:
         start = time.perf_counter_ns()
-        decision = review_deployment(req, policies, world_of)
+        decision = review(req)
         times.append((time.perf_counter_ns() - start) / 1000)
         allowed += decision.allowed
         denied += not decision.allowed

@@ -252,20 +252,21 @@ def pick_changes(objects: dict[str, list[dict[str, Any]]], policy_file: Path, n:
     """Add a readinessProbe to n Deployments lacking one, preferring those it makes compliant with
     the policy (so the statuses visibly change); `objects` is updated in place."""
     from readiness_operator.cli import load_policy
-    from readiness_operator.engine import evaluate
-    from readiness_operator.world import world_for
+    from readiness_operator.engine import compile_policy, evaluate
+    from readiness_operator.world import InMemoryView, Worlds
 
-    spec = load_policy(str(policy_file)).spec
+    spec = compile_policy(load_policy(str(policy_file)).spec)
     flips, others = [], []
     for items in objects.values():
         pdbs = [o for o in items if o["kind"] == "PodDisruptionBudget"]
         hpas = [o for o in items if o["kind"] == "HorizontalPodAutoscaler"]
+        worlds = Worlds(InMemoryView(pdbs=pdbs, hpas=hpas))
         for i, o in enumerate(items):
             if o["kind"] != "Deployment" or "readinessProbe" in o["spec"]["template"]["spec"]["containers"][0]:
                 continue
             new = with_probe(o)
-            before = evaluate(spec, o, world_for(o, pdbs=pdbs, hpas=hpas)).compliant
-            after = evaluate(spec, new, world_for(new, pdbs=pdbs, hpas=hpas)).compliant
+            before = evaluate(spec, o, worlds.of(o)).compliant
+            after = evaluate(spec, new, worlds.of(new)).compliant
             (flips if before != after else others).append((items, i, new))
     chosen = (flips[:: max(1, len(flips) // n)] + others)[:n]
     for items, i, new in chosen:

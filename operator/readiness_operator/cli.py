@@ -20,7 +20,7 @@ from readiness_operator import __version__
 from readiness_operator.engine import DeploymentVerdict, compile_policy, evaluate, matches
 from readiness_operator.manifests import ManifestError, iter_documents, load_inventory
 from readiness_operator.model import KIND, ReadinessPolicy, format_validation_error
-from readiness_operator.world import World, namespace_of, related_by_namespace
+from readiness_operator.world import InMemoryView, Worlds, namespace_of
 
 __all__ = ["build_parser", "load_policy", "main"]
 
@@ -97,22 +97,12 @@ def _audit_files(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     inv = load_inventory(args.files)
     plan = compile_policy(policy.spec)
-    now = datetime.now(UTC)
+    worlds = Worlds(InMemoryView(pdbs=inv.pdbs, hpas=inv.hpas, namespace_labels=inv.namespace_labels),
+                    datetime.now(UTC))
     verdicts: list[DeploymentVerdict] = []
-    related = related_by_namespace(inv.pdbs, inv.hpas)
     for _, dep in inv.deployments:
-        ns = namespace_of(dep)
-        ns_labels = inv.namespace_labels.get(ns, {})
-        if not matches(plan, dep, ns_labels):
-            continue
-        pdbs, hpas = related[ns].for_deployment(dep) if ns in related else ((), ())
-        world = World(
-            pdbs=tuple(pdbs),
-            hpas=tuple(hpas),
-            namespace_labels=dict(ns_labels),
-            now=now,
-        )
-        verdicts.append(evaluate(plan, dep, world))
+        if matches(plan, dep, worlds.namespace_labels(namespace_of(dep))):
+            verdicts.append(evaluate(plan, dep, worlds.of(dep)))
     verdicts.sort(key=lambda v: (v.namespace, v.name))
     if args.output == "json":
         json.dump({"results": [_result(v) for v in verdicts]}, out, indent=2)

@@ -1,8 +1,8 @@
 """The rule engine: one Deployment + its World + a policy -> findings, score, level, compliance.
 
 Pure and synchronous (no API or Prometheus calls) so the operator, the admission webhook and the CLI
-share it. The policy is compiled once (enabled checks, severities, weights, exemptions) and cached on
-the spec object, so evaluating a Deployment costs only the checks themselves.
+share it. A policy is compiled once into a plan (enabled checks, severities, weights, exemptions), so
+evaluating a Deployment costs only the checks themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from readiness_operator.checks import CATALOGUE, SLO_CHECK_ID, Check, Context, Outcome, Target, slo_state
 from readiness_operator.model.check_ids import SLO_CATEGORY, SLO_PREFIX
-from readiness_operator.model.common import Severity
+from readiness_operator.model.common import BLOCKING, Severity
 from readiness_operator.model.slo import Slo
 from readiness_operator.model.spec import Exemption, ReadinessPolicySpec
 from readiness_operator.selectors import label_selector_matches
@@ -41,7 +41,6 @@ Level = Literal["ready", "nearly-ready", "not-ready", "not-production-ready"]
 
 #: Score weight of a check by severity, unless ``spec.weights`` overrides it.
 DEFAULT_WEIGHTS: Mapping[Severity, int] = {Severity.CRITICAL: 3, Severity.WARNING: 2, Severity.INFO: 1}
-_BLOCKING = frozenset({Severity.CRITICAL, Severity.WARNING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +186,10 @@ def _weight(spec: ReadinessPolicySpec, check_id: str, category: str, severity: S
 
 
 def compile_policy(spec: ReadinessPolicySpec | CompiledPolicy) -> CompiledPolicy:
-    """Compile (once per spec object: the result is cached on the frozen spec)."""
+    """The plan of a spec (a CompiledPolicy passes through). Callers that judge many Deployments
+    compile once and pass the plan; long-lived plans live in :class:`readiness_operator.policies.PolicyCache`."""
     if isinstance(spec, CompiledPolicy):
         return spec
-    cached = spec._compiled
-    if isinstance(cached, CompiledPolicy):
-        return cached
     planned: list[_Planned] = []
     for check in CATALOGUE.values():
         if check.id == SLO_CHECK_ID:
@@ -218,7 +215,6 @@ def compile_policy(spec: ReadinessPolicySpec | CompiledPolicy) -> CompiledPolicy
         namespace_selector=m.namespace_selector.as_dict() if m.namespace_selector is not None else None,
         selector=m.selector.as_dict() if m.selector is not None else None,
     )
-    spec._compiled = compiled
     return compiled
 
 
@@ -351,7 +347,7 @@ def _verdict(target: Target, findings: list[Finding]) -> DeploymentVerdict:
             passed += f.weight
         elif f.status == "fail":
             total += f.weight
-            if f.severity in _BLOCKING:
+            if f.severity in BLOCKING:
                 compliant = False
     # Floor, so a Deployment with any weighted failure never shows 100.
     score = 100 if total == 0 else (100 * passed) // total

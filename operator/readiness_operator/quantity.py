@@ -2,6 +2,14 @@
 
 Policies compare requests and limits against maxima; floats would make ``0.1 + 0.2`` style
 mistakes visible to users, so every quantity becomes a :class:`~decimal.Decimal`.
+
+Our own parser, not ``kubernetes.utils.parse_quantity``: the pure core does not import the
+``kubernetes`` package (import-linter enforces it), and the client's parser is more lenient than
+the API server's grammar. ``tests/unit/test_quantity.py`` proves both agree on every quantity of
+that grammar; the intentional differences are that we reject ``1K`` (apimachinery knows only
+``k``), an exponent followed by a suffix (``1e3k``), blanks inside (``5 k``), Python number syntax
+(``1_000``, ``Infinity``, ``NaN``) and exponents beyond +-100 (so a policy cannot make us build an
+enormous Decimal), and that we trim blanks around the text, which the client rejects.
 """
 
 from __future__ import annotations

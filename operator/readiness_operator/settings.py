@@ -1,34 +1,81 @@
-"""Operator-wide settings from the environment (the chart sets these; see docs/operations.md)."""
+"""Operator-wide settings from the environment (the chart sets these; see docs/operations.md).
+
+Every variable is `READINESS_<FIELD>` except where an alias says otherwise; an empty variable counts as
+unset. Invalid values stop start-up with a pydantic error naming the variable.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ALWAYS_EXCLUDED", "Settings"]
 
 ALWAYS_EXCLUDED = ("kube-system",)
-IGNORE_LABEL = "readiness.dev/ignore"
 
 
-def _bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="READINESS_", env_ignore_empty=True, frozen=True, extra="ignore", populate_by_name=True,
+    )
 
-
-@dataclass(frozen=True)
-class Settings:
     namespace: str = "readiness-system"
     webhook_port: int | None = None
     webhook_addr: str = "0.0.0.0"
     webhook_service: str = "readiness-operator-webhook"
     webhook_url: str | None = None  # e.g. https://127.0.0.1:9443 when the API server reaches us directly
     webhook_configuration: str = "readiness-operator"
-    failure_policy: str = "Ignore"
-    timeout_seconds: int = 5
-    exclude_namespaces: tuple[str, ...] = field(default_factory=tuple)
-    tls: str = "self-signed"
-    cert_dir: str | None = None
-    cert_secret: str | None = None
+    failure_policy: Literal["Ignore", "Fail"] = Field(default="Ignore", validation_alias=AliasChoices(
+        "READINESS_WEBHOOK_FAILURE_POLICY", "failure_policy"))
+    timeout_seconds: int = Field(default=5, ge=1, le=30, validation_alias=AliasChoices(
+        "READINESS_WEBHOOK_TIMEOUT_SECONDS", "timeout_seconds"))
+    exclude_namespaces: Annotated[tuple[str, ...], NoDecode] = Field(default=(), validation_alias=AliasChoices(
+        "READINESS_WEBHOOK_EXCLUDE_NAMESPACES", "exclude_namespaces"))
+    tls: Literal["self-signed", "cert-manager"] = Field(default="self-signed", validation_alias=AliasChoices(
+        "READINESS_WEBHOOK_TLS", "tls"))
+    cert_dir: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_DIR", "cert_dir"))
+    cert_secret: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_SECRET", "cert_secret"))
     vap: bool = True
+    prometheus_url: str | None = None  # used by policies without spec.prometheus.url
+    # Secrets ("namespace/name") policies may name for Prometheus credentials; the chart grants `get`
+    # on exactly these. Any other Secret, and always the webhook's own TLS Secret, is refused.
+    prometheus_secrets: Annotated[tuple[str, ...], NoDecode] = ()
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
+
+    @field_validator("webhook_port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        return value or None  # 0: no webhook
+
+    @field_validator("exclude_namespaces", "prometheus_secrets", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @field_validator("prometheus_secrets")
+    @classmethod
+    def _namespaced_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for ref in value:
+            namespace, slash, name = ref.partition("/")
+            if not slash or not namespace or not name or "/" in name:
+                raise ValueError(f"{ref!r} is not namespace/name")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def allowed_prometheus_secrets(self) -> frozenset[tuple[str, str]]:
+        """The Secrets a policy may name, minus the webhook's own TLS Secret (never sent anywhere)."""
+        own = (self.namespace, self.cert_secret) if self.cert_secret else None
+        pairs = {(ns, name) for ns, _, name in (ref.partition("/") for ref in self.prometheus_secrets)}
+        return frozenset(pairs - {own} if own else pairs)
 
     @property
     def excluded_namespaces(self) -> tuple[str, ...]:
@@ -37,34 +84,5 @@ class Settings:
 
     @classmethod
     def from_env(cls, webhook_port: int | None = None) -> Settings:
-        env = os.environ.get
-        port = webhook_port or (int(env("READINESS_WEBHOOK_PORT", "0")) or None)
-        policy = env("READINESS_WEBHOOK_FAILURE_POLICY", "Ignore")
-        if policy not in ("Ignore", "Fail"):
-            raise ValueError(f"READINESS_WEBHOOK_FAILURE_POLICY must be Ignore or Fail, not {policy!r}")
-        timeout = int(env("READINESS_WEBHOOK_TIMEOUT_SECONDS", "5"))
-        if not 1 <= timeout <= 30:
-            raise ValueError(f"READINESS_WEBHOOK_TIMEOUT_SECONDS must be 1-30, not {timeout}")
-        tls = env("READINESS_WEBHOOK_TLS", "self-signed")
-        if tls not in ("self-signed", "cert-manager"):
-            raise ValueError(f"READINESS_WEBHOOK_TLS must be self-signed or cert-manager, not {tls!r}")
-        excluded = tuple(n.strip() for n in env("READINESS_WEBHOOK_EXCLUDE_NAMESPACES", "").split(",") if n.strip())
-        return cls(
-            namespace=env("READINESS_NAMESPACE", "readiness-system"),
-            webhook_port=port,
-            webhook_addr=env("READINESS_WEBHOOK_ADDR", "0.0.0.0"),
-            webhook_service=env("READINESS_WEBHOOK_SERVICE", "readiness-operator-webhook"),
-            webhook_url=env("READINESS_WEBHOOK_URL") or None,
-            webhook_configuration=env("READINESS_WEBHOOK_CONFIGURATION", "readiness-operator"),
-            failure_policy=policy,
-            timeout_seconds=timeout,
-            exclude_namespaces=excluded,
-            tls=tls,
-            cert_dir=env("READINESS_WEBHOOK_CERT_DIR") or None,
-            cert_secret=env("READINESS_WEBHOOK_CERT_SECRET") or None,
-            vap=_bool("READINESS_VAP", True),
-        )
-
-
-#: The settings in force, set once by `readiness-operator run` before handlers start.
-CURRENT = Settings()
+        """The environment's settings; a command-line webhook port wins over READINESS_WEBHOOK_PORT."""
+        return cls(webhook_port=webhook_port) if webhook_port else cls()

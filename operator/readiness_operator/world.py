@@ -6,12 +6,21 @@ comes from files. Keeping it a plain value object is what keeps the engine pure 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["RelatedIndex", "SloMeasurement", "World", "namespace_of", "related_by_namespace", "world_for"]
+__all__ = [
+    "ClusterView",
+    "InMemoryView",
+    "RelatedIndex",
+    "SloLookup",
+    "SloMeasurement",
+    "World",
+    "Worlds",
+    "namespace_of",
+]
 
 
 def namespace_of(obj: Mapping[str, Any]) -> str:
@@ -50,26 +59,6 @@ class World:
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     slo_measurements: Mapping[str, SloMeasurement] = field(default_factory=dict)
     now: datetime = field(default_factory=_now)
-
-
-def world_for(
-    deployment: Mapping[str, Any],
-    *,
-    pdbs: Iterable[Mapping[str, Any]] = (),
-    hpas: Iterable[Mapping[str, Any]] = (),
-    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
-    slo_measurements: Mapping[str, SloMeasurement] | None = None,
-    now: datetime | None = None,
-) -> World:
-    """Build the World of one Deployment from cluster-wide collections (same-namespace objects only)."""
-    ns = namespace_of(deployment)
-    return World(
-        pdbs=tuple(p for p in pdbs if namespace_of(p) == ns),
-        hpas=tuple(h for h in hpas if namespace_of(h) == ns),
-        namespace_labels=dict((namespace_labels or {}).get(ns, {})),
-        slo_measurements=dict(slo_measurements or {}),
-        now=now or _now(),
-    )
 
 
 class RelatedIndex:
@@ -133,13 +122,88 @@ class RelatedIndex:
         return (tuple(self.pdbs[i] for i in sorted(pdb_idx)), tuple(self.hpas[i] for i in sorted(hpa_idx)))
 
 
-def related_by_namespace(
-    pdbs: Iterable[Mapping[str, Any]], hpas: Iterable[Mapping[str, Any]]
-) -> dict[str, RelatedIndex]:
-    """One `RelatedIndex` per namespace, for callers holding cluster-wide lists (the CLI)."""
-    by_ns: dict[str, tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]] = {}
-    for pdb in pdbs:
-        by_ns.setdefault(namespace_of(pdb), ([], []))[0].append(pdb)
-    for hpa in hpas:
-        by_ns.setdefault(namespace_of(hpa), ([], []))[1].append(hpa)
-    return {ns: RelatedIndex(p, h) for ns, (p, h) in by_ns.items()}
+class ClusterView(Protocol):
+    """What a World is built from: the watched objects by namespace (kopf indexes at run time,
+    files in the CLI, dicts in tests)."""
+
+    def namespaces(self) -> Iterable[str]: ...
+    def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
+    def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
+    def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]: ...
+
+
+class InMemoryView:
+    """A ClusterView over plain lists (the CLI's files, tests): objects are grouped by namespace."""
+
+    def __init__(
+        self,
+        deployments: Iterable[Mapping[str, Any]] = (),
+        pdbs: Iterable[Mapping[str, Any]] = (),
+        hpas: Iterable[Mapping[str, Any]] = (),
+        namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self._by_kind: dict[str, dict[str, list[Mapping[str, Any]]]] = {"deployments": {}, "pdbs": {}, "hpas": {}}
+        for kind, items in (("deployments", deployments), ("pdbs", pdbs), ("hpas", hpas)):
+            for obj in items:
+                self._by_kind[kind].setdefault(namespace_of(obj), []).append(obj)
+        self._labels = {ns: dict(labels) for ns, labels in (namespace_labels or {}).items()}
+
+    def namespaces(self) -> Iterable[str]:
+        return list(self._by_kind["deployments"])
+
+    def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._by_kind["deployments"].get(namespace, ())
+
+    def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._by_kind["pdbs"].get(namespace, ())
+
+    def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._by_kind["hpas"].get(namespace, ())
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return self._labels.get(namespace, {})
+
+
+#: The SLO measurements one policy holds for one Deployment: (policy, (namespace, name)) -> by SLO name.
+SloLookup = Callable[[str, tuple[str, str]], Mapping[str, SloMeasurement]]
+
+
+def _no_slos(_policy: str, _key: tuple[str, str]) -> Mapping[str, SloMeasurement]:
+    return {}
+
+
+class Worlds:
+    """The one place a World is built, for the operator's passes, the webhook and the CLI alike.
+
+    Reads the view once per namespace (a `RelatedIndex` and the namespace labels are kept for the
+    life of this object: one pass, one admission request, one CLI run), so each Deployment is
+    matched only against the PDBs and HPAs that can select it.
+    """
+
+    __slots__ = ("_by_ns", "_slos", "now", "view")
+
+    def __init__(self, view: ClusterView, now: datetime | None = None, slos: SloLookup = _no_slos) -> None:
+        self.view, self.now, self._slos = view, now or _now(), slos
+        self._by_ns: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
+
+    def _namespace(self, namespace: str) -> tuple[RelatedIndex, Mapping[str, str]]:
+        cached = self._by_ns.get(namespace)
+        if cached is None:
+            related = RelatedIndex(self.view.pdbs(namespace), self.view.hpas(namespace))
+            cached = self._by_ns[namespace] = (related, dict(self.view.namespace_labels(namespace)))
+        return cached
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return self._namespace(namespace)[1]
+
+    def of(self, deployment: Mapping[str, Any], policy: str | None = None) -> World:
+        """The World of one Deployment (same-namespace candidates only), with the SLO measurements
+        of `policy` (none without one: SLOs are per policy, two policies may name an SLO alike)."""
+        ns = namespace_of(deployment)
+        related, labels = self._namespace(ns)
+        pdbs, hpas = related.for_deployment(deployment)
+        slos: Mapping[str, SloMeasurement] = {}
+        if policy is not None:
+            slos = self._slos(policy, (ns, str((deployment.get("metadata") or {}).get("name", ""))))
+        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now)

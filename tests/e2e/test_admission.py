@@ -167,6 +167,27 @@ def test_policy_webhook_rejects_what_the_schema_cannot(admission: OperatorProces
     assert "spec.slos[0].query" in err
 
 
+@pytest.mark.parametrize(("slo", "field", "says"), [
+    ({"interval": "0s"}, "spec.slos[0].interval", "shorter than 1s"),
+    ({"query": 'rate({{name}}_total{namespace="{{namespace}}", deployment="{{name}}"}[5m])'},
+     "spec.slos[0].query", "only allowed as label matcher values"),
+    ({"query": 'rate(x{namespace="{{namespace}}", deployment=~"{{name}}"}[5m])'},
+     "spec.slos[0].query", "an equality matcher"),
+])
+def test_slos_that_cannot_run_are_rejected_at_apply_time(
+    admission: OperatorProcess, crds: Cluster, slo: dict[str, str], field: str, says: str
+) -> None:
+    """Issue 14, 7g: a 0s interval (a query loop) and placeholders the batcher cannot rewrite."""
+    base = {"name": "s", "comparison": "<", "threshold": 1,
+            "query": 'sum(rate(x{namespace="{{namespace}}", deployment="{{name}}"}[5m]))'}
+    bad = yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
+                          "metadata": {"name": "adm-bad-slo"}, "spec": {"slos": [{**base, **slo}]}})
+    with pytest.raises(KubectlError) as rejected:
+        crds.apply(bad)
+    err = rejected.value.stderr
+    assert f"{field}: " in err and says in err, err
+
+
 def test_fail_safe_vap_enforces_static_checks_while_the_operator_is_down(
     admission: OperatorProcess, crds: Cluster
 ) -> None:

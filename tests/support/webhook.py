@@ -29,7 +29,9 @@ class RecordingWebhook:
 def serve_webhook(directory: Path, decide: Decide) -> Iterator[RecordingWebhook]:
     """Serve AdmissionReview on https://127.0.0.1:<port>/validate, answering with `decide`."""
     bundle = generate(["127.0.0.1", "localhost"])
-    certfile, keyfile = bundle.write(directory)
+    certfile, keyfile = directory / "tls.crt", directory / "tls.key"
+    certfile.write_bytes(bundle.cert_pem)
+    keyfile.write_bytes(bundle.key_pem)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -13,13 +13,13 @@ from readiness_operator.admission.decide import (
     MAX_MESSAGE_CHARS,
     MAX_WARNING_CHARS,
     MAX_WARNINGS,
-    OVERRIDE_ANNOTATION,
     AdmissionDecision,
     classify_change,
+    pod_template_digest,
     review_deployment,
-    same_pod_template,
 )
 from readiness_operator.model import ReadinessPolicySpec
+from readiness_operator.names import OVERRIDE_ANNOTATION
 from readiness_operator.world import SloMeasurement, World
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
@@ -321,13 +321,13 @@ def test_slo_block_allows_rollback() -> None:
     assert d.allowed and any("slo:availability" in w for w in d.warnings)
 
 
-def test_same_pod_template_ignores_pod_template_hash() -> None:
+def test_pod_template_digest_ignores_pod_template_hash() -> None:
     t = deployment()["spec"]["template"]
     rs = copy.deepcopy(t)
     rs["metadata"]["labels"]["pod-template-hash"] = "abc123"
-    assert same_pod_template(t, rs)
+    assert pod_template_digest(t) == pod_template_digest(rs)
     rs["spec"]["containers"][0]["image"] = "web:2"
-    assert not same_pod_template(t, rs)
+    assert pod_template_digest(t) != pod_template_digest(rs)
 
 
 # --------------------------------------------------------------------------- break-glass
@@ -453,3 +453,18 @@ def test_minimal_request_without_resource_or_kind() -> None:
     assert not review(req, ("p", spec())).allowed
     req["object"] = {**deployment(), "kind": "StatefulSet"}
     assert review(req, ("p", spec())).skipped_reason == "not an apps/v1 Deployment"
+
+
+@pytest.mark.parametrize("order", [("strict", "relaxed"), ("relaxed", "strict")])
+def test_each_policy_judges_with_its_own_slo_measurements(order: tuple[str, str]) -> None:
+    """Two policies may both name an SLO "availability": each judges with its own measurement, so the
+    breaching one blocks whatever the order (issue 14, 7a)."""
+    measured = {"strict": 0.95, "relaxed": 0.9999}  # strict's measurement breaches; relaxed's holds
+
+    def policy_world(obj: Mapping[str, Any], policy: str) -> World:
+        return World(slo_measurements={"availability": SloMeasurement(measured[policy], NOW)}, now=NOW)
+
+    policies = [(name, slo_spec("Audit", "Block")) for name in order]
+    d = review_deployment(request(deployment()), policies, world(), policy_world=policy_world)
+    assert not d.allowed and d.denied_by == ["strict"]
+    assert "slo:availability" in d.message

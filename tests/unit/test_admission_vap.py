@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from readiness_operator.admission.policy_validation import check_promql_balance
 from readiness_operator.admission.vap import VAP_CHECKS, GeneratedVap, generate_vap
-from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec
+from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec, check_promql_balance
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +130,7 @@ def _all_expressions(g: GeneratedVap) -> list[str]:
                 {
                     "checks": ["probe-liveness"],
                     "selector": {
-                        "matchLabels": {"team": "o'brien"},
+                        "matchLabels": {"team": "o.brien"},
                         "matchExpressions": [
                             {"key": "a", "operator": "In", "values": ["1", "2"]},
                             {"key": "b", "operator": "NotIn", "values": ["3"]},

@@ -397,3 +397,16 @@ def test_dockerfile_is_multi_stage_non_root() -> None:
     assert not any(word in final for word in ("apt-get", "gcc", "pip install", "build-essential"))
     assert 'ENTRYPOINT ["readiness-operator"]' in final and 'CMD ["run"]' in final
     assert "python:3.11-slim" in text
+
+
+def test_the_chart_grants_get_on_exactly_the_listed_secrets() -> None:
+    docs = render("--set", "prometheus.secrets[0].namespace=monitoring", "--set", "prometheus.secrets[0].name=prom-token",
+                  "--set", "prometheus.secrets[1].namespace=monitoring", "--set", "prometheus.secrets[1].name=prom-ca")
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-prometheus-secrets")]
+    assert [r["metadata"]["namespace"] for r in roles] == ["monitoring"]
+    assert roles[0]["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["prom-token", "prom-ca"],
+                                  "verbs": ["get"]}]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["READINESS_PROMETHEUS_SECRETS"] == "monitoring/prom-token,monitoring/prom-ca"
+    assert not any(d["kind"] == "Role" and d["metadata"]["name"].endswith("-prometheus-secrets") for d in render())

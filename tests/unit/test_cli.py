@@ -143,7 +143,7 @@ POLICY_OK = "apiVersion: readiness.dev/v1alpha1\nkind: ReadinessPolicy\nmetadata
         (
             POLICY_OK.replace("spec: {}", "spec: {exemptions: [{checks: [nope], reason: x}]}"),
             None,
-            "unknown check id 'nope'",
+            'unknown check id "nope"',
         ),
         ("kind: Deployment\nmetadata: {name: x}\n", None, "expected exactly one ReadinessPolicy"),
         (POLICY_OK + "---\n" + POLICY_OK, None, "found 2"),

@@ -54,9 +54,9 @@ SLO = {"name": "errors", "query": "sum(x)", "comparison": "<", "threshold": 0.01
         ({"rules": {"replicas": {"min": 0}}}, "spec.rules.replicas.min"),
         ({"rules": {"rollingUpdate": {"maxUnavailable": "25"}}}, "percentage"),
         ({"rules": {"rollingUpdate": {"maxUnavailable": -1}}}, "must not be negative"),
-        ({"weights": {"nope": 1}}, "unknown weight key 'nope'"),
-        ({"weights": {"probe-liveness": -1}}, "spec.weights.probe-liveness"),
-        ({"weights": {"slo:missing": 1}}, "'slo:missing' names no SLO"),
+        ({"weights": {"nope": 1}}, 'spec.weights[\'nope\']: unknown check id or category "nope"'),
+        ({"weights": {"probe-liveness": -1}}, "spec.weights['probe-liveness']: Input should be greater than or equal to 0"),
+        ({"weights": {"slo:missing": 1}}, '"slo:missing" names no SLO in spec.slos (defined: none)'),
         (
             {"exemptions": [{"checks": ["probe-livenes"], "reason": "x"}]},
             "spec.exemptions[0].checks[0]: unknown check id",
@@ -64,13 +64,13 @@ SLO = {"name": "errors", "query": "sum(x)", "comparison": "<", "threshold": 0.01
         ({"exemptions": [{"checks": ["probe-liveness"]}]}, "spec.exemptions[0].reason"),
         ({"exemptions": [{"checks": ["probe-liveness"], "reason": ""}]}, "spec.exemptions[0].reason"),
         ({"exemptions": [{"checks": [], "reason": "x"}]}, "spec.exemptions[0].checks"),
-        ({"exemptions": [{"checks": ["slo:nope"], "reason": "x"}]}, "'slo:nope' names no SLO"),
+        ({"exemptions": [{"checks": ["slo:nope"], "reason": "x"}]}, 'checks[0]: "slo:nope" names no SLO'),
         (
             {"exemptions": [{"checks": ["*"], "reason": "x", "expires": "tomorrow"}]},
             "spec.exemptions[0].expires",
         ),
         ({"slos": [SLO, SLO]}, "duplicate name(s) errors"),
-        ({"slos": [{**SLO, "query": "x{ns='{{namespce}}'}"}]}, "unknown placeholder(s) {{namespce}}"),
+        ({"slos": [{**SLO, "query": "x{ns='{{namespce}}'}"}]}, "spec.slos[0].query: unknown placeholder {{namespce}}"),
         ({"slos": [{**SLO, "warning": 0.001}]}, "warning (0.001) must be >= threshold"),
         (
             {"slos": [{**SLO, "comparison": ">=", "threshold": 0.99, "warning": 0.995}]},
@@ -83,7 +83,7 @@ SLO = {"name": "errors", "query": "sum(x)", "comparison": "<", "threshold": 0.01
         ({"prometheus": {"url": "prometheus:9090"}}, "spec.prometheus.url"),
         (
             {"match": {"selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}},
-            "values must be non-empty",
+            "matchExpressions[0].values: must not be empty when operator is In",
         ),
         (
             {

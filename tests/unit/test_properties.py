@@ -25,7 +25,7 @@ from readiness_operator.model import CATEGORIES, CHECK_IDS, LabelSelector, Readi
 from readiness_operator.quantity import QUANTITY_PATTERN, format_quantity, parse_quantity
 from readiness_operator.selectors import label_selector_matches
 from readiness_operator.shape import MalformedObject
-from readiness_operator.world import RelatedIndex, SloMeasurement, World, namespace_of, related_by_namespace, world_for
+from readiness_operator.world import InMemoryView, SloMeasurement, World, Worlds, namespace_of
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -712,19 +712,13 @@ related_hpas = st.fixed_dictionaries(
     st.lists(related_hpas, max_size=5),
     st.sampled_from(POLICIES),
 )
-def test_cli_related_index_gives_the_same_verdicts_as_world_for(
+def test_world_builder_gives_the_same_verdicts_as_a_full_scan(
     deps: list[dict[str, Any]], pdb_list: list[dict[str, Any]], hpa_list: list[dict[str, Any]], spec: ReadinessPolicySpec
 ) -> None:
-    """The CLI's PDB/HPA index (no N x M scan) only drops objects that cannot relate to a Deployment."""
-    related = related_by_namespace(pdb_list, hpa_list)
+    """The one World builder (a PDB/HPA index, no N x M scan) only drops objects that cannot relate."""
+    worlds = Worlds(InMemoryView(deps, pdb_list, hpa_list), NOW)
     for dep in deps:
         ns = namespace_of(dep)
-        expected = evaluate(spec, dep, world_for(dep, pdbs=pdb_list, hpas=hpa_list, now=NOW))
-        pdbs, hpas = candidates(related, ns, dep)
-        assert evaluate(spec, dep, World(pdbs=pdbs, hpas=hpas, now=NOW)) == expected
-
-
-def candidates(related: dict[str, RelatedIndex], ns: str, dep: Mapping[str, Any]) -> tuple[Any, Any]:
-    """The CLI's lookup: the namespace's index, or nothing when the namespace has no PDB/HPA."""
-    pdbs, hpas = related[ns].for_deployment(dep) if ns in related else ((), ())
-    return tuple(pdbs), tuple(hpas)
+        scan = World(pdbs=tuple(p for p in pdb_list if namespace_of(p) == ns),
+                     hpas=tuple(h for h in hpa_list if namespace_of(h) == ns), now=NOW)
+        assert evaluate(spec, dep, worlds.of(dep)) == evaluate(spec, dep, scan)

@@ -88,7 +88,7 @@ class Writer:
 def run(runtime: PolicyRuntime, view: View, writer: Writer, spec: Mapping[str, Any] = SPEC,
         status: Mapping[str, Any] | None = None, now: datetime = NOW, generation: int = 1) -> bool:
     item = PassInput("p", "uid-p", generation, spec, status or {})
-    return asyncio.run(run_pass(runtime, item, view, writer, now=now))
+    return asyncio.run(run_pass(runtime, item, view, writer, now=now)).patched
 
 
 def test_first_pass_counts_and_writes_once() -> None:
@@ -138,12 +138,13 @@ def test_invalid_spec_is_reported_not_raised() -> None:
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "InvalidPolicy")
     assert "spec.rules.replicas.min" in ready["message"]
     assert "score" not in writer.statuses[-1]  # no perfect SCORE next to READY=False
-    run(rt, view, writer, spec={"weights": {"slo:ghost": 5}})  # a spec-level (not field) error
+    ghost = {"name": "ghost", "query": "up", "comparison": "<", "threshold": 1}
+    run(rt, view, writer, spec={"slos": [ghost, ghost]}, generation=2)  # a spec-level (not field) error
     message = writer.statuses[-1]["conditions"][0]["message"]
-    assert message.startswith("spec: ") and "slo:ghost" in message
+    assert message.startswith("spec: ") and "duplicate name(s) ghost" in message
     # Fixed in the next generation: evaluated normally.
-    run(rt, view, writer, spec=SPEC, generation=2)
-    assert writer.statuses[-1]["targets"] == 1 and writer.statuses[-1]["observedGeneration"] == 2
+    run(rt, view, writer, spec=SPEC, generation=3)
+    assert writer.statuses[-1]["targets"] == 1 and writer.statuses[-1]["observedGeneration"] == 3
 
 
 def test_restart_seeds_from_reports_no_duplicate_events_or_writes() -> None:

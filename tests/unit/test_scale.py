@@ -14,6 +14,7 @@ from readiness_operator.kube import kopf_scale
 from readiness_operator.kube.reconcile import _write_reports
 from readiness_operator.kube.state import PolicyRuntime
 from readiness_operator.model import ReadinessPolicySpec
+from readiness_operator.policies import CompiledEntry
 from readiness_operator.world import RelatedIndex as _Related
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,7 +76,7 @@ def test_full_pass_only_on_resync_or_exemption_expiry() -> None:
         "rules": {"probes": {"liveness": True}},
         "exemptions": [{"checks": ["*"], "reason": "migration", "expires": (NOW + timedelta(seconds=60)).isoformat()}],
     })
-    rt.compiled = compile_policy(spec)
+    rt.entry = CompiledEntry(1, compile_policy(spec))
     assert not rt.needs_full_pass(300, NOW + timedelta(seconds=59))
     assert rt.needs_full_pass(300, NOW + timedelta(seconds=61))
 

@@ -62,3 +62,10 @@ app.kubernetes.io/component: operator
 {{- define "readiness-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{- /* "namespace/name,..." of the Secrets policies may use for Prometheus credentials. */}}
+{{- define "readiness-operator.prometheusSecrets" -}}
+{{- $refs := list -}}
+{{- range .Values.prometheus.secrets }}{{ $refs = append $refs (printf "%s/%s" .namespace .name) }}{{ end -}}
+{{- join "," $refs -}}
+{{- end }}

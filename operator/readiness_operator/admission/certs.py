@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,15 +22,6 @@ class ServingCertificate:
     ca_pem: bytes
     cert_pem: bytes
     key_pem: bytes
-
-    def write(self, directory: Path) -> tuple[Path, Path]:
-        """Write cert and key (0600) for an SSL context; returns (certfile, keyfile)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        certfile, keyfile = directory / "tls.crt", directory / "tls.key"
-        certfile.write_bytes(self.cert_pem)
-        keyfile.touch(mode=0o600)
-        keyfile.write_bytes(self.key_pem)
-        return certfile, keyfile
 
 
 def _name(common_name: str) -> x509.Name:

@@ -41,28 +41,26 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from readiness_operator.engine import DeploymentVerdict, Finding, evaluate, matches
+from readiness_operator.engine import CompiledPolicy, DeploymentVerdict, Finding, compile_policy, evaluate, matches
 from readiness_operator.model.check_ids import SLO_PREFIX
-from readiness_operator.model.common import Severity
+from readiness_operator.model.common import BLOCKING
 from readiness_operator.model.slo import OnBreach, Slo
 from readiness_operator.model.spec import Mode, ReadinessPolicySpec
+from readiness_operator.names import OVERRIDE_ANNOTATION
 from readiness_operator.world import World, namespace_of
 
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_WARNINGS",
     "MAX_WARNING_CHARS",
-    "OVERRIDE_ANNOTATION",
     "SCALE_CHECKS",
     "AdmissionDecision",
     "Change",
     "classify_change",
+    "pod_template_digest",
     "review_deployment",
-    "same_pod_template",
 ]
 
-#: Break-glass annotation on the Deployment; its value is the (required) reason.
-OVERRIDE_ANNOTATION = "readiness.dev/override"
 #: Checks whose outcome depends on ``spec.replicas``: the only ones judging a replicas-only change.
 SCALE_CHECKS = frozenset({"replicas-min", "pdb-min-available"})
 #: Upper bound of the deny message (the API server caps status messages; kubectl prints it whole).
@@ -75,7 +73,6 @@ _MAX_LINE_CHARS = 1000
 
 Change = Literal["create", "rollout", "scale-up", "scale-down", "unchanged"]
 _ROLLOUT: frozenset[Change] = frozenset({"create", "rollout"})
-_BLOCKING = frozenset({Severity.CRITICAL, Severity.WARNING})
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -125,11 +122,6 @@ def _strip_template(t: Mapping[str, Any] | None) -> Any:
     else:
         t.pop("metadata", None)
     return t
-
-
-def same_pod_template(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """Pod templates equal up to the ``pod-template-hash`` label the ReplicaSet controller adds."""
-    return bool(_strip_template(a) == _strip_template(b))
 
 
 def pod_template_digest(t: Mapping[str, Any] | None) -> str:
@@ -239,7 +231,7 @@ def _judge(
         if change == "scale-down" and f.check not in SCALE_CHECKS:
             continue
         if spec.mode == Mode.ENFORCE:
-            (j.deny if f.severity in _BLOCKING else j.warn).append(f)
+            (j.deny if f.severity in BLOCKING else j.warn).append(f)
         elif spec.mode == Mode.WARN:
             j.warn.append(f)
     return j
@@ -300,155 +292,194 @@ def _bounded_warnings(items: list[str]) -> list[str]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Review:
+    """A parsed AdmissionReview request for a Deployment, ready to judge."""
+
+    obj: Mapping[str, Any]
+    old: Mapping[str, Any] | None
+    target: str
+    change: Change
+    user: str
+    groups: frozenset[str]
+    dry_run: bool
+
+
+def _parse(request: Mapping[str, Any], excluded_namespaces: Collection[str]) -> _Review | str:
+    """The request to judge, or why it is never judged (the reason is reported as skipped)."""
+    if not _is_deployment(request):
+        return "not an apps/v1 Deployment"
+    if request.get("subResource"):
+        return f"the {request['subResource']} subresource is never judged"
+    operation = str(request.get("operation") or "")
+    if operation not in ("CREATE", "UPDATE"):
+        return f"{operation or 'unknown'} operations are never judged"
+    raw = request.get("object")
+    if not isinstance(raw, Mapping):
+        return "the request carries no object"
+    obj: Mapping[str, Any] = raw
+    meta = obj.get("metadata") or _EMPTY
+    if request.get("namespace") and not meta.get("namespace"):
+        meta = {**meta, "namespace": str(request["namespace"])}
+        obj = {**obj, "metadata": meta}
+    ns = namespace_of(obj)
+    if ns in excluded_namespaces:
+        return f"namespace {ns} is excluded from admission"
+    name = str(meta.get("name") or request.get("name") or meta.get("generateName") or "")
+    old_raw = request.get("oldObject")
+    old = old_raw if isinstance(old_raw, Mapping) else None
+    user, groups = _user(request)
+    return _Review(obj, old, f"{ns}/{name}", classify_change(operation, obj, old), user, groups,
+                   bool(request.get("dryRun")))
+
+
+def _policies_to_judge(
+    review: _Review, policies: Sequence[tuple[str, CompiledPolicy]], world: World
+) -> list[tuple[str, CompiledPolicy]] | str:
+    """The policies that judge this change, or why none does."""
+    selected = [(n, p) for n, p in policies if matches(p, review.obj, world.namespace_labels)]
+    if not selected:
+        return "no ReadinessPolicy selects this Deployment"
+    if review.change == "scale-up":
+        return "a scale-up (only spec.replicas, upwards) is never denied"
+    if review.change == "unchanged":
+        selected = [(n, p) for n, p in selected if p.spec.admission.judge_unchanged_updates]
+        if not selected:
+            return "neither spec.template nor spec.replicas changed"
+    return selected
+
+
+PolicyWorld = Callable[[Mapping[str, Any], str], World]
+
+
+def _judge_policies(
+    review: _Review, selected: list[tuple[str, CompiledPolicy]], world: World, rollback: bool,
+    policy_world: PolicyWorld | None,
+) -> tuple[list[tuple[str, DeploymentVerdict]], list[_PolicyJudgement], list[str]]:
+    """Evaluate each policy (with its own SLO measurements when `policy_world` gives them); one that
+    cannot evaluate the object warns and is skipped (fail open)."""
+    verdicts: list[tuple[str, DeploymentVerdict]] = []
+    judgements: list[_PolicyJudgement] = []
+    warnings: list[str] = []
+    for name, plan in selected:
+        try:
+            own = policy_world(review.obj, name) if policy_world is not None and plan.slos else world
+            verdict = evaluate(plan, review.obj, own)
+        except Exception as exc:  # a malformed object must not crash the webhook
+            warnings.append(f'ReadinessPolicy "{name}": could not evaluate {review.target} ({exc}); not judged')
+            continue
+        verdicts.append((name, verdict))
+        judgements.append(_judge(name, plan.spec, verdict, review.change, rollback))
+    return verdicts, judgements, warnings
+
+
+@dataclass(slots=True)
+class _Override:
+    """What the break-glass annotation did to the denying policies."""
+
+    present: bool
+    reason: str
+    still_denying: list[_PolicyJudgement] = field(default_factory=list)
+    overridden: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _apply_override(review: _Review, judgements: list[_PolicyJudgement]) -> _Override:
+    annotations = (review.obj.get("metadata") or _EMPTY).get("annotations") or _EMPTY
+    raw = annotations.get(OVERRIDE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    o = _Override(present=raw is not None, reason=str(raw or "").strip())
+    for j in (j for j in judgements if j.deny):
+        if not o.reason:
+            o.still_denying.append(j)
+        elif not _may_override(j.spec, review.user, review.groups):
+            o.still_denying.append(j)
+            o.warnings.append(
+                f'{OVERRIDE_ANNOTATION}: user "{review.user}" may not override ReadinessPolicy "{j.name}" '
+                "(see its spec.admission.overrideUsers/overrideGroups)"
+            )
+        else:
+            o.overridden[j.name] = [f.check for f in j.deny]
+    if o.present and not o.reason:
+        o.warnings.append(
+            f"{OVERRIDE_ANNOTATION} is set but empty: a reason is required to override, e.g. "
+            f'{OVERRIDE_ANNOTATION}: "INC-123 hotfix approved by on-call"'
+        )
+    if o.overridden:
+        what = "; ".join(f'ReadinessPolicy "{p}" ({", ".join(checks)})' for p, checks in o.overridden.items())
+        o.warnings.insert(0, f"{OVERRIDE_ANNOTATION}: admitted despite {what}: {o.reason}")
+    return o
+
+
+def _answer(
+    review: _Review, judgements: list[_PolicyJudgement], verdicts: list[tuple[str, DeploymentVerdict]],
+    warnings: list[str], override: _Override,
+) -> AdmissionDecision:
+    """Allow (with warnings) or deny with one message naming every denying policy, check and fix."""
+    all_warnings = override.warnings + warnings
+    # Findings of an overridden policy are still shown as warnings, so the user sees what was bypassed.
+    for j in judgements:
+        items = j.warn + (j.deny if j.name in override.overridden else [])
+        all_warnings += [_warning_text(j, f) for f in items]
+    common: dict[str, Any] = {
+        "warnings": _bounded_warnings(all_warnings), "verdicts": verdicts, "dry_run": review.dry_run,
+        "change": review.change, "overridden": override.overridden, "user": review.user,
+    }
+    if not override.still_denying:
+        return AdmissionDecision(True, override_reason=override.reason if override.overridden else None, **common)
+    if override.present and not override.reason:
+        tail = [f"{OVERRIDE_ANNOTATION} is set but empty: a reason is required to override."]
+    elif not override.present:
+        tail = [f'Break-glass: annotate the Deployment with {OVERRIDE_ANNOTATION}: "<reason>" (recorded).']
+    else:
+        tail = []
+    return AdmissionDecision(  # denied anyway: nothing was bypassed, so no override_reason
+        False, message=_deny_message(override.still_denying, review.target, tail),
+        denied_by=[j.name for j in override.still_denying], **common,
+    )
+
+
 def review_deployment(
     request: Mapping[str, Any],
-    policies: Sequence[tuple[str, ReadinessPolicySpec]],
+    policies: Sequence[tuple[str, ReadinessPolicySpec | CompiledPolicy]],
     world_of: Callable[[Mapping[str, Any]], World],
     *,
     excluded_namespaces: Collection[str] = (),
     is_rollback: Callable[[Mapping[str, Any], Mapping[str, Any] | None], bool] | None = None,
+    policy_world: PolicyWorld | None = None,
 ) -> AdmissionDecision:
     """Judge one AdmissionReview ``request`` for a Deployment against every matching policy.
 
     ``world_of`` must build the Deployment's World (PDBs, HPAs, namespace labels, cached SLO
-    measurements) from indexes without API calls. ``is_rollback(new, old)`` (optional) tells whether the
-    new pod template is one of the Deployment's previous ones (e.g. with :func:`same_pod_template` over
+    measurements) from indexes without API calls; ``policy_world(obj, policy)``, when given, builds
+    the World a policy with SLOs judges with, holding that policy's own measurements (SLO names are
+    only unique within a policy). ``is_rollback(new, old)`` (optional) tells whether the
+    new pod template is one of the Deployment's previous ones (compare :func:`pod_template_digest` over
     its ReplicaSets): SLO Block gates do not deny rollbacks. Never raises for a malformed object: a
     policy that cannot be evaluated yields a warning and is skipped (fail open, like the webhook's
     ``failurePolicy: Ignore``).
     """
-    dry_run = bool(request.get("dryRun"))
-    operation = str(request.get("operation") or "")
-    user, groups = _user(request)
+    review = _parse(request, excluded_namespaces)
+    if isinstance(review, str):
+        user, _ = _user(request)
+        return AdmissionDecision(True, skipped_reason=review, dry_run=bool(request.get("dryRun")), user=user)
 
-    def skip(reason: str, change: Change | None = None) -> AdmissionDecision:
-        return AdmissionDecision(True, skipped_reason=reason, dry_run=dry_run, change=change, user=user)
-
-    if not _is_deployment(request):
-        return skip("not an apps/v1 Deployment")
-    if request.get("subResource"):
-        return skip(f"the {request['subResource']} subresource is never judged")
-    if operation not in ("CREATE", "UPDATE"):
-        return skip(f"{operation or 'unknown'} operations are never judged")
-    raw = request.get("object")
-    if not isinstance(raw, Mapping):
-        return skip("the request carries no object")
-    obj: Mapping[str, Any] = raw
-    ns = str(request.get("namespace") or "")
-    meta = obj.get("metadata") or _EMPTY
-    if ns and not meta.get("namespace"):
-        obj = {**obj, "metadata": {**meta, "namespace": ns}}
-        meta = obj["metadata"]
-    ns = namespace_of(obj)
-    name = str(meta.get("name") or request.get("name") or meta.get("generateName") or "")
-    target = f"{ns}/{name}"
-    if ns in excluded_namespaces:
-        return skip(f"namespace {ns} is excluded from admission")
-    old_raw = request.get("oldObject")
-    old = old_raw if isinstance(old_raw, Mapping) else None
-    change = classify_change(operation, obj, old)
+    def skip(reason: str, warnings: list[str] | None = None) -> AdmissionDecision:
+        return AdmissionDecision(True, warnings=warnings or [], skipped_reason=reason, dry_run=review.dry_run,
+                                 change=review.change, user=review.user)
 
     try:
-        world = world_of(obj)
+        world = world_of(review.obj)
     except Exception as exc:  # the glue's index lookup failed: fail open, say so
-        return AdmissionDecision(
-            True,
-            warnings=[_clip(f"readiness: could not look up related objects ({exc}); not judged", MAX_WARNING_CHARS)],
-            skipped_reason="world lookup failed",
-            dry_run=dry_run,
-            change=change,
-            user=user,
-        )
-    selected = [(n, p) for n, p in policies if matches(p, obj, world.namespace_labels)]
-    if not selected:
-        return skip("no ReadinessPolicy selects this Deployment", change)
-    if change == "scale-up":
-        return skip("a scale-up (only spec.replicas, upwards) is never denied", change)
-    if change == "unchanged":
-        selected = [(n, p) for n, p in selected if p.admission.judge_unchanged_updates]
-        if not selected:
-            return skip("neither spec.template nor spec.replicas changed", change)
-
+        return skip("world lookup failed",
+                    [_clip(f"readiness: could not look up related objects ({exc}); not judged", MAX_WARNING_CHARS)])
+    selected = _policies_to_judge(review, [(n, compile_policy(p)) for n, p in policies], world)
+    if isinstance(selected, str):
+        return skip(selected)
     rollback = False
-    if change == "rollout" and is_rollback is not None and any(p.slos for _, p in selected):
+    if review.change == "rollout" and is_rollback is not None and any(p.spec.slos for _, p in selected):
         try:
-            rollback = bool(is_rollback(obj, old))
+            rollback = bool(is_rollback(review.obj, review.old))
         except Exception:
             rollback = False
-
-    verdicts: list[tuple[str, DeploymentVerdict]] = []
-    judgements: list[_PolicyJudgement] = []
-    warnings: list[str] = []
-    for pname, spec in selected:
-        try:
-            verdict = evaluate(spec, obj, world)
-        except Exception as exc:  # a malformed object must not crash the webhook
-            warnings.append(f'ReadinessPolicy "{pname}": could not evaluate {target} ({exc}); not judged')
-            continue
-        verdicts.append((pname, verdict))
-        judgements.append(_judge(pname, spec, verdict, change, rollback))
-
-    annotations = meta.get("annotations") or _EMPTY
-    override_raw = annotations.get(OVERRIDE_ANNOTATION) if isinstance(annotations, Mapping) else None
-    has_override = override_raw is not None
-    reason = str(override_raw or "").strip()
-
-    denying = [j for j in judgements if j.deny]
-    still_denying: list[_PolicyJudgement] = []
-    overridden: dict[str, list[str]] = {}
-    override_warnings: list[str] = []
-    for j in denying:
-        if not reason:
-            still_denying.append(j)
-        elif not _may_override(j.spec, user, groups):
-            still_denying.append(j)
-            override_warnings.append(
-                f'{OVERRIDE_ANNOTATION}: user "{user}" may not override ReadinessPolicy "{j.name}" '
-                "(see its spec.admission.overrideUsers/overrideGroups)"
-            )
-        else:
-            overridden[j.name] = [f.check for f in j.deny]
-    if has_override and not reason:
-        override_warnings.append(
-            f"{OVERRIDE_ANNOTATION} is set but empty: a reason is required to override, e.g. "
-            f'{OVERRIDE_ANNOTATION}: "INC-123 hotfix approved by on-call"'
-        )
-    override_reason: str | None = None
-    if overridden:
-        override_reason = reason
-        what = "; ".join(f'ReadinessPolicy "{p}" ({", ".join(checks)})' for p, checks in overridden.items())
-        override_warnings.insert(0, f"{OVERRIDE_ANNOTATION}: admitted despite {what}: {reason}")
-
-    all_warnings = override_warnings + warnings
-    # Findings of an overridden policy are still shown as warnings, so the user sees what was bypassed.
-    for j in judgements:
-        items = j.warn + (j.deny if j.name in overridden else [])
-        all_warnings += [_warning_text(j, f) for f in items]
-    if not still_denying:
-        return AdmissionDecision(
-            True,
-            warnings=_bounded_warnings(all_warnings),
-            override_reason=override_reason,
-            verdicts=verdicts,
-            dry_run=dry_run,
-            change=change,
-            overridden=overridden,
-            user=user,
-        )
-    tail = []
-    if has_override and not reason:
-        tail.append(f"{OVERRIDE_ANNOTATION} is set but empty: a reason is required to override.")
-    elif not has_override:
-        tail.append(f'Break-glass: annotate the Deployment with {OVERRIDE_ANNOTATION}: "<reason>" (recorded).')
-    return AdmissionDecision(
-        False,
-        message=_deny_message(still_denying, target, tail),
-        warnings=_bounded_warnings(all_warnings),
-        override_reason=None,  # denied anyway: nothing was bypassed
-        verdicts=verdicts,
-        dry_run=dry_run,
-        change=change,
-        denied_by=[j.name for j in still_denying],
-        overridden=overridden,
-        user=user,
-    )
+    verdicts, judgements, warnings = _judge_policies(review, selected, world, rollback, policy_world)
+    return _answer(review, judgements, verdicts, warnings, _apply_override(review, judgements))

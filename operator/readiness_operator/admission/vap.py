@@ -32,9 +32,10 @@ from typing import Any
 
 from readiness_operator.checks import CATALOGUE
 from readiness_operator.engine import compile_policy
-from readiness_operator.model.common import Severity
+from readiness_operator.model.common import BLOCKING as _BLOCKING
 from readiness_operator.model.rules import ResourceBounds
 from readiness_operator.model.spec import Exemption, Mode, ReadinessPolicySpec
+from readiness_operator.names import IGNORE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OVERRIDE_ANNOTATION, POLICY_LABEL
 
 __all__ = [
     "MANAGED_BY",
@@ -47,12 +48,6 @@ __all__ = [
 ]
 
 VAP_API_VERSION = "admissionregistration.k8s.io/v1"
-IGNORE_LABEL = "readiness.dev/ignore"
-MANAGED_BY = "readiness-operator"
-POLICY_LABEL = "readiness.dev/policy"
-OVERRIDE_ANNOTATION = "readiness.dev/override"
-
-_BLOCKING = frozenset({Severity.CRITICAL, Severity.WARNING})
 _RULES = [
     {
         "apiGroups": ["apps"],
@@ -401,6 +396,143 @@ def _override_condition(spec: ReadinessPolicySpec) -> str:
     return f"{value} == '' || !({' || '.join(who)})"
 
 
+def _active_exemptions(exemptions: Sequence[Exemption], now: datetime) -> tuple[list[Exemption], datetime | None]:
+    """The exemptions that have not expired at ``now``, and the earliest expiry among them.
+
+    Expiry is applied at generation time (CEL has no clock), so the caller regenerates then.
+    """
+    active = [e for e in exemptions if e.expires is None or e.expires >= now]
+    expiries = [e.expires for e in active if e.expires is not None]
+    return active, min(expiries, default=None)
+
+
+def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
+    """The CEL condition under which a check is judged at all, mirroring decide.py.
+
+    Rollouts judge every check, scale-downs only replicas-min, scale-ups nothing, unchanged
+    updates everything only with judgeUnchangedUpdates.
+    """
+    judged = ["variables.rollout"]
+    if check_id == "replicas-min":
+        judged.append("variables.scaleDown")
+    if spec.admission.judge_unchanged_updates:
+        judged.append("variables.unchanged")
+    return " || ".join(judged)
+
+
+def _check_validation(
+    check_id: str, cel: _Cel, remediation: str, active: Sequence[Exemption], spec: ReadinessPolicySpec
+) -> tuple[dict[str, Any], str]:
+    """One check's validation (expression and message) and its entry in the ``failures`` variable."""
+    exempt = [_exemption_cel(e) for e in active if "*" in e.checks or check_id in e.checks]
+    expression = " || ".join([f"!({_judged_when(check_id, spec)})", *exempt, f"({cel.expression})"])
+    validation: dict[str, Any] = {"expression": expression, "message": cel.message}
+    if cel.message_expression is not None:
+        validation["messageExpression"] = cel.message_expression
+    message = cel.message_expression if cel.message_expression is not None else _lit(cel.message)
+    fix = _lit(f" Fix: {remediation}")
+    return validation, f"(({expression}) ? [] : [{message} + {fix}])"
+
+
+@dataclass(frozen=True, slots=True)
+class _Covered:
+    """The checks CEL enforces for one policy: ids, per-check validations, ``failures`` entries."""
+
+    ids: list[str]
+    per_check: list[dict[str, Any]]
+    failures: list[str]
+
+
+def _covered_checks(spec: ReadinessPolicySpec, active: Sequence[Exemption]) -> _Covered:
+    """Every enabled check whose severity denies in Enforce and that CEL can express."""
+    has_hpa_rule = spec.rules.horizontal_pod_autoscaler is not None
+    covered = _Covered([], [], [])
+    for p in compile_policy(spec).checks:
+        if p.severity not in _BLOCKING or (p.check.id == "replicas-min" and has_hpa_rule):
+            continue
+        cel = _check_cel(p.check.id, p.rule)
+        if cel is None:
+            continue
+        validation, failure = _check_validation(p.check.id, cel, p.check.remediation, active, spec)
+        covered.ids.append(p.check.id)
+        covered.per_check.append(validation)
+        covered.failures.append(failure)
+    return covered
+
+
+def _match_conditions(spec: ReadinessPolicySpec) -> list[dict[str, str]]:
+    """Skip overridden objects and, unless judgeUnchangedUpdates, updates that change nothing judged."""
+    conditions = [{"name": "no-override", "expression": _override_condition(spec)}]
+    if not spec.admission.judge_unchanged_updates:
+        conditions.append(
+            {
+                "name": "rollout-relevant",
+                "expression": "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template || "
+                "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)",
+            }
+        )
+    return conditions
+
+
+def _labels(policy_name: str) -> dict[str, str]:
+    """The labels the caller finds (and deletes) its generated objects by."""
+    return {MANAGED_BY_LABEL: MANAGED_BY, POLICY_LABEL: policy_name}
+
+
+def _vap_object(
+    policy_name: str, spec: ReadinessPolicySpec, covered: _Covered, next_expiry: datetime | None
+) -> dict[str, Any]:
+    """The ValidatingAdmissionPolicy: one validation over the list of every failed check.
+
+    A VAP reports only its first failing validation, and users must see all failures (and their
+    fixes) at once, as the webhook shows them.
+    """
+    annotations = {"readiness.dev/checks": ",".join(covered.ids)}
+    if next_expiry is not None:
+        annotations["readiness.dev/next-exemption-expiry"] = next_expiry.isoformat()
+    validation = {
+        "expression": "size(variables.failures) == 0",
+        # (Kubernetes rejects line breaks in admission messages, hence "; ".)
+        "messageExpression": _lit(f'ReadinessPolicy "{policy_name}" (Enforce, fail-safe) denies this Deployment: ')
+        + " + variables.failures.join('; ')",
+        "reason": "Forbidden",
+    }
+    return {
+        "apiVersion": VAP_API_VERSION,
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": vap_name(policy_name), "labels": _labels(policy_name), "annotations": annotations},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": _RULES},
+            "matchConditions": _match_conditions(spec),
+            "variables": [*_VARIABLES, {"name": "failures", "expression": " + ".join(["[]", *covered.failures])}],
+            "validations": [validation],
+        },
+    }
+
+
+def _binding_object(policy_name: str, spec: ReadinessPolicySpec, excluded_namespaces: Collection[str]) -> dict[str, Any]:
+    """The binding: Deny, for the namespaces and Deployment labels the policy selects."""
+    excluded = sorted(set(spec.match.exclude_namespaces) | set(excluded_namespaces))
+    resources: dict[str, Any] = {"resourceRules": _RULES}
+    ns_sel = _namespace_selector(spec, excluded)
+    if ns_sel:
+        resources["namespaceSelector"] = ns_sel
+    if spec.match.selector is not None:
+        obj_sel = spec.match.selector.as_dict()
+        obj_sel["matchExpressions"] = [
+            {k: v for k, v in e.items() if not (k == "values" and not v)} for e in obj_sel.get("matchExpressions") or ()
+        ]
+        resources["objectSelector"] = {k: v for k, v in obj_sel.items() if v}
+    name = vap_name(policy_name)
+    return {
+        "apiVersion": VAP_API_VERSION,
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": _labels(policy_name)},
+        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": resources},
+    }
+
+
 def generate_vap(
     policy_name: str,
     spec: ReadinessPolicySpec,
@@ -416,101 +548,12 @@ def generate_vap(
     """
     if spec.mode != Mode.ENFORCE or not spec.admission.fail_safe:
         return GeneratedVap([], None)
-    plan = compile_policy(spec)
-    active: list[Exemption] = []
-    next_expiry: datetime | None = None
-    for e in spec.exemptions:
-        if e.expires is not None and e.expires < now:
-            continue
-        active.append(e)
-        if e.expires is not None and (next_expiry is None or e.expires < next_expiry):
-            next_expiry = e.expires
-    has_hpa_rule = spec.rules.horizontal_pod_autoscaler is not None
-
-    validations: list[dict[str, Any]] = []
-    failures: list[str] = []
-    per_check: list[dict[str, Any]] = []
-    covered: list[str] = []
-    for p in plan.checks:
-        if p.severity not in _BLOCKING or (p.check.id == "replicas-min" and has_hpa_rule):
-            continue
-        cel = _check_cel(p.check.id, p.rule)
-        if cel is None:
-            continue
-        exempt = [_exemption_cel(e) for e in active if "*" in e.checks or p.check.id in e.checks]
-        # Mirror decide.py: rollouts judge every check, scale-downs only replicas-min, scale-ups
-        # nothing, unchanged updates everything only with judgeUnchangedUpdates.
-        judged = ["variables.rollout"]
-        if p.check.id == "replicas-min":
-            judged.append("variables.scaleDown")
-        if spec.admission.judge_unchanged_updates:
-            judged.append("variables.unchanged")
-        guards = [f"!({' || '.join(judged)})", *exempt]
-        expression = " || ".join([*guards, f"({cel.expression})"]) if guards else cel.expression
-        v: dict[str, Any] = {"expression": expression, "message": cel.message}
-        if cel.message_expression is not None:
-            v["messageExpression"] = cel.message_expression
-        per_check.append(v)
-        message = cel.message_expression if cel.message_expression is not None else _lit(cel.message)
-        fix = _lit(f" Fix: {p.check.remediation}")
-        failures.append(f"(({expression}) ? [] : [{message} + {fix}])")
-        covered.append(p.check.id)
-    if not failures:
+    active, next_expiry = _active_exemptions(spec.exemptions, now)
+    covered = _covered_checks(spec, active)
+    if not covered.ids:
         return GeneratedVap([], None)
-    # One validation over a list of every failed check: a VAP reports only its first failing
-    # validation, and users must see all failures (and their fixes) at once, as the webhook shows them.
-    validations.append({
-        "expression": "size(variables.failures) == 0",
-        # (Kubernetes rejects line breaks in admission messages, hence "; ".)
-        "messageExpression": _lit(f'ReadinessPolicy "{policy_name}" (Enforce, fail-safe) denies this Deployment: ')
-        + " + variables.failures.join('; ')",
-        "reason": "Forbidden",
-    })
-
-    name = vap_name(policy_name)
-    labels = {"app.kubernetes.io/managed-by": MANAGED_BY, POLICY_LABEL: policy_name}
-    annotations = {"readiness.dev/checks": ",".join(covered)}
-    if next_expiry is not None:
-        annotations["readiness.dev/next-exemption-expiry"] = next_expiry.isoformat()
-    match_conditions = [{"name": "no-override", "expression": _override_condition(spec)}]
-    if not spec.admission.judge_unchanged_updates:
-        match_conditions.append(
-            {
-                "name": "rollout-relevant",
-                "expression": "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template || "
-                "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)",
-            }
-        )
-    policy = {
-        "apiVersion": VAP_API_VERSION,
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": _RULES},
-            "matchConditions": match_conditions,
-            "variables": [*_VARIABLES, {"name": "failures", "expression": " + ".join(["[]", *failures])}],
-            "validations": validations,
-        },
-    }
-    excluded = sorted(set(spec.match.exclude_namespaces) | set(excluded_namespaces))
-    resources: dict[str, Any] = {"resourceRules": _RULES}
-    ns_sel = _namespace_selector(spec, excluded)
-    if ns_sel:
-        resources["namespaceSelector"] = ns_sel
-    if spec.match.selector is not None:
-        obj_sel = spec.match.selector.as_dict()
-        obj_sel["matchExpressions"] = [
-            {k: v for k, v in e.items() if not (k == "values" and not v)} for e in obj_sel.get("matchExpressions") or ()
-        ]
-        resources["objectSelector"] = {k: v for k, v in obj_sel.items() if v}
-    binding = {
-        "apiVersion": VAP_API_VERSION,
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name, "labels": dict(labels)},
-        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": resources},
-    }
-    return GeneratedVap([policy, binding], next_expiry, tuple(covered), tuple(per_check))
+    objects = [_vap_object(policy_name, spec, covered, next_expiry), _binding_object(policy_name, spec, excluded_namespaces)]
+    return GeneratedVap(objects, next_expiry, tuple(covered.ids), tuple(covered.per_check))
 
 
 #: Check ids :func:`generate_vap` can express in CEL (others stay with the webhook).

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from readiness_operator.settings import IGNORE_LABEL, Settings
+from readiness_operator.names import IGNORE_LABEL, MANAGED_BY_LABELS
+from readiness_operator.settings import Settings
 
 DEPLOYMENT_PATH = "/validate-deployment"
 POLICY_PATH = "/validate-policy"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "readiness-operator"}
 
 
 def _client_config(settings: Settings, path: str, ca_pem: bytes) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def webhook_configuration(settings: Settings, ca_pem: bytes) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": settings.webhook_configuration, "labels": dict(MANAGED_BY)},
+        "metadata": {"name": settings.webhook_configuration, "labels": dict(MANAGED_BY_LABELS)},
         "webhooks": [
             {
                 **common,

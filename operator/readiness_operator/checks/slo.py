@@ -8,6 +8,8 @@ and breached; else, when the objective itself is breached, the SLO's severity de
 
 from __future__ import annotations
 
+import math
+
 from readiness_operator.checks.base import Context, Outcome, register
 from readiness_operator.model.common import Severity
 from readiness_operator.model.slo import Slo, holds
@@ -46,12 +48,14 @@ def slo_state(slo: Slo, value: float | None) -> tuple[str, Severity]:
 def slo_objective(ctx: Context, slo: Slo) -> Outcome:
     """``query <comparison> threshold`` holds for the measurement of this Deployment."""
     m = ctx.world.slo_measurements.get(slo.name)
-    value = m.value if m is not None else None
+    value = m.value if m is not None and m.value is not None and math.isfinite(m.value) else None
     state, _ = slo_state(slo, value)
     objective = f"{slo.comparison} {slo.threshold:g}"
     common = {"threshold": slo.threshold, "measured_at": m.measured_at if m else None, "state": state}
     if value is None:
         why = m.error if m is not None and m.error else "no measurement from Prometheus yet"
+        if m is not None and m.value is not None and not m.error:  # a non-finite value handed in directly
+            why = f"the measurement is {m.value}, not a number a verdict can be based on"
         return Outcome("unknown", f"SLO '{slo.name}' is unknown: {why}", value=None, **common)  # type: ignore[arg-type]
     if state == "ok":
         return Outcome("pass", f"SLO '{slo.name}' holds: {value:g} {objective}", value=value, **common)  # type: ignore[arg-type]

@@ -1,170 +1,249 @@
-"""The few API writes the operator makes, through the official client (run in worker threads).
+"""Every API call the operator makes, through one official client (run in worker threads).
 
-Reads come from kopf's watches; only these writes (and the start-up listing of our own
-PolicyReports) go to the API server, and callers make them only when something changed.
+Reads come from kopf's watches; only these calls go to the API server, and callers make them only
+when something changed. `KubeApi` is the reconcile's `Writer`; one instance lives in the operator
+context, with the small caches it needs (which PolicyReports exist, whether their CRD is served).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
+from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
 
-from .reports import POLICY_LABEL, REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION
+from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION
 
 log = logging.getLogger(__name__)
-COMPONENT = "readiness-operator"
-_client: kubernetes.client.ApiClient | None = None
+COMPONENT = MANAGED_BY  # the Event source and reporting component
+ADMISSION_GROUP = "admissionregistration.k8s.io"
+ADMISSION_PLURALS: Final[Mapping[str, str]] = MappingProxyType({
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+})
+PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 
 
-def client() -> kubernetes.client.ApiClient:
-    """One shared client: in-cluster credentials when in a pod, else KUBECONFIG."""
-    global _client
-    if _client is None:
-        try:
-            kubernetes.config.load_incluster_config()
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
-        configuration = kubernetes.client.Configuration.get_default_copy()
-        configuration.connection_pool_maxsize = 16
-        _client = kubernetes.client.ApiClient(configuration)
-    return _client
+class ForeignObject(RuntimeError):
+    """An object of the name we want exists but was not created by us: we never touch it."""
 
 
-def _custom() -> kubernetes.client.CustomObjectsApi:
-    return kubernetes.client.CustomObjectsApi(client())
+def ours(obj: Mapping[str, Any]) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
 
 
-async def patch_policy_status(name: str, status: Mapping[str, Any]) -> None:
-    """Replace the whole status (a JSON patch `add` replaces or creates it, dropping stale keys)."""
-    body = [{"op": "add", "path": "/status", "value": dict(status)}]
-    await asyncio.to_thread(
-        lambda: _custom().patch_cluster_custom_object_status(
-            GROUP, VERSION, PLURAL, name, body, _content_type="application/json-patch+json"
+def load_client() -> kubernetes.client.ApiClient:
+    """In-cluster credentials when in a pod, else KUBECONFIG."""
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    configuration = kubernetes.client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 16
+    return kubernetes.client.ApiClient(configuration)
+
+
+class KubeApi:
+    def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
+        self._client = client
+        self._reports_checked_at = -1e9
+        self._reports_served = False
+        # PolicyReports known to exist (listed at start, created or patched since): those are patched,
+        # the others created, so the first pass on a fresh cluster sends each report once, not twice.
+        self._known_reports: set[tuple[str, str]] = set()
+
+    @property
+    def client(self) -> kubernetes.client.ApiClient:
+        if self._client is None:
+            self._client = load_client()
+        return self._client
+
+    def _custom(self) -> kubernetes.client.CustomObjectsApi:
+        return kubernetes.client.CustomObjectsApi(self.client)
+
+    def _core(self) -> kubernetes.client.CoreV1Api:
+        return kubernetes.client.CoreV1Api(self.client)
+
+    # ------------------------------------------------------------------ policy status and reports
+
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
+        """Replace the whole status (a JSON patch `add` replaces or creates it, dropping stale keys)."""
+        body = [{"op": "add", "path": "/status", "value": dict(status)}]
+        await asyncio.to_thread(
+            self._custom().patch_cluster_custom_object_status, GROUP, VERSION, PLURAL, name, body,
+            _content_type="application/json-patch+json",
         )
-    )
 
+    async def policy_reports_available(self, max_age: float = 60.0) -> bool:
+        """Whether the PolicyReport CRD is served (re-checked at most every `max_age` seconds)."""
+        if time.monotonic() - self._reports_checked_at < max_age:
+            return self._reports_served
 
-_report_api_checked_at = 0.0
-_report_api_present = False
+        def probe() -> bool:
+            try:
+                self._custom().list_cluster_custom_object(REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL, limit=1)
+                return True
+            except ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
 
+        self._reports_served = await asyncio.to_thread(probe)
+        self._reports_checked_at = time.monotonic()
+        return self._reports_served
 
-async def policy_reports_available(max_age: float = 60.0) -> bool:
-    """Whether the PolicyReport CRD is served (re-checked at most every `max_age` seconds)."""
-    global _report_api_checked_at, _report_api_present
-    if time.monotonic() - _report_api_checked_at < max_age:
-        return _report_api_present
+    async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]:
+        result = await asyncio.to_thread(
+            self._custom().list_cluster_custom_object,
+            REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL, label_selector=f"{POLICY_LABEL}={policy}",
+        )
+        items: list[dict[str, Any]] = list(dict(result).get("items") or [])  # type: ignore[call-overload]
+        for item in items:
+            meta = item.get("metadata") or {}
+            self._known_reports.add((str(meta.get("namespace")), str(meta.get("name"))))
+        return items
 
-    def probe() -> bool:
+    async def put_policy_report(self, report: Mapping[str, Any]) -> None:
+        """Create the report, or overwrite it when it exists (merge patch replaces its lists)."""
+        meta = report["metadata"]
+        ns, name = str(meta["namespace"]), str(meta["name"])
+        api = self._custom()
+
+        def patch() -> None:
+            api.patch_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, ns, REPORT_PLURAL, name, dict(report),
+                                               _content_type="application/merge-patch+json")
+
+        def create() -> None:
+            api.create_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, ns, REPORT_PLURAL, dict(report))
+
+        def write() -> None:
+            first, fallback, missing = (patch, create, 404) if (ns, name) in self._known_reports else (create, patch, 409)
+            try:
+                first()
+            except ApiException as exc:
+                if exc.status != missing:  # 404: gone after all; 409: exists after all (another writer, a restart)
+                    raise
+                fallback()
+            self._known_reports.add((ns, name))
+
+        await asyncio.to_thread(write)
+
+    async def delete_policy_report(self, namespace: str, name: str) -> None:
+        def delete() -> None:
+            try:
+                self._custom().delete_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, namespace, REPORT_PLURAL, name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            self._known_reports.discard((namespace, name))
+
+        await asyncio.to_thread(delete)
+
+    # ------------------------------------------------------------------ Events
+
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+        """A core/v1 Event on the object (what `kubectl describe` and `kubectl events` show); best effort."""
+        now = datetime.now(UTC)
+        body = kubernetes.client.CoreV1Event(
+            metadata=kubernetes.client.V1ObjectMeta(
+                name=f"{involved['name']}.{uuid.uuid4().hex[:16]}", namespace=involved["namespace"]),
+            involved_object=kubernetes.client.V1ObjectReference(
+                api_version=involved.get("apiVersion"), kind=involved.get("kind"), name=involved["name"],
+                namespace=involved["namespace"], uid=involved.get("uid"),
+            ),
+            reason=reason, message=message[:1024], type="Warning" if warning else "Normal",
+            source=kubernetes.client.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT, reporting_instance=COMPONENT,
+            first_timestamp=now, last_timestamp=now, event_time=None, count=1,
+        )
         try:
-            kubernetes.client.CustomObjectsApi(client()).list_cluster_custom_object(
-                REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL, limit=1
-            )
-            return True
+            await asyncio.to_thread(self._core().create_namespaced_event, involved["namespace"], body)
+        except ApiException as exc:  # never fail a pass for an Event
+            log.warning("could not post Event %s on %s/%s: %s", reason, involved["namespace"], involved["name"], exc.reason)
+
+    # ------------------------------------------------------------------ admission objects (ours only)
+
+    def _get_admission(self, kind: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: Any = self._custom().get_cluster_custom_object(ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], name)
+            return dict(obj)
         except ApiException as exc:
             if exc.status == 404:
-                return False
+                return None
             raise
 
-    _report_api_present = await asyncio.to_thread(probe)
-    _report_api_checked_at = time.monotonic()
-    return _report_api_present
+    async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
+        """Create, or update the spec of, a cluster-scoped admissionregistration/v1 object we own."""
 
+        def put() -> None:
+            api, kind, name = self._custom(), str(obj["kind"]), str(obj["metadata"]["name"])
+            try:
+                api.create_cluster_custom_object(ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], dict(obj))
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            current = self._get_admission(kind, name)
+            if current is not None and not ours(current):
+                raise ForeignObject(f"{kind} {name} exists and is not managed by {MANAGED_BY}; not changing it")
+            api.patch_cluster_custom_object(ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], name, dict(obj),
+                                            _content_type="application/merge-patch+json")
 
-# PolicyReports known to exist (listed at start, created or patched since): those are patched, the
-# others created, so the first pass on a fresh cluster sends each report once, not twice.
-_known_reports: set[tuple[str, str]] = set()
+        await asyncio.to_thread(put)
 
+    async def delete_admission_object(self, kind: str, name: str) -> None:
+        """Delete it if it exists and is ours (a foreign object of the same name is left alone)."""
 
-async def list_policy_reports(policy: str) -> list[dict[str, Any]]:
-    result = await asyncio.to_thread(
-        _custom().list_cluster_custom_object,
-        REPORT_GROUP, REPORT_VERSION, REPORT_PLURAL, label_selector=f"{POLICY_LABEL}={policy}",
-    )
-    items = list(result.get("items") or [])  # type: ignore[attr-defined]
-    for item in items:
-        meta = item.get("metadata") or {}
-        _known_reports.add((str(meta.get("namespace")), str(meta.get("name"))))
-    return items
+        def delete() -> None:
+            current = self._get_admission(kind, name)
+            if current is None:
+                return
+            if not ours(current):
+                log.warning("%s %s is not managed by %s; not deleting it", kind, name, MANAGED_BY)
+                return
+            uid = (current.get("metadata") or {}).get("uid")
+            try:
+                self._custom().delete_cluster_custom_object(
+                    ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], name,
+                    body=kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid)),
+                )
+            except ApiException as exc:
+                if exc.status not in (404, 409):  # gone, or replaced meanwhile (the precondition failed)
+                    raise
 
+        await asyncio.to_thread(delete)
 
-async def put_policy_report(report: Mapping[str, Any]) -> None:
-    """Create the report, or overwrite it when it exists (merge patch replaces its lists)."""
-    meta = report["metadata"]
-    key = (str(meta["namespace"]), str(meta["name"]))
+    # ------------------------------------------------------------------ reads outside the watches
 
-    def patch(api: kubernetes.client.CustomObjectsApi) -> None:
-        api.patch_namespaced_custom_object(
-            REPORT_GROUP, REPORT_VERSION, meta["namespace"], REPORT_PLURAL, meta["name"], dict(report),
-            _content_type="application/merge-patch+json",
-        )
+    def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
+        """One key of a Secret (None when the key is missing); raises ApiException otherwise."""
+        secret = self._core().read_namespaced_secret(name, namespace)
+        data = (secret.data or {}).get(key)
+        return None if data is None else base64.b64decode(data)
 
-    def create(api: kubernetes.client.CustomObjectsApi) -> None:
-        api.create_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, meta["namespace"], REPORT_PLURAL, dict(report))
-
-    def write() -> None:
-        api = _custom()
-        first, fallback, missing = (patch, create, 404) if key in _known_reports else (create, patch, 409)
+    def peering_status(self, peering: str, namespace: str | None) -> dict[str, Any] | None:
+        """The kopf peering object's status, or None when there is none (kopf then runs alone)."""
+        api = self._custom()
         try:
-            first(api)
+            if namespace:
+                obj: Any = api.get_namespaced_custom_object(PEERING_GROUP, PEERING_VERSION, namespace, "kopfpeerings", peering)
+            else:
+                obj = api.get_cluster_custom_object(PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", peering)
         except ApiException as exc:
-            if exc.status != missing:  # 404: gone after all; 409: exists after all (another writer, a restart)
-                raise
-            fallback(api)
-        _known_reports.add(key)
-
-    await asyncio.to_thread(write)
-
-
-async def delete_policy_report(namespace: str, name: str) -> None:
-    def delete() -> None:
-        try:
-            _custom().delete_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, namespace, REPORT_PLURAL, name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        _known_reports.discard((namespace, name))
-
-    await asyncio.to_thread(delete)
-
-
-async def post_event(
-    involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False
-) -> None:
-    """A core/v1 Event on the object (what `kubectl describe` and `kubectl events` show)."""
-    now = datetime.now(UTC)
-    body = kubernetes.client.CoreV1Event(
-        metadata=kubernetes.client.V1ObjectMeta(
-            name=f"{involved['name']}.{uuid.uuid4().hex[:16]}", namespace=involved["namespace"]
-        ),
-        involved_object=kubernetes.client.V1ObjectReference(
-            api_version=involved.get("apiVersion"), kind=involved.get("kind"), name=involved["name"],
-            namespace=involved["namespace"], uid=involved.get("uid"),
-        ),
-        reason=reason,
-        message=message[:1024],
-        type="Warning" if warning else "Normal",
-        source=kubernetes.client.V1EventSource(component=COMPONENT),
-        reporting_component=COMPONENT,
-        reporting_instance=COMPONENT,
-        first_timestamp=now,
-        last_timestamp=now,
-        event_time=None,
-        count=1,
-    )
-    try:
-        await asyncio.to_thread(
-            kubernetes.client.CoreV1Api(client()).create_namespaced_event, involved["namespace"], body
-        )
-    except ApiException as exc:  # an Event is best-effort: never fail a pass for it
-        log.warning("could not post Event %s on %s/%s: %s", reason, involved["namespace"], involved["name"], exc.reason)
+            if exc.status == 404:
+                return None
+            raise
+        return dict(obj.get("status") or {})

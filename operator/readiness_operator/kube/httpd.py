@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from .leadership import LEADERSHIP
-
-
-async def _metrics(_: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+from .context import OperatorContext
 
 
-async def _readyz(_: web.Request) -> web.Response:
-    if LEADERSHIP.active:
-        return web.Response(text="ok\n")
-    return web.Response(status=503, text="standby: another replica is active\n")
+def _readyz(ctx: OperatorContext) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def readyz(_: web.Request) -> web.Response:
+        if ctx.leadership.active:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="standby: another replica is active\n")
+
+    return readyz
 
 
-async def serve(port: int, addr: str = "0.0.0.0") -> web.AppRunner:
+async def serve(ctx: OperatorContext, port: int, addr: str = "0.0.0.0") -> web.AppRunner:
     app = web.Application()
-    app.add_routes([web.get("/metrics", _metrics), web.get("/readyz", _readyz)])
+    app.add_routes([web.get("/metrics", make_aiohttp_handler(ctx.metrics.registry)), web.get("/readyz", _readyz(ctx))])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, addr, port).start()

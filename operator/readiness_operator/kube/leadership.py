@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger(__name__)
-PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 
 
 def leads(status: dict[str, Any], own_priority: int, now: datetime) -> bool:
@@ -34,34 +34,17 @@ def leads(status: dict[str, Any], own_priority: int, now: datetime) -> bool:
 
 
 class Leadership:
-    def __init__(self, peering: str | None, priority: int, namespace: str | None = None) -> None:
+    """Whether this replica is the active one; `watch` keeps it current from the peering object."""
+
+    def __init__(self, peering: str | None = None, priority: int = 0, namespace: str | None = None) -> None:
         self.peering, self.priority, self.namespace = peering, priority, namespace
         self.active = peering is None  # standalone: always active
 
-    def _status(self) -> dict[str, Any] | None:
-        """The peering object's status, or None when there is no peering object (kopf then runs alone)."""
-        import kubernetes
-        from kubernetes.client.exceptions import ApiException
-
-        from .api import client
-
-        api = kubernetes.client.CustomObjectsApi(client())
-        name = str(self.peering)
-        try:
-            if self.namespace:
-                obj: Any = api.get_namespaced_custom_object(PEERING_GROUP, PEERING_VERSION, self.namespace, "kopfpeerings", name)
-            else:
-                obj = api.get_cluster_custom_object(PEERING_GROUP, PEERING_VERSION, "clusterkopfpeerings", name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return dict(obj.get("status") or {})
-
-    async def watch(self, interval: float = 2.0) -> None:
+    async def watch(self, read_status: Callable[[str, str | None], dict[str, Any] | None], interval: float = 2.0) -> None:
+        """Poll the peering status (`read_status(peering, namespace)`, None: no peering object)."""
         while self.peering is not None:
             try:
-                status = await asyncio.to_thread(self._status)
+                status = await asyncio.to_thread(read_status, self.peering, self.namespace)
                 active = True if status is None else leads(status, self.priority, datetime.now(UTC))
             except Exception as exc:  # unknown: keep the last answer rather than flap
                 log.debug("peering status unavailable: %s", exc)
@@ -70,6 +53,3 @@ class Leadership:
                 log.info("this replica is now %s", "active" if active else "standby")
             self.active = active
             await asyncio.sleep(interval)
-
-
-LEADERSHIP = Leadership(None, 0)

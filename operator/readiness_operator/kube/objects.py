@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from readiness_operator.names import ANNOTATION_PREFIX
+
 _CONTAINER_KEYS = (
     "name", "image", "resources", "livenessProbe", "readinessProbe", "startupProbe",
     "securityContext", "lifecycle", "restartPolicy",
 )
 _POD_KEYS = ("securityContext", "affinity", "topologySpreadConstraints", "terminationGracePeriodSeconds")
-ANNOTATION_PREFIX = "readiness.dev/"
 
 
 def _pick(source: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:

@@ -1,47 +1,37 @@
 """One reconcile pass of one policy: re-judge what is dirty, then write only what changed.
 
 Separated from kopf (handlers.py) the way controller-runtime separates Reconcile from I/O: the
-cluster is read through a `ClusterView` and written through a `Writer`, both replaceable in tests.
+cluster is read through a `ClusterView` and written through a `Writer`, both replaceable in tests,
+and a pass returns when it wants to run again (`PassResult.requeue_after`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from readiness_operator.engine import Finding, compile_policy, evaluate, matches
-from readiness_operator.model import ReadinessPolicySpec, ReadinessPolicyStatus, format_validation_error
-from readiness_operator.model.slo import PLACEHOLDER
+from readiness_operator.engine import Finding, evaluate, matches
+from readiness_operator.model import PrometheusConfig, ReadinessPolicyStatus
+from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
+from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import summarize
-from readiness_operator.world import RelatedIndex, SloMeasurement, World
+from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 
-from . import metrics
+from .metrics import OperatorMetrics
 from .objects import deployment_ref
 from .reports import as_written, build_reports, digest, prior_verdicts
 from .state import Dirty, Judged, Key, PolicyRuntime
-
-if TYPE_CHECKING:
-    from readiness_operator.slo.store import QueryFn, SloStore
+from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
 BATCH = 250  # Deployments judged between two yields to the event loop (watches, webhook)
-
-
-class ClusterView(Protocol):
-    """What a pass reads: the watched objects, by namespace."""
-
-    def namespaces(self) -> Iterable[str]: ...
-    def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
-    def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
-    def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
-    def namespace_labels(self, namespace: str) -> Mapping[str, str]: ...
 
 
 class Writer(Protocol):
@@ -54,6 +44,7 @@ class Writer(Protocol):
 
 
 SloLookup = Callable[[str, Key], Mapping[str, SloMeasurement]]
+RESYNC_SECONDS = 300.0  # full re-evaluation: exemption expiry, anything a watch could have missed
 
 
 @dataclass(frozen=True)
@@ -63,6 +54,12 @@ class PassInput:
     generation: int | None
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PassResult:
+    patched: bool  # the status was written
+    requeue_after: float  # seconds until the next pass is due even if nothing is marked dirty
 
 
 def _no_slos(policy: str, key: Key) -> Mapping[str, SloMeasurement]:
@@ -86,17 +83,12 @@ def _previous(status: Mapping[str, Any]) -> ReadinessPolicyStatus | None:
 
 
 def _compile(runtime: PolicyRuntime, item: PassInput) -> None:
-    """Re-parse the spec when the generation moved; an invalid spec is reported, never raised."""
-    if runtime.compiled is not None and runtime.generation == item.generation and runtime.invalid is None:
-        return
-    runtime.generation = item.generation
-    try:
-        runtime.compiled = compile_policy(ReadinessPolicySpec.model_validate(dict(item.spec)))
-        runtime.invalid = None
-    except ValidationError as exc:
-        runtime.compiled = None
-        runtime.invalid = format_validation_error(exc, prefix="spec.")
-    runtime.dirty.everything = True
+    """Take this generation's plan from the cache; a new one re-judges everything. An invalid spec
+    is reported in status, never raised."""
+    entry = runtime.policies.get(item.name, item.generation, item.spec)
+    if entry is not runtime.entry:
+        runtime.entry = entry
+        runtime.dirty.everything = True
 
 
 def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[Key]:
@@ -117,7 +109,8 @@ class _Transition:
 
 
 async def judge(
-    runtime: PolicyRuntime, view: ClusterView, now: datetime, slos: SloLookup = _no_slos
+    runtime: PolicyRuntime, view: ClusterView, now: datetime, slos: SloLookup = _no_slos,
+    metrics: OperatorMetrics | None = None,
 ) -> tuple[set[str], list[_Transition]]:
     """Re-evaluate dirty Deployments; returns namespaces whose results changed and verdict flips."""
     assert runtime.compiled is not None
@@ -133,28 +126,24 @@ async def judge(
             by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
         return by_ns[key[0]].get(key[1])
 
-    worlds: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
+    worlds = Worlds(view, now, slos)
     changed_ns: set[str] = set()
     transitions: list[_Transition] = []
     for i, key in enumerate(sorted(keys)):
         if i and i % BATCH == 0:
             await asyncio.sleep(0)
         ns = key[0]
-        if ns not in worlds:
-            worlds[ns] = (RelatedIndex(view.pdbs(ns), view.hpas(ns)), dict(view.namespace_labels(ns)))
-        related, labels = worlds[ns]
         deployment = lookup(key)
         old = runtime.judged.get(key)
-        if deployment is None or not matches(plan, deployment, labels):
+        if deployment is None or not matches(plan, deployment, worlds.namespace_labels(ns)):
             if old is not None:
                 del runtime.judged[key]
                 changed_ns.add(ns)
             runtime.prior.pop(key, None)
             continue
-        pdbs, hpas = related.for_deployment(deployment)
-        world = World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos(runtime.name, key), now=now)
-        verdict = evaluate(plan, deployment, world)
-        metrics.EVALUATIONS.inc()
+        verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
+        if metrics is not None:
+            metrics.evaluations.inc()
         if old is not None and old.verdict == verdict and old.deployment == deployment:
             continue
         prior = runtime.prior.pop(key, None)
@@ -258,72 +247,98 @@ async def _write_reports(writer: Writer, runtime: PolicyRuntime) -> None:
     await asyncio.gather(*(one(ns) for ns in namespaces))
 
 
-async def _refresh_slos(runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime) -> None:
+async def _refresh_slos(
+    runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None
+) -> None:
     """Query the due SLOs (one query each, for all Deployments) and mark what changed dirty."""
-    from readiness_operator.slo.store import EVERYTHING
-
     assert runtime.compiled is not None
     spec = runtime.compiled.spec
     label_keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
     label_values = {k: {str(j.deployment["metadata"]["labels"].get(k, "")) for j in runtime.judged.values()}
                     for k in label_keys}
-    changed = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
-                                  label_values=label_values)
+    done = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
+                               label_values=label_values)
+    if metrics is not None:
+        for slo in done.queried:
+            metrics.prometheus_queries.labels(policy=runtime.name, slo=slo).inc()
+        for slo in done.failed:
+            metrics.prometheus_query_errors.labels(policy=runtime.name, slo=slo).inc()
+    changed = done.changed
     if EVERYTHING in changed:
         runtime.mark(everything=True)
     for key in changed - {EVERYTHING}:
         runtime.mark(key=key)
 
 
+def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime) -> float:
+    """When the next pass is due without any watch event: the resync, the shortest SLO interval, or
+    the next exemption expiry (the fail-safe CEL must change then)."""
+    horizon = RESYNC_SECONDS
+    if runtime.compiled is not None and runtime.compiled.spec.slos:
+        horizon = min(horizon, *(duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
+    if vap is not None and vap.next_expiry is not None:
+        horizon = min(horizon, max(1.0, (vap.next_expiry - now).total_seconds()))
+    return horizon
+
+
+async def _judge_pass(
+    runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer, first: bool,
+    previous: ReadinessPolicyStatus | None, now: datetime, *, slo_store: SloStore | None,
+    slo_query: Callable[[PrometheusConfig | None], QueryFn] | None, metrics: OperatorMetrics | None,
+) -> tuple[dict[str, Any], bool, set[str]]:
+    """Judge what is dirty and post the verdict flips; returns (status, reports on, changed namespaces)."""
+    assert runtime.compiled is not None
+    spec = runtime.compiled.spec
+    slos: SloLookup = _no_slos
+    extra: list[Condition] = []
+    if slo_store is not None and spec.slos:
+        if slo_query is not None:
+            await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now, metrics)
+        slos = slo_store.measurements
+        condition = slo_store.condition(runtime.name, spec.slos)
+        extra = [condition] if condition is not None else []
+    reports_on = await writer.policy_reports_available()
+    if first and reports_on:
+        for report in await writer.list_policy_reports(runtime.name):
+            meta = report["metadata"]
+            runtime.written_reports[(meta["namespace"], meta["name"])] = digest(as_written(report))
+            runtime.prior.update(prior_verdicts(report))
+    changed_ns, transitions = await judge(runtime, view, now, slos, metrics)
+    # After a restart, only flips against the recorded verdicts count.
+    await _write_events(writer, runtime.name, [t for t in transitions if not first or t.was_compliant is not None])
+    summary = summarize(
+        (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
+        previous=previous, extra_conditions=extra,
+    )
+    status = _status_dict(summary)
+    if slo_store is not None and spec.slos:
+        status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
+    if metrics is not None:
+        metrics.set_targets(runtime.name, summary.compliant, summary.noncompliant)
+    return status, reports_on, changed_ns
+
+
 async def run_pass(
     runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer,
-    *, slo_store: SloStore | None = None, slo_query: Callable[[Any], QueryFn] | None = None,
-    now: datetime | None = None,
-) -> bool:
-    """One pass; returns whether the status was patched."""
+    *, slo_store: SloStore | None = None, slo_query: Callable[[PrometheusConfig | None], QueryFn] | None = None,
+    metrics: OperatorMetrics | None = None, vap: VapSync | None = None, now: datetime | None = None,
+) -> PassResult:
+    """One pass: judge what is dirty, then write status, reports, Events and the VAP where they changed."""
     now = now or datetime.now(UTC)
     first = runtime.written_status is None
     if first:
         runtime.written_status = dict(item.status or {})
     previous = _previous(item.status) if first else _previous(runtime.written_status or {})
     _compile(runtime, item)
-    reports_on = False
-    changed_ns: set[str] = set()
-
+    if runtime.needs_full_pass(RESYNC_SECONDS, now):
+        runtime.mark(everything=True)
+    reports_on, changed_ns = False, set[str]()
     if runtime.invalid is not None:
         runtime.take_dirty()
         status = _invalid_status(runtime, now, previous)
     else:
-        assert runtime.compiled is not None
-        spec = runtime.compiled.spec
-        slos: SloLookup = _no_slos
-        extra: list[Condition] = []
-        if slo_store is not None and spec.slos:
-            if slo_query is not None:
-                await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now)
-            slos = slo_store.measurements
-            condition = slo_store.condition(runtime.name, spec.slos)
-            extra = [condition] if condition is not None else []
-        reports_on = await writer.policy_reports_available()
-        if first and reports_on:
-            for report in await writer.list_policy_reports(runtime.name):
-                meta = report["metadata"]
-                runtime.written_reports[(meta["namespace"], meta["name"])] = digest(as_written(report))
-                runtime.prior.update(prior_verdicts(report))
-        changed_ns, transitions = await judge(runtime, view, now, slos)
-        if not first:
-            await _write_events(writer, runtime.name, transitions)
-        else:  # after a restart, only flips against the recorded verdicts count
-            await _write_events(writer, runtime.name, [t for t in transitions if t.was_compliant is not None])
-        summary = summarize(
-            (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
-            previous=previous, extra_conditions=extra,
-        )
-        status = _status_dict(summary)
-        if slo_store is not None and spec.slos:
-            status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
-        for kind, count in (("compliant", summary.compliant), ("noncompliant", summary.noncompliant)):
-            metrics.POLICY_TARGETS.labels(policy=runtime.name, verdict=kind).set(count)
+        status, reports_on, changed_ns = await _judge_pass(
+            runtime, item, view, writer, first, previous, now, slo_store=slo_store, slo_query=slo_query, metrics=metrics)
     patched = False
     if _comparable(status) != _comparable(runtime.written_status):
         # Status first: it is what `kubectl get rp` and the webhook's users read, and it is one
@@ -336,4 +351,6 @@ async def run_pass(
     if reports_on:
         runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
         await _write_reports(writer, runtime)
-    return patched
+    if vap is not None:
+        await vap.sync(runtime.compiled.spec if runtime.compiled is not None else None, now)
+    return PassResult(patched, _requeue_after(runtime, vap, now))

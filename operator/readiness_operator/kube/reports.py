@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from readiness_operator.engine import Finding
 from readiness_operator.model import API_VERSION, KIND
 from readiness_operator.model.common import Severity
+from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL
 
 from .objects import deployment_ref
 from .state import Judged
@@ -21,13 +23,11 @@ from .state import Judged
 REPORT_GROUP = "wgpolicyk8s.io"
 REPORT_VERSION = "v1alpha2"
 REPORT_PLURAL = "policyreports"
-POLICY_LABEL = "readiness.dev/policy"
-MANAGED_BY: dict[str, str] = {"app.kubernetes.io/managed-by": "readiness-operator"}
 MAX_RESULTS_PER_REPORT = 1000
-SOURCE = "readiness-operator"
-OVERRIDE_ANNOTATION = "readiness.dev/override"
+SOURCE = MANAGED_BY
 
-_SEVERITY = {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"}
+_SEVERITY: Final[Mapping[Severity, str]] = MappingProxyType(
+    {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"})
 
 
 def _result(finding: Finding) -> str:
@@ -95,7 +95,7 @@ def build_reports(
             chunks.append([])
         chunks[-1].extend(results)
     reports: list[dict[str, Any]] = []
-    labels: dict[str, str] = {**MANAGED_BY, POLICY_LABEL: policy}
+    labels: dict[str, str] = {**MANAGED_BY_LABELS, POLICY_LABEL: policy}
     for index, results in enumerate(chunks):
         summary = {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0}
         for r in results:

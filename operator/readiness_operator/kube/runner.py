@@ -1,30 +1,38 @@
-"""`readiness-operator run`: configure kopf and start the operator."""
+"""`readiness-operator run`: build the operator context, configure kopf and start it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
-import os
 import random
-from typing import Any
+import sys
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import kopf
+from pydantic import ValidationError
 
-from readiness_operator import settings as operator_settings
+from readiness_operator.admission.webhook_config import webhook_configuration
+from readiness_operator.settings import Settings
 
-from . import httpd, kopf_scale
-from .leadership import LEADERSHIP
+from . import handlers, kopf_scale  # noqa: F401 - importing registers the handlers
+from .context import OperatorContext, context_of
+from .httpd import serve
+from .leadership import Leadership
+from .tls import serving_files
 
-PRIORITY = random.randint(1, 2**31 - 1)
-METRICS_PORT: int | None = None
-_BACKGROUND: set[asyncio.Task[object]] = set()
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+LOG_LEVELS: Final[Mapping[str, int]] = MappingProxyType(
+    {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR})
+LOG_FORMATS: Final[Mapping[str, kopf.LogFormat]] = MappingProxyType(
+    {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON})
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ctx = context_of(memo)
     # Keep kopf's own bookkeeping out of the user-facing status (a strict schema would reject it).
     settings.persistence.finalizer = "readiness.dev/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="readiness.dev")
@@ -37,53 +45,55 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
     # Peers of equal priority all pause (kopf), so each replica gets its own: the highest acts and
     # the others wait, taking over when its peering record expires.
-    settings.peering.priority = PRIORITY
+    settings.peering.priority = ctx.leadership.priority
     settings.peering.lifetime = 30
-    LEADERSHIP.priority = PRIORITY
-    if LEADERSHIP.peering is not None:
-        _BACKGROUND.add(asyncio.create_task(LEADERSHIP.watch()))
-    if METRICS_PORT:
-        _BACKGROUND.add(asyncio.create_task(httpd.serve(METRICS_PORT)))
-    current = operator_settings.CURRENT
-    if current.webhook_port:
-        from readiness_operator.admission.apply import apply_webhook_configuration
-        from readiness_operator.admission.serving import serving_files
-        from readiness_operator.admission.webhook_config import webhook_configuration
-
-        files = await asyncio.to_thread(serving_files, current)
+    if ctx.leadership.peering is not None:
+        ctx.spawn(ctx.leadership.watch(ctx.api.peering_status))
+    if ctx.metrics_port:
+        ctx.spawn(serve(ctx, ctx.metrics_port))
+    if ctx.settings.webhook_port:
+        files = await asyncio.to_thread(serving_files, ctx.settings, ctx.api.client)
         settings.admission.server = kopf.WebhookServer(
-            addr=current.webhook_addr, port=current.webhook_port,
+            addr=ctx.settings.webhook_addr, port=ctx.settings.webhook_port,
             certfile=str(files.certfile), pkeyfile=str(files.keyfile),
         )
         settings.admission.managed = None  # we write the configuration: exclusions, timeout, failurePolicy
-        await apply_webhook_configuration(webhook_configuration(current, files.ca_pem))
+        await ctx.api.put_admission_object(webhook_configuration(ctx.settings, files.ca_pem))
+
+
+def build_context(args: argparse.Namespace) -> OperatorContext:
+    """The operator context from the environment and the command line."""
+    operator_settings = Settings.from_env(webhook_port=args.webhook_port)
+    namespaces = list(args.namespaces or [])
+    leadership = Leadership()
+    if not args.standalone:
+        leadership = Leadership(args.peering or "default", random.randint(1, 2**31 - 1),
+                                namespaces[0] if namespaces else None)
+        leadership.active = False
+    return OperatorContext(settings=operator_settings, leadership=leadership, metrics_port=args.metrics_port)
 
 
 def run(args: argparse.Namespace) -> int:
-    operator_settings.CURRENT = operator_settings.Settings.from_env(webhook_port=args.webhook_port)
-    from . import handlers  # noqa: F401 - registers the handlers
-
+    try:
+        ctx = build_context(args)
+    except ValidationError as exc:
+        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    if ctx.settings.webhook_port:
+        # Registered only with a server to serve them: kopf refuses admission handlers without one
+        # (and their indexes, ReplicaSets among them, would be watched for nothing).
+        importlib.import_module("readiness_operator.kube.webhook")
     kopf_scale.apply()  # kopf's index-readiness wait is O(N^2) in watched objects otherwise
-
-    if operator_settings.CURRENT.webhook_port:
-        from readiness_operator.admission import handlers as admission_handlers  # noqa: F401
-
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
-    level = os.environ.get("READINESS_LOG_LEVEL", "").lower()
-    if level in LOG_LEVELS and not args.verbose:
-        logging.getLogger().setLevel(LOG_LEVELS[level])
-    global METRICS_PORT
-    METRICS_PORT = args.metrics_port
+    if ctx.settings.log_level and not args.verbose:
+        logging.getLogger().setLevel(LOG_LEVELS[ctx.settings.log_level])
     namespaces = list(args.namespaces or [])
-    if not args.standalone:
-        LEADERSHIP.peering = args.peering or "default"
-        LEADERSHIP.namespace = namespaces[0] if namespaces else None
-        LEADERSHIP.active = False
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=args.standalone,
         peering_name=args.peering,
         liveness_endpoint=args.liveness or None,
+        memo=kopf.Memo(operator=ctx),
     )
     return 0

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from readiness_operator.engine import CompiledPolicy, DeploymentVerdict
+from readiness_operator.policies import CompiledEntry, PolicyCache
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -39,9 +40,8 @@ class Dirty:
 class PolicyRuntime:
     name: str
     uid: str
-    generation: int | None = None
-    compiled: CompiledPolicy | None = None
-    invalid: str | None = None
+    policies: PolicyCache = field(default_factory=PolicyCache)  # shared with the webhook at run time
+    entry: CompiledEntry | None = None  # the generation this runtime judges with
     judged: dict[Key, Judged] = field(default_factory=dict)
     dirty: Dirty = field(default_factory=Dirty)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -55,6 +55,18 @@ class PolicyRuntime:
     reports_pending: set[str] = field(default_factory=set)
     # When the last pass that re-judged everything ran (wall clock), for `needs_full_pass`.
     full_pass_at: datetime | None = None
+
+    @property
+    def generation(self) -> int | None:
+        return self.entry.generation if self.entry is not None else None
+
+    @property
+    def compiled(self) -> CompiledPolicy | None:
+        return self.entry.plan if self.entry is not None else None
+
+    @property
+    def invalid(self) -> str | None:
+        return self.entry.invalid if self.entry is not None else None
 
     def take_dirty(self) -> Dirty:
         taken, self.dirty = self.dirty, Dirty(everything=False)
@@ -84,21 +96,23 @@ class PolicyRuntime:
 
 
 class Registry:
-    """Every running policy's runtime, for watch handlers to mark dirty and the webhook to read."""
+    """Every running policy's runtime, for watch handlers to mark dirty."""
 
-    def __init__(self) -> None:
+    def __init__(self, compiled: PolicyCache | None = None) -> None:
         self.policies: dict[str, PolicyRuntime] = {}
+        self.compiled = compiled if compiled is not None else PolicyCache()
 
     def ensure(self, name: str, uid: str) -> PolicyRuntime:
         runtime = self.policies.get(name)
         if runtime is None or runtime.uid != uid:
-            runtime = self.policies[name] = PolicyRuntime(name=name, uid=uid)
+            runtime = self.policies[name] = PolicyRuntime(name=name, uid=uid, policies=self.compiled)
         return runtime
 
     def remove(self, name: str, uid: str) -> None:
         runtime = self.policies.get(name)
         if runtime is not None and runtime.uid == uid:
             del self.policies[name]
+            self.compiled.forget(name)
 
     def mark_deployment(self, namespace: str, name: str) -> None:
         for runtime in self.policies.values():
@@ -113,5 +127,3 @@ class Registry:
         if runtime is not None:
             runtime.mark(everything=everything)
 
-
-REGISTRY = Registry()

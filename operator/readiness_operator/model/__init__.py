@@ -2,7 +2,14 @@
 
 from readiness_operator.model.admission import AdmissionSettings
 from readiness_operator.model.check_ids import CATEGORIES, CATEGORY_OF, CHECK_IDS, SLO_PREFIX
-from readiness_operator.model.common import LabelSelector, LabelSelectorRequirement, Quantity, Severity
+from readiness_operator.model.common import (
+    LabelSelector,
+    LabelSelectorRequirement,
+    Quantity,
+    Severity,
+    label_key_problem,
+    label_value_problem,
+)
 from readiness_operator.model.errors import format_validation_error
 from readiness_operator.model.rules import (
     AntiAffinityRule,
@@ -20,7 +27,7 @@ from readiness_operator.model.rules import (
     SecurityContextRule,
     TargetUtilization,
 )
-from readiness_operator.model.slo import OnBreach, PrometheusConfig, SecretKeyRef, Slo
+from readiness_operator.model.slo import OnBreach, PrometheusConfig, SecretKeyRef, Slo, check_promql_balance
 from readiness_operator.model.spec import (
     API_VERSION,
     GROUP,
@@ -74,5 +81,8 @@ __all__ = [
     "Severity",
     "Slo",
     "TargetUtilization",
+    "check_promql_balance",
     "format_validation_error",
+    "label_key_problem",
+    "label_value_problem",
 ]

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from readiness_operator.model.admission import AdmissionSettings
 from readiness_operator.model.check_ids import CATEGORIES, CHECK_IDS, SLO_PREFIX
-from readiness_operator.model.common import KubeModel, LabelSelector
+from readiness_operator.model.common import KubeModel, LabelSelector, NamespaceName
+from readiness_operator.model.errors import with_problems
 from readiness_operator.model.rules import Rules
 from readiness_operator.model.slo import PrometheusConfig, Slo
 from readiness_operator.model.status import ReadinessPolicyStatus
@@ -35,15 +47,68 @@ KIND = "ReadinessPolicy"
 
 _ID_LIST = ", ".join(f"'{c}'" for c in CHECK_IDS)
 _CATEGORY_LIST = ", ".join(f"'{c}'" for c in CATEGORIES)
+_KNOWN_CHECKS = ", ".join(CHECK_IDS)
+
+#: The SLO names of the spec being validated (as written, even if an SLO has other errors), so
+#: ``slo:<name>`` references are checked where they are written and reported with the other field
+#: errors. None outside a spec (an Exemption validated on its own checks only the reference's shape).
+_DEFINED_SLOS: ContextVar[tuple[str, ...] | None] = ContextVar("defined_slos", default=None)
+
+
+def _did_you_mean(value: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(value, options, n=1, cutoff=0.6)
+    return f'did you mean "{close[0]}"? ' if close else ""
+
+
+def _slo_reference_problem(ref: str, defined: tuple[str, ...] | None) -> str | None:
+    """Why ``slo:<name>`` is no valid reference (None when the defined SLOs are not known here)."""
+    name = ref.removeprefix(SLO_PREFIX)
+    if defined is None:
+        return None if name else "an SLO reference needs a name: slo:<name>"
+    if name in defined:
+        return None
+    have = ", ".join(SLO_PREFIX + n for n in defined) or "none"
+    return f'"{ref}" names no SLO in spec.slos (defined: {have})'
 
 
 def _check_ref(value: str) -> str:
-    if value == "*" or value in CHECK_IDS or (value.startswith(SLO_PREFIX) and len(value) > len(SLO_PREFIX)):
+    if value == "*" or value in CHECK_IDS:
         return value
-    raise ValueError(f"unknown check id {value!r}; use one of {', '.join(CHECK_IDS)}, 'slo:<name>' or '*'")
+    defined = _DEFINED_SLOS.get()
+    if value.startswith(SLO_PREFIX):
+        if (problem := _slo_reference_problem(value, defined)) is not None:
+            raise ValueError(problem)
+        return value
+    refs = [SLO_PREFIX + n for n in defined or ()]
+    known = ", ".join([*CHECK_IDS, *refs, "slo:<name>", "*"])
+    raise ValueError(f'unknown check id "{value}"; {_did_you_mean(value, [*CHECK_IDS, *refs, "*"])}known: {known}')
+
+
+def _weight_key(key: str) -> str:
+    if key in CHECK_IDS or key in CATEGORIES:
+        return key
+    defined = _DEFINED_SLOS.get()
+    if key.startswith(SLO_PREFIX):
+        if (problem := _slo_reference_problem(key, defined)) is not None:
+            raise ValueError(problem)
+        return key
+    options = [*CHECK_IDS, *CATEGORIES, *(SLO_PREFIX + n for n in defined or ())]
+    raise ValueError(
+        f'unknown check id or category "{key}"; {_did_you_mean(key, options)}known: {_KNOWN_CHECKS}; '
+        f"categories: {', '.join(CATEGORIES)}; or slo:<name>"
+    )
+
+
+def _slo_names(data: Any) -> list[str]:
+    """The names in a raw spec's ``slos``, skipping entries too broken to have one."""
+    slos = data.get("slos") if isinstance(data, Mapping) else None
+    if not isinstance(slos, list):
+        return []
+    return [s["name"] for s in slos if isinstance(s, Mapping) and isinstance(s.get("name"), str)]
 
 
 CheckRef = Annotated[str, Field(max_length=80), AfterValidator(_check_ref)]
+WeightKey = Annotated[str, AfterValidator(_weight_key)]
 Name = Annotated[str, Field(max_length=253)]
 
 
@@ -58,10 +123,10 @@ class Mode(StrEnum):
 class Match(KubeModel):
     """Which Deployments the policy selects. All given criteria must hold; an empty match selects all."""
 
-    namespaces: list[Name] = Field(
+    namespaces: list[NamespaceName] = Field(
         default_factory=list, max_length=256, description="Only these namespaces (empty: all)."
     )
-    exclude_namespaces: list[Name] = Field(
+    exclude_namespaces: list[NamespaceName] = Field(
         default_factory=list, max_length=256, description="Never these namespaces."
     )
     namespace_selector: LabelSelector | None = Field(default=None, description="Namespace labels must match.")
@@ -89,7 +154,7 @@ class Exemption(KubeModel):
             ]
         },
     )
-    namespaces: list[Name] = Field(
+    namespaces: list[NamespaceName] = Field(
         default_factory=list, max_length=256, description="Namespaces (empty: any)."
     )
     names: list[Name] = Field(
@@ -121,7 +186,7 @@ class ReadinessPolicySpec(KubeModel):
     mode: Mode = Field(default=Mode.AUDIT, description="Enforce denies, Warn warns, Audit only reports.")
     match: Match = Field(default_factory=Match, description="Which Deployments the policy selects.")
     rules: Rules = Field(default_factory=Rules, description="Rule groups; an absent group is not evaluated.")
-    weights: dict[str, Annotated[int, Field(ge=0, le=1000)]] = Field(
+    weights: dict[WeightKey, Annotated[int, Field(ge=0, le=1000)]] = Field(
         default_factory=dict,
         description="Score weight per check id, category or `slo:<name>` (default: critical 3, warning 2, "
         "info 1). A check id beats its category.",
@@ -142,35 +207,26 @@ class ReadinessPolicySpec(KubeModel):
         description="Admission behaviour: unchanged updates, who may override, fail-safe CEL policy.",
     )
 
-    _compiled: Any = PrivateAttr(default=None)
 
-    @field_validator("weights")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_weight_keys(cls, weights: dict[str, int]) -> dict[str, int]:
-        for key in weights:
-            if key in CHECK_IDS or key in CATEGORIES or (key.startswith(SLO_PREFIX) and len(key) > 4):
-                continue
-            raise ValueError(
-                f"unknown weight key {key!r}; use a check id, a category ({', '.join(CATEGORIES)}) "
-                "or 'slo:<name>'"
-            )
-        return weights
-
-    @model_validator(mode="after")
-    def _slo_references(self) -> ReadinessPolicySpec:
-        names = [s.name for s in self.slos]
+    def _cross_checked(cls, data: Any, handler: ModelWrapValidatorHandler[ReadinessPolicySpec]) -> ReadinessPolicySpec:
+        """Validate with the spec's SLO names in view, and report duplicate names with any other error."""
+        names = _slo_names(data)
         dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"slos: duplicate name(s) {', '.join(dupes)}")
-        known = {SLO_PREFIX + n for n in names}
-        for i, exemption in enumerate(self.exemptions):
-            for ref in exemption.checks:
-                if ref.startswith(SLO_PREFIX) and ref not in known:
-                    raise ValueError(f"exemptions[{i}].checks: {ref!r} names no SLO in spec.slos")
-        for key in self.weights:
-            if key.startswith(SLO_PREFIX) and key not in known:
-                raise ValueError(f"weights: {key!r} names no SLO in spec.slos")
-        return self
+        problems = [f"slos: duplicate name(s) {', '.join(dupes)}"] if dupes else []
+        token = _DEFINED_SLOS.set(tuple(dict.fromkeys(names)))
+        try:
+            spec = handler(data)
+        except ValidationError as err:
+            if not problems:
+                raise
+            raise with_problems(err, problems, data) from None
+        finally:
+            _DEFINED_SLOS.reset(token)
+        if problems:
+            raise ValueError(problems[0])
+        return spec
 
 
 class ReadinessPolicy(KubeModel):

@@ -87,10 +87,10 @@ def _group_by(text: str, keep: tuple[str, str]) -> str:
         pos = after
 
 
-def batch_query(
-    template: str, *, namespaces: Iterable[str] = (), label_values: Mapping[str, Iterable[str]] | None = None
-) -> BatchQuery:
-    """The one query for all Deployments. `namespaces` narrows `{{namespace}}` (empty: any)."""
+def _substitute(
+    template: str, namespaces: Iterable[str], label_values: Mapping[str, Iterable[str]] | None
+) -> tuple[str, dict[str, str]]:
+    """Placeholder matchers as regex matchers for every Deployment; (query, placeholder -> label)."""
     found: dict[str, str] = {}
 
     def replace(m: re.Match[str]) -> str:
@@ -111,6 +111,23 @@ def batch_query(
     promql = _MATCHER.sub(replace, template)
     if "{{" in promql:
         raise QueryError("placeholders are only allowed as label matcher values, e.g. deployment=\"{{name}}\"")
+    return promql, found
+
+
+def placeholder_problem(template: str) -> str | None:
+    """Why a placeholder of the query cannot be batched (a metric name, a range, a regex matcher), or None."""
+    try:
+        _substitute(template, (), None)
+    except QueryError as exc:
+        return str(exc)
+    return None
+
+
+def batch_query(
+    template: str, *, namespaces: Iterable[str] = (), label_values: Mapping[str, Iterable[str]] | None = None
+) -> BatchQuery:
+    """The one query for all Deployments. `namespaces` narrows `{{namespace}}` (empty: any)."""
+    promql, found = _substitute(template, namespaces, label_values)
     if "namespace" not in found or "name" not in found:
         raise QueryError('the query must select by namespace and Deployment, e.g. '
                          'namespace="{{namespace}}", deployment="{{name}}"')

@@ -7,7 +7,7 @@ the engine sees no value (Unknown): never a false verdict from stale or missing 
 from __future__ import annotations
 
 import logging
-import re
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,14 +27,30 @@ EVERYTHING: Key = ("*", "*")  # in a changed set: re-judge every target
 QueryFn = Callable[[str], Awaitable[list[dict[str, Any]]]]
 
 
+class QueryFailed(RuntimeError):
+    """A failed query whose message is safe to show in status, Events and logs: a status code or a
+    short reason, never a response body, a header or a credential."""
+
+
 @dataclass
 class SloSeries:
     """The latest answer to one SLO query."""
 
-    values: dict[Key, float] = field(default_factory=dict)
+    values: dict[Key, float] = field(default_factory=dict)  # finite values only: they reach status and patches
+    problems: dict[Key, str] = field(default_factory=dict)  # Deployments whose answer is no verdict, and why
     measured_at: datetime | None = None  # last successful query
     attempted_at: datetime | None = None
     error: str | None = None  # why the last attempt failed (None: it succeeded)
+
+
+@dataclass
+class Refresh:
+    """What one refresh did: the Deployments whose measurement changed (``EVERYTHING``: all may
+    have), and the SLOs queried and failed (the glue counts them in its metrics)."""
+
+    changed: set[Key] = field(default_factory=set)
+    queried: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -50,26 +66,14 @@ class SloStore:
     def forget(self, policy: str) -> None:
         self.policies.pop(policy, None)
 
-    def next_due(self, policy: str, slos: Iterable[Slo], now: datetime) -> float | None:
-        """Seconds until the next query of this policy is due (0: now; None: no SLOs)."""
-        state = self.policies.get(policy)
-        waits = []
-        for slo in slos:
-            series = state.series.get(slo.name) if state else None
-            if series is None or series.attempted_at is None:
-                return 0.0
-            waits.append(max(0.0, duration_seconds(slo.interval) - (now - series.attempted_at).total_seconds()))
-        return min(waits) if waits else None
-
     async def refresh(
         self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
         label_values: Mapping[str, Iterable[str]] | None = None,
-    ) -> set[Key]:
-        """Run the due queries (one per SLO); returns the Deployments whose measurement changed."""
-        from readiness_operator.kube import metrics
-
+    ) -> Refresh:
+        """Run the due queries (one per SLO, for every Deployment at once)."""
         state = self.policies.setdefault(policy, PolicySlos())
-        changed: set[Key] = set()
+        done = Refresh()
+        changed = done.changed
         slos = list(slos)
         for gone in set(state.series) - {s.name for s in slos}:
             changed.update(state.series.pop(gone).values)
@@ -78,34 +82,27 @@ class SloStore:
             if series.attempted_at is not None and (now - series.attempted_at).total_seconds() < duration_seconds(slo.interval):
                 continue
             series.attempted_at = now
-            before_error, before = series.error, dict(series.values)
+            before_error, before, before_problems = series.error, dict(series.values), dict(series.problems)
             try:
                 batch: BatchQuery = batch_query(slo.query, namespaces=namespaces, label_values=label_values)
-                metrics.PROMETHEUS_QUERIES.labels(policy=policy, slo=slo.name).inc()
+                done.queried.append(slo.name)
                 state.queries += 1
                 result = await query(batch.promql)
-                values: dict[Key, float] = {}
-                for sample in result:
-                    labels = sample.get("metric") or {}
-                    key = (str(labels.get(batch.namespace_label, "")), str(labels.get(batch.name_label, "")))
-                    try:
-                        values[key] = float(sample["value"][1])
-                    except (KeyError, IndexError, TypeError, ValueError):
-                        continue
-                series.values, series.measured_at, series.error = values, now, None
+                series.values, series.problems = read_samples(result, batch.namespace_label, batch.name_label)
+                series.measured_at, series.error = now, None
             except QueryError as exc:
                 series.error = f"query cannot be batched: {exc}"
             except Exception as exc:  # Prometheus unreachable, HTTP error, bad PromQL: all Unknown
-                metrics.PROMETHEUS_QUERY_ERRORS.labels(policy=policy, slo=slo.name).inc()
+                done.failed.append(slo.name)
                 series.error = _describe(exc)
                 log.warning("policy %s: SLO %s query failed: %s", policy, slo.name, series.error)
-            if series.error != before_error:
+            if series.error != before_error or series.problems != before_problems:
                 changed.update(before)
                 changed.update(series.values)
                 changed.add(EVERYTHING)  # every target may flip between known and Unknown
             else:
                 changed.update(k for k in set(before) | set(series.values) if before.get(k) != series.values.get(k))
-        return changed
+        return done
 
     def measurements(self, policy: str, key: Key) -> dict[str, SloMeasurement]:
         state = self.policies.get(policy)
@@ -115,6 +112,8 @@ class SloStore:
         for name, series in state.series.items():
             if series.error is not None:
                 out[name] = SloMeasurement(None, series.measured_at, series.error)
+            elif key in series.problems:
+                out[name] = SloMeasurement(None, series.measured_at, series.problems[key])
             elif key in series.values:
                 out[name] = SloMeasurement(series.values[key], series.measured_at)
             elif series.measured_at is not None:
@@ -167,8 +166,47 @@ class SloStore:
         return out
 
 
+def read_samples(
+    result: Iterable[Mapping[str, Any]], namespace_label: str, name_label: str
+) -> tuple[dict[Key, float], dict[Key, str]]:
+    """Values per Deployment from an instant vector, and the Deployments that get no verdict.
+
+    A non-finite value (NaN from an idle Deployment's 0/0, +-Inf) or one that is not a number is
+    Unknown with a reason, never a pass or a fail, and never reaches a JSON patch (the API server
+    rejects NaN). Several series for one Deployment (e.g. one per pod) are an error naming the labels
+    that tell them apart: taking any one of them would make the verdict depend on the answer's order.
+    """
+    values: dict[Key, float] = {}
+    problems: dict[Key, str] = {}
+    first_labels: dict[Key, Mapping[str, Any]] = {}
+    for sample in result:
+        labels = sample.get("metric") or {}
+        key = (str(labels.get(namespace_label, "")), str(labels.get(name_label, "")))
+        if key in first_labels:
+            differing = sorted(k for k in set(labels) | set(first_labels[key]) if labels.get(k) != first_labels[key].get(k))
+            problems[key] = (f"the query returned several series for this Deployment (they differ in "
+                             f"{', '.join(differing) or 'nothing'}); aggregate them, e.g. with sum by "
+                             f"({namespace_label}, {name_label}) or max by (...)")
+            values.pop(key, None)
+            continue
+        first_labels[key] = labels
+        try:
+            value = float(sample["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            problems[key] = "Prometheus returned a value that is not a number"
+            continue
+        if not math.isfinite(value):
+            problems[key] = (f"Prometheus returned {value} (a ratio over no traffic is NaN); "
+                             "no verdict until there is data")
+            continue
+        values[key] = value
+    return values, problems
+
+
 def _describe(exc: BaseException) -> str:
-    """A short, secret-free reason (no headers, no URLs with credentials)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return re.sub(r"(?i)(bearer\s+)\S+", r"\1***", text)[:300]
+    """A short, secret-free reason. Only a QueryFailed's own text is shown; any other exception may
+    carry a response body, a header or a token in its message, so only its type is named."""
+    if isinstance(exc, QueryFailed):
+        return " ".join(str(exc).split())[:300]
+    return f"the query failed ({type(exc).__name__})"
 

@@ -13,9 +13,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from readiness_operator.settings import Settings
+import kubernetes
+from kubernetes.client.exceptions import ApiException
 
-from .certs import ServingCertificate, expires_within, generate
+from readiness_operator.admission.certs import ServingCertificate, expires_within, generate
+from readiness_operator.names import MANAGED_BY_LABELS
+from readiness_operator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,18 @@ def _hosts(settings: Settings) -> list[str]:
     return [f"{svc}.svc", f"{svc}.svc.cluster.local", svc, settings.webhook_service, "127.0.0.1", "localhost"]
 
 
-def _from_secret(settings: Settings) -> ServingCertificate:
-    import kubernetes
-    from kubernetes.client.exceptions import ApiException
+def _write(cert: ServingCertificate, directory: Path) -> tuple[Path, Path]:
+    """Write cert and key (0600) for an SSL context; returns (certfile, keyfile)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    certfile, keyfile = directory / "tls.crt", directory / "tls.key"
+    certfile.write_bytes(cert.cert_pem)
+    keyfile.touch(mode=0o600)
+    keyfile.write_bytes(cert.key_pem)
+    return certfile, keyfile
 
-    from readiness_operator.kube.api import client
 
-    api = kubernetes.client.CoreV1Api(client())
+def _from_secret(settings: Settings, client: kubernetes.client.ApiClient) -> ServingCertificate:
+    api = kubernetes.client.CoreV1Api(client)
     name = settings.cert_secret
     assert name is not None
     try:
@@ -58,7 +66,7 @@ def _from_secret(settings: Settings) -> ServingCertificate:
     fresh = generate(_hosts(settings))
     body = kubernetes.client.V1Secret(
         metadata=kubernetes.client.V1ObjectMeta(name=name, namespace=settings.namespace,
-                                                labels={"app.kubernetes.io/managed-by": "readiness-operator"}),
+                                                labels=dict(MANAGED_BY_LABELS)),
         type="kubernetes.io/tls", data=_secret_data(fresh),
     )
     try:
@@ -67,7 +75,7 @@ def _from_secret(settings: Settings) -> ServingCertificate:
     except ApiException as exc:  # another replica created it first: use theirs
         if exc.status != 409:
             raise
-        return _from_secret(settings)
+        return _from_secret(settings, client)
 
 
 def _secret_data(cert: ServingCertificate) -> dict[str, bytes | str]:
@@ -75,12 +83,12 @@ def _secret_data(cert: ServingCertificate) -> dict[str, bytes | str]:
             (("ca.crt", cert.ca_pem), ("tls.crt", cert.cert_pem), ("tls.key", cert.key_pem))}
 
 
-def serving_files(settings: Settings) -> ServingFiles:
+def serving_files(settings: Settings, client: kubernetes.client.ApiClient) -> ServingFiles:
     if settings.tls == "cert-manager":
         if not settings.cert_dir:
             raise ValueError("READINESS_WEBHOOK_TLS=cert-manager needs READINESS_WEBHOOK_CERT_DIR")
         directory = Path(settings.cert_dir)
         return ServingFiles(directory / "tls.crt", directory / "tls.key", (directory / "ca.crt").read_bytes())
-    cert = _from_secret(settings) if settings.cert_secret else generate(_hosts(settings))
-    certfile, keyfile = cert.write(Path(tempfile.mkdtemp(prefix="readiness-webhook-")))
+    cert = _from_secret(settings, client) if settings.cert_secret else generate(_hosts(settings))
+    certfile, keyfile = _write(cert, Path(tempfile.mkdtemp(prefix="readiness-webhook-")))
     return ServingFiles(certfile, keyfile, cert.ca_pem)

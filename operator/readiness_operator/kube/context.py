@@ -1,0 +1,57 @@
+"""The operator context: every piece of shared runtime state, carried in kopf's `memo`.
+
+kopf hands each handler a shallow copy of the root memo, so these objects are shared by all handlers
+of one operator process, and a second process (or a test) gets its own: nothing lives in module
+globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from readiness_operator.policies import PolicyCache
+from readiness_operator.settings import Settings
+from readiness_operator.slo.store import SloStore
+
+from .api import KubeApi
+from .leadership import Leadership
+from .metrics import OperatorMetrics
+from .prometheus import PrometheusClients
+from .state import Registry
+
+
+@dataclass
+class OperatorContext:
+    settings: Settings
+    api: KubeApi = field(default_factory=KubeApi)
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    policies: PolicyCache = field(default_factory=PolicyCache)  # compiled policies: passes and webhook
+    registry: Registry = field(init=False)  # per-policy runtimes, for watch handlers to mark dirty
+    slos: SloStore = field(default_factory=SloStore)  # SLO measurements shared by passes and the webhook
+    leadership: Leadership = field(default_factory=Leadership)
+    metrics_port: int | None = None
+    prometheus: PrometheusClients = field(init=False)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.registry = Registry(self.policies)
+        self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key,
+                                            self.settings.allowed_prometheus_secrets)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a background task, keeping a reference until it ends (asyncio holds only weak ones)."""
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+def context_of(memo: kopf.Memo) -> OperatorContext:
+    ctx = memo.get("operator")
+    if not isinstance(ctx, OperatorContext):
+        raise RuntimeError("the operator context is missing from kopf's memo (start with `readiness-operator run`)")
+    return ctx

@@ -1,0 +1,114 @@
+"""kopf admission handlers: Deployments are judged by the same engine, from indexes only.
+
+No API call happens on the request path: policies, PDBs, HPAs and namespace labels come from kopf
+indexes, SLO values from the store the policy loops fill, compiled policies from the shared cache.
+The decision itself is pure (`admission.decide`); this module only translates kopf's arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from readiness_operator.admission.decide import AdmissionDecision, pod_template_digest, review_deployment
+from readiness_operator.engine import CompiledPolicy
+from readiness_operator.model import GROUP, VERSION
+from readiness_operator.model.crd import PLURAL
+from readiness_operator.model.validation import validate_policy_object
+from readiness_operator.world import Worlds
+
+from .context import OperatorContext, context_of
+from .objects import deployment_ref
+from .view import IndexView
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def policy_index(name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[str, Any]:
+    return {name: (meta.get("generation"), dict(spec))}
+
+
+@kopf.index("apps", "v1", "replicasets")
+async def replicaset_index(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    """(namespace, owning Deployment) -> digests of its ReplicaSets' pod templates (its revisions)."""
+    owners = [o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"]
+    return {(namespace, owner): pod_template_digest(spec.get("template")) for owner in owners}
+
+
+def _policies(ctx: OperatorContext, index: Any) -> list[tuple[str, CompiledPolicy]]:
+    """The valid policies' plans (an invalid one is skipped, not fatal); deleted ones are evicted."""
+    names = list(index)
+    out = []
+    for name in names:
+        for generation, spec in index[name]:
+            entry = ctx.policies.get(name, generation, spec)
+            if entry.plan is not None:
+                out.append((name, entry.plan))
+    if len(ctx.policies) > len(names):
+        ctx.policies.retain(names)
+    return out
+
+
+def _is_rollback(replicaset_index: Any, new: Mapping[str, Any]) -> bool:
+    """The new pod template is one of the Deployment's earlier revisions (`kubectl rollout undo`)."""
+    meta = new.get("metadata") or {}
+    key = (meta.get("namespace"), meta.get("name"))
+    if key not in replicaset_index:
+        return False
+    return pod_template_digest((new.get("spec") or {}).get("template")) in set(replicaset_index[key])
+
+
+@kopf.on.validate("apps", "v1", "deployments", id="validate-deployment", operations=["CREATE", "UPDATE"])  # type: ignore[arg-type]
+async def validate_deployment(
+    body: kopf.Body, old: kopf.Body | None, operation: str, subresource: str | None, userinfo: Mapping[str, Any],
+    dryrun: bool, warnings: list[str], memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any,
+    hpa_index: Any, namespace_index: Any, replicaset_index: Any, **_: Any,
+) -> None:
+    started = time.perf_counter()
+    ctx = context_of(memo)
+    meta = body.get("metadata") or {}
+    request = {
+        "operation": operation, "subResource": subresource, "namespace": meta.get("namespace"),
+        "name": meta.get("name"), "object": dict(body), "oldObject": dict(old) if old is not None else None,
+        "userInfo": dict(userinfo), "dryRun": dryrun,
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    }
+    worlds = Worlds(IndexView(deployment_index, pdb_index, hpa_index, namespace_index), slos=ctx.slos.measurements)
+    decision = review_deployment(
+        request, _policies(ctx, policy_index), worlds.of, policy_world=worlds.of,
+        excluded_namespaces=ctx.settings.excluded_namespaces,
+        is_rollback=lambda new, _old: _is_rollback(replicaset_index, new),
+    )
+    warnings.extend(decision.warnings)
+    result = "allowed" if decision.allowed else "denied"
+    if decision.override_reason is not None:
+        result = "overridden"
+        if not dryrun:
+            ctx.spawn(_record_override(ctx, dict(body), decision))
+    ctx.metrics.admission_requests.labels(kind="Deployment", result=result).inc()
+    ctx.metrics.admission_duration.observe(time.perf_counter() - started)
+    if not decision.allowed:
+        raise kopf.AdmissionError(decision.message, code=403)
+
+
+async def _record_override(ctx: OperatorContext, body: dict[str, Any], decision: AdmissionDecision) -> None:
+    ref = deployment_ref(body)
+    if not ref.get("namespace"):
+        return
+    bypassed = "; ".join(f"{policy}: {', '.join(ids)}" for policy, ids in decision.overridden.items())
+    await ctx.api.post_event(ref, reason="ReadinessOverride", warning=True,
+                             message=f"{decision.user or 'someone'} overrode readiness enforcement ({bypassed}): "
+                                     f"{decision.override_reason}")
+
+
+@kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-policy", operations=["CREATE", "UPDATE"])
+async def validate_policy(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    started = time.perf_counter()
+    ctx = context_of(memo)
+    problems = validate_policy_object(dict(body))
+    ctx.metrics.admission_requests.labels(kind="ReadinessPolicy", result="denied" if problems else "allowed").inc()
+    ctx.metrics.admission_duration.observe(time.perf_counter() - started)
+    if problems:
+        raise kopf.AdmissionError("invalid ReadinessPolicy:\n" + "\n".join(problems), code=422)

@@ -1,0 +1,37 @@
+"""Names the operator shares with the cluster: labels, annotations and the marks on what it writes.
+
+Defined once: the engine, the webhook, the fail-safe CEL policy, the reports and the chart's docs all
+speak of the same keys, and a key spelled twice drifts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+__all__ = [
+    "ANNOTATION_PREFIX",
+    "IGNORE_LABEL",
+    "MANAGED_BY",
+    "MANAGED_BY_LABEL",
+    "MANAGED_BY_LABELS",
+    "OVERRIDE_ANNOTATION",
+    "POLICY_LABEL",
+]
+
+#: Our own annotations and labels live under this prefix (the trimmed Deployment keeps only these).
+ANNOTATION_PREFIX: Final = "readiness.dev/"
+#: Break-glass annotation on a Deployment; its value is the (required) reason.
+OVERRIDE_ANNOTATION: Final = "readiness.dev/override"
+#: A namespace labelled ``readiness.dev/ignore: "true"`` is never judged at admission.
+IGNORE_LABEL: Final = "readiness.dev/ignore"
+#: The policy an object we wrote belongs to (PolicyReports, ValidatingAdmissionPolicies).
+POLICY_LABEL: Final = "readiness.dev/policy"
+#: Every object the operator creates carries this label; it changes or deletes only those.
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "readiness-operator"
+
+
+#: The label set that marks our objects (read-only; copy it with ``dict(...)``).
+MANAGED_BY_LABELS: Final[Mapping[str, str]] = MappingProxyType({MANAGED_BY_LABEL: MANAGED_BY})
