@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver + kube-controller-manager, etcd) and Helm from
-# the Go module proxy into ~/.cache/readiness-operator/bin, keyed by version. A cached build is
-# reused, so only the first run pays (several minutes on 2 cores).
+# Builds the test control plane (kube-apiserver + kube-controller-manager + kube-scheduler, etcd),
+# kwok (fake nodes and pods), metrics-server and Helm from the Go module proxy into
+# ~/.cache/readiness-operator/bin, keyed by version. A cached build is reused, so only the first
+# run pays (several minutes on 2 cores).
 #
-#   hack/build.sh [kube|etcd|helm|all]   (default: all); progress goes to stderr
+#   hack/build.sh [kube|etcd|kwok|metrics-server|helm|all]   (default: all); progress on stderr
 #   hack/build.sh path                   build what is missing, print "<kube dir>:<helm dir>" for PATH
 #                                        (the kube dir holds a matching `kubectl`)
 set -euo pipefail
@@ -16,7 +17,7 @@ export GOMAXPROCS=${GOMAXPROCS:-2}
 build_kube() {
   local dir; dir=$(kube_bin_dir)
   [[ -x $dir/kube ]] && return 0
-  log "building kube-apiserver + kube-controller-manager $KUBE_VERSION (cold: several minutes)"
+  log "building kube-apiserver + kube-controller-manager + kube-scheduler $KUBE_VERSION (cold: several minutes)"
   local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
   local x=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -47,17 +48,40 @@ build_helm() {
   mv "$dir.tmp" "$dir"
 }
 
+build_kwok() {
+  local dir; dir=$(kwok_bin_dir)
+  if [[ ! -x $dir/kwok ]]; then
+    log "installing kwok $KWOK_VERSION (cold: about 5 minutes)"
+    mkdir -p "$dir.tmp"
+    GOBIN="$dir.tmp" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+    mv "$dir.tmp" "$dir"
+  fi
+  # hack/cluster.sh reads kwok's stage YAML from the module cache; bring it back if it was cleaned.
+  [[ -d $(kwok_module_dir)/kustomize ]] || go mod download "sigs.k8s.io/kwok@$KWOK_VERSION"
+}
+
+build_metrics_server() {
+  local dir; dir=$(metrics_server_bin_dir)
+  [[ -x $dir/metrics-server ]] && return 0
+  log "installing metrics-server $METRICS_SERVER_VERSION (cold: a few minutes)"
+  mkdir -p "$dir.tmp"
+  GOBIN="$dir.tmp" go install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  mv "$dir.tmp" "$dir"
+}
+
 # tool_path prints the cached tool directories for PATH (kubectl, helm), building what is missing.
 tool_path() {
-  build_etcd >&2; build_kube >&2; build_helm >&2
+  build_etcd >&2; build_kube >&2; build_kwok >&2; build_metrics_server >&2; build_helm >&2
   echo "$(kube_bin_dir):$(helm_bin_dir)"
 }
 
 case "${1:-all}" in
   kube) build_kube ;;
   etcd) build_etcd ;;
+  kwok) build_kwok ;;
+  metrics-server) build_metrics_server ;;
   helm) build_helm ;;
-  all) build_etcd; build_kube; build_helm ;;
+  all) build_etcd; build_kube; build_kwok; build_metrics_server; build_helm ;;
   path) tool_path ;;
-  *) die "usage: $0 [kube|etcd|helm|all|path]" ;;
+  *) die "usage: $0 [kube|etcd|kwok|metrics-server|helm|all|path]" ;;
 esac

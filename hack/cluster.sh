@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
-# A real, local Kubernetes control plane for development and tests: etcd, kube-apiserver and
-# kube-controller-manager built from the Go module proxy (hack/build.sh), with TLS, RBAC,
-# service-account token signing and the validating admission plugins. No Docker needed.
+# A real, local, living Kubernetes cluster for development and tests: etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler built from the Go module proxy (hack/build.sh), with
+# TLS, RBAC, service-account token signing, the validating admission plugins and the aggregation
+# layer; kwok simulating the kubelets of $NODES fake Nodes spread over three zones (pods are
+# scheduled, turn Running/Ready, Deployments become Available, chaos on demand), and metrics-server
+# serving the metrics API from kwok's emulated kubelet resource metrics, so HPAs compute. No Docker.
 #
-#   hack/cluster.sh up       start (or reuse) the control plane; prints the admin kubeconfig path
+#   hack/cluster.sh up       start (or reuse) the cluster; prints the admin kubeconfig path
 #   hack/cluster.sh down     stop every process it started (by pid) and remove its data
 #   hack/cluster.sh env      print `export KUBECONFIG=...` for eval
 #   hack/cluster.sh status   print whether each component runs and the API server is ready
-#   hack/cluster.sh stop-apiserver    stop the kube-apiserver alone (etcd and the controller
-#                                     manager keep running); its command line is kept
+#   hack/cluster.sh stop-apiserver    stop the kube-apiserver alone (everything else keeps
+#                                     running); its command line is kept
 #   hack/cluster.sh start-apiserver   start it again with the same flags, port and etcd; waits ready
 #   hack/cluster.sh restart-apiserver both of the above (fault tests: clients must reconnect)
 #
-# State lives in $CLUSTER_DIR (default: <repo>/.local/cluster), so several control planes can
-# run side by side (the test suite uses its own directory). Ports are picked free at `up`.
+# NODES=N (default 3) fake Nodes kwok-node-0..N-1, zones zone-a/b/c round robin. NODES=0 is the
+# bare control plane of old (no scheduler, kwok, metrics-server, HPA controller): pods stay
+# Pending, which is what the 10,000-Deployment benchmark wants.
+# Chaos: label a pod (or a pod template) `readiness.dev/chaos=crash-loop` or `=oom-kill`
+# (hack/cluster/stages/pod-chaos.yaml). Usage for HPAs: pod annotations
+# `kwok.x-k8s.io/usage-cpu` / `kwok.x-k8s.io/usage-memory` (e.g. 250m, 300Mi; default 1m, 1Mi).
+#
+# State lives in $CLUSTER_DIR (default: <repo>/.local/cluster), so several clusters can run side by
+# side (the test suite uses its own directory). Ports are picked free at `up`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTER_DIR=${CLUSTER_DIR:-$REPO_ROOT/.local/cluster}
 PKI=$CLUSTER_DIR/pki
 KUBECONFIG_PATH=$CLUSTER_DIR/admin.kubeconfig
+NODES=${NODES:-3}
+[[ $NODES =~ ^[0-9]+$ ]] || die "NODES must be a number, not '$NODES'"
+# Everything `up` may start, in stop order (the API server's clients first).
+COMPONENTS=(metrics-server kubelet-proxy kwok scheduler controller-manager apiserver etcd)
 
 is_ready() {
   [[ -f $KUBECONFIG_PATH ]] && kubectl --kubeconfig "$KUBECONFIG_PATH" --request-timeout=2s get --raw /readyz 2>/dev/null | grep -qx ok
@@ -45,6 +59,20 @@ make_pki() {
     sign apiserver "/CN=kube-apiserver" \
       "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth"
     sign admin "/O=system:masters/CN=admin" "extendedKeyUsage=clientAuth"
+    # The aggregation layer: the API server proxies metrics.k8s.io to metrics-server with this
+    # client certificate, from its own CA (front-proxy), as kubeadm does.
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout front-proxy-ca.key -out front-proxy-ca.crt -days 3650 \
+      -subj "/CN=readiness-front-proxy-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout front-proxy-client.key -out front-proxy-client.csr \
+      -subj "/CN=front-proxy-client" 2>/dev/null
+    openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key \
+      -CAcreateserial -out front-proxy-client.crt -days 3650 -extfile <(printf 'extendedKeyUsage=clientAuth') 2>/dev/null
+    rm -f front-proxy-client.csr
+    # Serving certificates: metrics-server (verified by the aggregator against the APIService's
+    # caBundle, by its service DNS name) and the fake kubelets' metrics endpoint.
+    sign metrics-server "/CN=metrics-server" \
+      "subjectAltName=DNS:metrics-server.kube-system.svc,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+    sign kubelet "/CN=kwok-kubelet" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   )
@@ -68,8 +96,108 @@ start() {
   echo $! >"$CLUSTER_DIR/$name.pid"
 }
 
+# kwok's own stages (from its module) and ours: nodes initialise and heartbeat; pods get an IP
+# and turn Running/Ready, complete, are deleted; chaos; resource usage from pod annotations and
+# the emulated kubelet `/metrics/resource` for metrics-server.
+kwok_configs() {
+  local mod; mod=$(kwok_module_dir)/kustomize
+  local file
+  for file in stage/node/fast/node-initialize.yaml stage/node/heartbeat/node-heartbeat.yaml \
+    stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml \
+    metrics/usage/usage-from-annotation.yaml metrics/resource/metrics-resource.yaml; do
+    [[ -f $mod/$file ]] || die "kwok's $file is missing from $mod (hack/build.sh kwok restores it)"
+    printf -- '--config=%s\n' "$mod/$file"
+  done
+  printf -- '--config=%s\n' "$HACK_DIR/cluster/stages/pod-chaos.yaml"
+}
+
+# node_manifest INDEX KUBELET_PORT: a fake Node kwok manages (annotation kwok.x-k8s.io/node=fake),
+# with a zone, a capacity like a mid-size VM, and its kubelet endpoint at 127.0.0.1:KUBELET_PORT
+# (the metrics proxy), which is where metrics-server scrapes `/metrics/resource`.
+node_manifest() {
+  local i=$1 port=$2 zones=(zone-a zone-b zone-c)
+  local name=kwok-node-$i zone=${zones[$((i % 3))]}
+  cat <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels:
+    kubernetes.io/hostname: $name
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    node.kubernetes.io/instance-type: kwok-8x32
+    topology.kubernetes.io/region: local
+    topology.kubernetes.io/zone: $zone
+    type: kwok
+spec:
+  podCIDR: 10.244.$i.0/24
+  podCIDRs: [10.244.$i.0/24]
+status:
+  addresses:
+  - {type: InternalIP, address: 127.0.0.1}
+  - {type: Hostname, address: $name}
+  daemonEndpoints:
+    kubeletEndpoint: {Port: $port}
+  capacity: {cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi}
+  allocatable: {cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi}
+YAML
+}
+
+# The metrics API (v1beta1.metrics.k8s.io) served by our metrics-server through the aggregation
+# layer: an ExternalName Service pointing at loopback (the aggregator resolves it to host:port).
+metrics_api_manifest() {
+  local port=$1 ca; ca=$(base64 -w0 <"$PKI/ca.crt")
+  cat <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system, labels: {k8s-app: metrics-server}}
+spec:
+  type: ExternalName
+  externalName: 127.0.0.1
+  ports: [{name: https, port: $port, protocol: TCP}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io, labels: {k8s-app: metrics-server}}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  caBundle: $ca
+  service: {name: metrics-server, namespace: kube-system, port: $port}
+YAML
+}
+
+kctl() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# await NAME SECONDS CMD...: wait until CMD succeeds; fail at once (with the log tail) if the
+# component NAME exits meanwhile, or after SECONDS.
+await() {
+  local name=$1 deadline=$((SECONDS + $2)); shift 2
+  until "$@" >/dev/null 2>&1; do
+    running "$name" && ((SECONDS < deadline)) || die "$(failed "$name")"
+    sleep 0.2
+  done
+}
+
+nodes_ready() {
+  [[ $(kctl get nodes -l type=kwok -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True) -eq $NODES ]]
+}
+
+metrics_api_available() {
+  kctl get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' | grep -qx True
+}
+
 up() {
-  if running etcd && running apiserver && is_ready; then
+  local name all=1
+  for name in etcd apiserver controller-manager; do running "$name" || all=0; done
+  if ((NODES > 0)); then for name in scheduler kwok kubelet-proxy metrics-server; do running "$name" || all=0; done; fi
+  if ((all)) && is_ready; then
     log "already running"
     echo "$KUBECONFIG_PATH"
     return 0
@@ -77,12 +205,16 @@ up() {
   down_quiet
   "$HACK_DIR/build.sh" etcd
   "$HACK_DIR/build.sh" kube
+  if ((NODES > 0)); then "$HACK_DIR/build.sh" kwok; "$HACK_DIR/build.sh" metrics-server; fi
   local kube etcd; kube=$(kube_bin_dir)/kube; etcd=$(etcd_bin_dir)/etcd
   mkdir -p "$CLUSTER_DIR"
   make_pki
 
-  local etcd_port peer_port api_port kcm_port
-  read -r etcd_port peer_port api_port kcm_port < <(free_ports 4)
+  local etcd_port peer_port api_port kcm_port sched_port kwok_port ms_port kubelet_ports
+  # shellcheck disable=SC2207
+  local ports=($(free_ports $((7 + NODES))))
+  etcd_port=${ports[0]} peer_port=${ports[1]} api_port=${ports[2]} kcm_port=${ports[3]}
+  sched_port=${ports[4]} kwok_port=${ports[5]} ms_port=${ports[6]} kubelet_ports=("${ports[@]:7}")
   start etcd "$etcd" --name local --data-dir "$CLUSTER_DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
@@ -100,27 +232,72 @@ up() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --enable-admission-plugins NamespaceLifecycle,ServiceAccount,DefaultStorageClass,MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook,ResourceQuota \
+    --disable-admission-plugins TaintNodesByCondition \
+    --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
     --allow-privileged=true --profiling=false \
     --cert-dir "$CLUSTER_DIR/apiserver-certs"
   write_kubeconfig "$api_port"
   WAIT_SECONDS=90 wait_for is_ready || die "$(failed apiserver)"
 
+  # The node lifecycle controller stays off (kwok's heartbeats are not a kubelet's), so the API server
+  # must not taint new Nodes not-ready (TaintNodesByCondition, above): nothing would remove it.
+  # Without metrics (NODES=0) the HPA controller would only log errors: leave it off there.
+  local controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl'
+  ((NODES > 0)) || controllers+=',-horizontal-pod-autoscaler-controller'
   start controller-manager "$kube" controller-manager \
     --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --use-service-account-credentials=false \
-    --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-horizontal-pod-autoscaler-controller' \
+    --controllers "$controllers" \
+    --horizontal-pod-autoscaler-sync-period 5s \
     --bind-address 127.0.0.1 --secure-port "$kcm_port"
+
+  if ((NODES > 0)); then
+    start scheduler "$kube" scheduler --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false \
+      --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+      --bind-address 127.0.0.1 --secure-port "$sched_port"
+    local -a kwok_args; mapfile -t kwok_args < <(kwok_configs)
+    start kwok "$(kwok_bin_dir)/kwok" --kubeconfig "$KUBECONFIG_PATH" "${kwok_args[@]}" \
+      --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+      --cidr 10.244.0.0/16 --server-address "127.0.0.1:$kwok_port"
+    local i node_args=() manifests=""
+    for ((i = 0; i < NODES; i++)); do
+      node_args+=("kwok-node-$i=${kubelet_ports[$i]}")
+      manifests+=$(node_manifest "$i" "${kubelet_ports[$i]}")$'\n---\n'
+    done
+    start kubelet-proxy python3 "$HACK_DIR/cluster/kubelet_metrics_proxy.py" --kwok "http://127.0.0.1:$kwok_port" \
+      --cert "$PKI/kubelet.crt" --key "$PKI/kubelet.key" "${node_args[@]}"
+    start metrics-server "$(metrics_server_bin_dir)/metrics-server" \
+      --kubeconfig "$KUBECONFIG_PATH" --authentication-kubeconfig "$KUBECONFIG_PATH" \
+      --authorization-kubeconfig "$KUBECONFIG_PATH" \
+      --bind-address 127.0.0.1 --secure-port "$ms_port" \
+      --tls-cert-file "$PKI/metrics-server.crt" --tls-private-key-file "$PKI/metrics-server.key" \
+      --kubelet-insecure-tls --kubelet-use-node-status-port --kubelet-preferred-address-types InternalIP \
+      --metric-resolution 10s --kubelet-request-timeout 5s
+    # Nodes are created with their status (a kubelet registers the same way); kwok then keeps
+    # them Ready. Created before kwok is up, they are picked up when it starts.
+    printf '%s' "$manifests" | kctl create -f - >/dev/null || die "creating the fake Nodes failed"
+    metrics_api_manifest "$ms_port" | kctl apply -f - >/dev/null || die "registering the metrics API failed"
+  fi
+
   # The service-account controller creating "default" proves the controller manager works.
-  WAIT_SECONDS=120 wait_for kubectl --kubeconfig "$KUBECONFIG_PATH" -n default get serviceaccount default \
-    || die "$(failed controller-manager)"
-  log "ready: kube-apiserver https://127.0.0.1:$api_port ($KUBE_VERSION), etcd :$etcd_port"
+  await controller-manager 120 kctl -n default get serviceaccount default
+  if ((NODES > 0)); then
+    await scheduler 60 curl -skf "https://127.0.0.1:$sched_port/healthz"
+    await kwok 60 nodes_ready
+    await kubelet-proxy 30 curl -skf "https://127.0.0.1:${kubelet_ports[0]}/healthz"
+    await metrics-server 90 metrics_api_available
+  fi
+  log "ready: kube-apiserver https://127.0.0.1:$api_port ($KUBE_VERSION), etcd :$etcd_port, $NODES kwok nodes"
   echo "$KUBECONFIG_PATH"
 }
 
 down_quiet() {
   local name
-  for name in controller-manager apiserver etcd; do stop_pidfile "$CLUSTER_DIR/$name.pid"; done
+  for name in "${COMPONENTS[@]}"; do stop_pidfile "$CLUSTER_DIR/$name.pid"; done
   rm -rf "$CLUSTER_DIR/etcd" "$CLUSTER_DIR/pki" "$CLUSTER_DIR/apiserver-certs" "$KUBECONFIG_PATH"
 }
 
@@ -133,8 +310,10 @@ down() {
 
 status() {
   local name rc=0
-  for name in etcd apiserver controller-manager; do
-    if running "$name"; then echo "$name: running (pid $(cat "$CLUSTER_DIR/$name.pid"))"; else echo "$name: stopped"; rc=1; fi
+  for name in etcd apiserver controller-manager scheduler kwok kubelet-proxy metrics-server; do
+    if running "$name"; then echo "$name: running (pid $(cat "$CLUSTER_DIR/$name.pid"))"
+    elif [[ -f $CLUSTER_DIR/$name.log ]]; then echo "$name: stopped"; rc=1
+    fi
   done
   if is_ready; then echo "apiserver: ready ($KUBECONFIG_PATH)"; else echo "apiserver: not ready"; rc=1; fi
   return $rc

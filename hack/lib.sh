@@ -9,6 +9,8 @@ CACHE_ROOT=${READINESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/readiness-operator
 KUBE_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.19.5
+KWOK_VERSION=v0.8.0
+METRICS_SERVER_VERSION=v0.8.0
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -36,6 +38,10 @@ inputs_hash() {
 kube_bin_dir() { echo "$CACHE_ROOT/bin/kube-$KUBE_VERSION-$(inputs_hash "$HACK_DIR"/cluster/kube/go.mod "$HACK_DIR"/cluster/kube/go.sum "$HACK_DIR"/cluster/kube/main.go)"; }
 etcd_bin_dir() { echo "$CACHE_ROOT/bin/etcd-$ETCD_VERSION-$(inputs_hash "$HACK_DIR"/cluster/etcd/go.mod "$HACK_DIR"/cluster/etcd/go.sum "$HACK_DIR"/cluster/etcd/main.go)"; }
 helm_bin_dir() { echo "$CACHE_ROOT/bin/helm-$HELM_VERSION"; }
+kwok_bin_dir() { echo "$CACHE_ROOT/bin/kwok-$KWOK_VERSION"; }
+metrics_server_bin_dir() { echo "$CACHE_ROOT/bin/metrics-server-$METRICS_SERVER_VERSION"; }
+# kwok's own stage and metrics YAML, read at run time from its module (filled by `go install`).
+kwok_module_dir() { echo "$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION"; }
 
 # Prefer the kubectl built with the control plane (same version as the server) and our helm.
 PATH="$(kube_bin_dir):$(helm_bin_dir):$PATH"

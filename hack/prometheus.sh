@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# A real Prometheus (Debian's `prometheus` package) on a free loopback port, with deterministic
-# series loaded by `promtool tsdb create-blocks-from openmetrics` backfill.
+# A real Prometheus (Debian's `prometheus` package) on a free loopback port: deterministic history
+# loaded by `promtool tsdb create-blocks-from openmetrics` backfill, and live series scraped from
+# the load generator (hack/loadgen.py) every 2 s.
 #
-#   hack/prometheus.sh up [FILE.om ...]   backfill the files (if any), start; prints the URL
+#   hack/prometheus.sh up [--scrape HOST:PORT ...] [--derive-deployment-label] [FILE.om ...]
+#                                         backfill the files (if any), start; prints the URL
+#   hack/prometheus.sh scrape HOST:PORT [--derive-deployment-label]
+#                                         add a live target to the running Prometheus (reload)
 #   hack/prometheus.sh load FILE.om ...   backfill more series and restart so they are served
 #   hack/prometheus.sh down               stop it and remove its data
 #   hack/prometheus.sh env                print `export PROMETHEUS_URL=...`
+#
+# Live targets are scraped with `honor_labels: true` (the load generator sets `job`, `instance`,
+# `namespace`, `pod`, `container` per pod as a kube-prometheus scrape would). The series carry no
+# `deployment` label; --derive-deployment-label adds one from the pod name (`<deployment>-<rs
+# hash>-<suffix>`) at scrape time, for the example SLO queries that select `deployment="{{name}}"`
+# until the SLO model maps pods itself (issue #14).
 #
 # OpenMetrics input: every sample needs a timestamp in seconds, counters end in _total, and the
 # file ends with `# EOF`. Overlapping blocks are allowed by Prometheus >= 2.39, so loads stack.
@@ -13,6 +23,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PROM_DIR=${PROM_DIR:-$REPO_ROOT/.local/prometheus}
+SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-2s}
 command -v prometheus >/dev/null || die "prometheus not found: apt-get install prometheus"
 
 url() { cat "$PROM_DIR/url" 2>/dev/null || true; }
@@ -28,29 +39,89 @@ backfill() {
   done
 }
 
+# $PROM_DIR/targets holds one "HOST:PORT [derive]" line per live target; the config is made from it.
+add_target() {
+  local target=$1 derive=${2:-}
+  [[ $target =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "a scrape target is HOST:PORT, not '$target'"
+  mkdir -p "$PROM_DIR"
+  grep -qx "$target${derive:+ $derive}" "$PROM_DIR/targets" 2>/dev/null || echo "$target${derive:+ $derive}" >>"$PROM_DIR/targets"
+}
+
+write_config() {
+  local n=0 target derive
+  touch "$PROM_DIR/targets"
+  {
+    printf 'global:\n  scrape_interval: 1m\nscrape_configs:\n'
+    [[ -s $PROM_DIR/targets ]] || printf '  []\n'
+    while read -r target derive; do
+      [[ -n $target ]] || continue
+      n=$((n + 1))
+      printf '  - job_name: loadgen-%d\n    honor_labels: true\n    scrape_interval: %s\n    scrape_timeout: %s\n' \
+        "$n" "$SCRAPE_INTERVAL" "$SCRAPE_INTERVAL"
+      printf '    static_configs: [{targets: ["%s"]}]\n' "$target"
+      if [[ $derive == derive ]]; then
+        printf '    metric_relabel_configs:\n'
+        printf '    - {source_labels: [pod], regex: "(.+)-[a-z0-9]+-[a-z0-9]{5}", target_label: deployment, replacement: "$1"}\n'
+      fi
+    done <"$PROM_DIR/targets"
+  } >"$PROM_DIR/prometheus.yml"
+  promtool check config "$PROM_DIR/prometheus.yml" >"$PROM_DIR/check.log" 2>&1 \
+    || die "bad Prometheus config: $(tail -n 3 "$PROM_DIR/check.log")"
+}
+
 start() {
   # Keep the port across restarts so clients configured with the URL keep working.
   local port; port=$(url | sed -n 's/.*:\([0-9]*\)$/\1/p'); [[ -n $port ]] || port=$(free_port)
-  printf 'global:\n  scrape_interval: 1m\nscrape_configs: []\n' >"$PROM_DIR/prometheus.yml"
+  write_config
   setsid prometheus --config.file "$PROM_DIR/prometheus.yml" --storage.tsdb.path "$PROM_DIR/data" \
     --storage.tsdb.retention.time 100y --web.listen-address "127.0.0.1:$port" --web.enable-lifecycle --web.enable-admin-api \
     --log.level warn >"$PROM_DIR/prometheus.log" 2>&1 </dev/null &
   echo $! >"$PROM_DIR/prometheus.pid"
   echo "http://127.0.0.1:$port" >"$PROM_DIR/url"
-  WAIT_SECONDS=60 wait_for curl -sf "http://127.0.0.1:$port/-/ready" || die "prometheus did not start: $PROM_DIR/prometheus.log"
+  WAIT_SECONDS=60 wait_for curl -sf "http://127.0.0.1:$port/-/ready" \
+    || die "prometheus did not start; last lines of $PROM_DIR/prometheus.log: $(tail -n 5 "$PROM_DIR/prometheus.log")"
+}
+
+reload() {
+  write_config
+  curl -sf -X POST "$(url)/-/reload" >/dev/null || die "prometheus did not reload: $PROM_DIR/prometheus.log"
+}
+
+# parse_live_args ARGS...: --scrape/--derive-deployment-label into targets, the rest into FILES.
+FILES=()
+parse_live_args() {
+  local derive="" targets=()
+  while (($#)); do
+    case $1 in
+      --scrape) [[ $# -ge 2 ]] || die "--scrape needs HOST:PORT"; targets+=("$2"); shift 2 ;;
+      --scrape=*) targets+=("${1#--scrape=}"); shift ;;
+      --derive-deployment-label) derive=derive; shift ;;
+      *) FILES+=("$1"); shift ;;
+    esac
+  done
+  local t; for t in "${targets[@]}"; do add_target "$t" "$derive"; done
 }
 
 case "${1:-}" in
   up)
-    shift
-    if running; then backfill "$@"; [[ $# -eq 0 ]] || { stop_pidfile "$PROM_DIR/prometheus.pid"; start; }
-    else mkdir -p "$PROM_DIR"; backfill "$@"; start; fi
+    shift; mkdir -p "$PROM_DIR"; parse_live_args "$@"
+    if running; then
+      backfill "${FILES[@]}"
+      if ((${#FILES[@]})); then stop_pidfile "$PROM_DIR/prometheus.pid"; start; else reload; fi
+    else backfill "${FILES[@]}"; start; fi
     log "ready: $(url)"; url ;;
+  scrape)
+    shift; [[ $# -ge 1 ]] || die "usage: $0 scrape HOST:PORT [--derive-deployment-label]"
+    target=$1; shift
+    parse_live_args --scrape "$target" "$@"
+    ((${#FILES[@]} == 0)) || die "unexpected arguments: ${FILES[*]}"
+    running || die "prometheus is not running (state: $PROM_DIR): use 'up'"
+    reload; url ;;
   load)
     shift; backfill "$@"
     if running; then stop_pidfile "$PROM_DIR/prometheus.pid"; start; fi
     url ;;
   down) stop_pidfile "$PROM_DIR/prometheus.pid"; rm -rf "$PROM_DIR"; log "stopped" ;;
   env) echo "export PROMETHEUS_URL=$(url)" ;;
-  *) die "usage: $0 up [FILE.om ...]|load FILE.om ...|down|env" ;;
+  *) die "usage: $0 up [--scrape HOST:PORT ...] [--derive-deployment-label] [FILE.om ...]|scrape HOST:PORT|load FILE.om ...|down|env" ;;
 esac

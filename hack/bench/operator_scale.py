@@ -328,7 +328,9 @@ def start_cluster(args: argparse.Namespace, work: Path) -> Env:
                 timeout=330)
         return e
     cluster_dir = Path(args.cluster_dir)
-    env = {**os.environ, "CLUSTER_DIR": str(cluster_dir)}
+    # NODES=0: the bare control plane. 10,000 Deployments on kwok's fake nodes would add tens of
+    # thousands of simulated pods, which measures kwok and the scheduler rather than the operator.
+    env = {**os.environ, "CLUSTER_DIR": str(cluster_dir), "NODES": os.environ.get("NODES", "0")}
     log(f"starting the control plane in {cluster_dir}")
     out = subprocess.run([str(HACK / "cluster.sh"), "up"], env=env, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:

@@ -1,4 +1,4 @@
-// A multi-call binary holding kube-apiserver and kube-controller-manager, built from the
+// A multi-call binary holding kube-apiserver, kube-controller-manager and kube-scheduler, built from the
 // Go module proxy. k8s.io/kubernetes pins its staging modules at v0.0.0, so each is
 // replaced with the published version matching the release.
 module readiness.dev/hack/cluster/kube

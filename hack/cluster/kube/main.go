@@ -1,5 +1,5 @@
-// Command kube is kube-apiserver, kube-controller-manager and kubectl in one binary (one link
-// instead of three): the first argument names the component, the rest are its flags. Invoked
+// Command kube is kube-apiserver, kube-controller-manager, kube-scheduler and kubectl in one
+// binary (one link instead of four): the first argument names the component, the rest are its flags. Invoked
 // through a link named "kubectl", it is kubectl, so clients match the server's version.
 package main
 
@@ -19,6 +19,7 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 )
 
 func main() {
@@ -27,7 +28,7 @@ func main() {
 		return
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: kube apiserver|controller-manager|kubectl [flags]")
+		fmt.Fprintln(os.Stderr, "usage: kube apiserver|controller-manager|scheduler|kubectl [flags]")
 		os.Exit(2)
 	}
 	var command *cobra.Command
@@ -36,6 +37,8 @@ func main() {
 		command = apiserver.NewAPIServerCommand()
 	case "controller-manager":
 		command = controllermanager.NewControllerManagerCommand()
+	case "scheduler":
+		command = scheduler.NewSchedulerCommand()
 	case "kubectl":
 		runKubectl(os.Args[2:])
 		return
