@@ -3,6 +3,7 @@ and its generated ValidatingAdmissionPolicies, never by calling the handler dire
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -185,3 +186,20 @@ def test_fail_safe_vap_enforces_static_checks_while_the_operator_is_down(
         crds.apply(deployment("adm-audit", "also-ok", probe=False, replicas=1))
     finally:
         admission.start()
+
+
+def test_an_oversized_deployment_is_judged_not_failed_open(admission: OperatorProcess, crds: Cluster) -> None:
+    # ~2.5 MiB of env (2,500 x 1 KiB): the AdmissionReview is far above aiohttp's 1 MiB default. The
+    # webhook must judge it (no PDB: pdb-present, a live check only the webhook makes) instead of
+    # answering 413, which the API server (failurePolicy Ignore) would take as "admit".
+    big = yaml.safe_load(deployment("adm-enforce", "oversized", probe=True))
+    big["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": f"VAR_{i}", "value": "v" * 1024} for i in range(2500)]
+    body = json.dumps(big)
+    assert len(body) > int(2.5 * 1024 * 1024)
+    with pytest.raises(KubectlError) as denied:
+        crds.kubectl("create", "-f", "-", input=body)  # create: apply's annotation would double the size
+    err = denied.value.stderr
+    assert 'admission webhook "deployments.readiness.dev" denied the request' in err, err[-2000:]
+    assert "pdb-present" in err
+    assert crds.kubectl("-n", "adm-enforce", "get", "deployment", "oversized", check=False).returncode != 0
