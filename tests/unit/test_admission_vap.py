@@ -184,7 +184,8 @@ def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
         ),
         ("requests-memory", ['compareTo(quantity("64Mi")) >= 0']),
         ("limits-memory", ['c.?resources.?limits[?"memory"].hasValue()', 'compareTo(quantity("1Gi")) <= 0']),
-        ("replicas-min", ["variables.replicas >= 2", "!(variables.rollout || variables.reconfigured || variables.scaleDown) || "]),
+        ("replicas-min",
+         ["variables.replicas >= 2", "!(variables.rollout || variables.reconfigured || variables.scaleDown) || "]),
         (
             "run-as-non-root",
             ["c.?securityContext.?runAsNonRoot.or(variables.pod.?securityContext.?runAsNonRoot)", "orValue(-1) != 0"],
@@ -291,7 +292,8 @@ def test_exemptions_per_check_with_expiry() -> None:
     assert g.next_expiry == datetime(2025, 6, 15, tzinfo=UTC)
     vs = validations(g)
     live = vs["probe-liveness"]["expression"]
-    assert live.startswith('!(variables.rollout || variables.reconfigured) || ((object.metadata.name.matches("^legacy-.*$"))) || ')
+    assert live.startswith(
+        '!(variables.rollout || variables.reconfigured) || ((object.metadata.name.matches("^legacy-.*$"))) || ')
     assert 'request.namespace in ["sandbox"]' in live
     ready = vs["probe-readiness"]["expression"]
     assert "legacy" not in ready and 'request.namespace in ["sandbox"]' in ready
