@@ -7,6 +7,7 @@ shared state is the operator context in `memo` (see context.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -71,7 +72,9 @@ async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.wake(name)
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)  # type: ignore[arg-type]  # index kwargs
+# cancellation_backoff: kopf signals first and cancels only after it, so the cleanup below is not
+# cut short between deleting the binding and the VAP.
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=0.5, cancellation_timeout=10.0)  # type: ignore[arg-type]  # index kwargs
 async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
@@ -81,7 +84,7 @@ async def policy_daemon(
     ctx = context_of(memo)
     runtime = ctx.registry.ensure(name, uid)
     view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
-    vap = VapSync(name, ctx.api, ctx.settings.excluded_namespaces) if ctx.settings.vap else None
+    vap = VapSync(name, ctx.api, ctx.settings.excluded_namespaces, uid) if ctx.settings.vap else None
 
     async def reconcile() -> float:
         item = PassInput(name, uid, meta.get("generation"), dict(spec), dict(status))
@@ -102,13 +105,17 @@ async def policy_daemon(
         ctx.slos.forget(name)
         if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             ctx.metrics.forget_policy(name, slo_names)
-            await _cleanup(ctx.api, runtime.written_reports)
-            if vap is not None:
-                await vap.delete()
+            # Shielded: a cancellation (kopf escalating) must not stop it halfway.
+            await asyncio.shield(ctx.spawn(_cleanup(ctx.api, dict(runtime.written_reports), vap)))
 
 
-async def _cleanup(api: KubeApi, reports: dict[tuple[str, str], str]) -> None:
+async def _cleanup(api: KubeApi, reports: dict[tuple[str, str], str], vap: VapSync | None) -> None:
     """Delete what a deleted policy wrote (owner references let the GC do it too, later)."""
+    if vap is not None:  # first: it is what still enforces
+        try:
+            await vap.delete()
+        except Exception:
+            log.warning("could not delete the fail-safe ValidatingAdmissionPolicy of a deleted policy", exc_info=True)
     for namespace, report in list(reports):
         try:
             await api.delete_policy_report(namespace, report)
