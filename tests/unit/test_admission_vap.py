@@ -132,7 +132,8 @@ def _all_expressions(g: GeneratedVap) -> list[str]:
         {"admission": {"overrideUsers": ["bob"], "overrideGroups": ["sre"], "judgeUnchangedUpdates": True}},
         {
             "exemptions": [
-                {"checks": ["*"], "names": ["legacy-*", "a.b?"], "namespaces": ["x"], "reason": "r"},
+                {"checks": ["*"], "names": ["legacy-*", "a.b?"], "namespaces": ["x"], "reason": "r",
+                 "expires": "2099-01-01T00:00:00Z"},
                 {"checks": ["image-tag-pinned"], "names": ["v1.[ab]*"], "reason": "r"},
                 {
                     "checks": ["probe-liveness"],
@@ -257,7 +258,8 @@ def test_replicas_min_left_to_webhook_with_hpa_rule() -> None:
 def test_override_match_condition() -> None:
     vap, _ = vap_and_binding(gen(spec()))
     cond = vap["spec"]["matchConditions"][0]["expression"]
-    assert cond == "object.metadata.?annotations[?\"readiness.dev/override\"].orValue('').trim() == ''"
+    assert cond == ("object.metadata.?annotations[?\"readiness.dev/override\"].orValue('')"
+                    '.matches("^[\\\\p{Z}\\\\p{Cc}\\\\p{Cf}]*$")')
     vap, _ = vap_and_binding(gen(spec(admission={"overrideUsers": ["bob"], "overrideGroups": ["sre"]})))
     cond = vap["spec"]["matchConditions"][0]["expression"]
     assert 'request.userInfo.username in ["bob"]' in cond

@@ -53,7 +53,7 @@ from readiness_operator.model.check_ids import SLO_PREFIX
 from readiness_operator.model.common import BLOCKING
 from readiness_operator.model.slo import OnBreach, Slo
 from readiness_operator.model.spec import Mode, ReadinessPolicySpec
-from readiness_operator.names import OVERRIDE_ANNOTATION
+from readiness_operator.names import OVERRIDE_ANNOTATION, is_blank
 from readiness_operator.world import World, namespace_of
 
 __all__ = [
@@ -416,7 +416,8 @@ class _Override:
 def _apply_override(review: _Review, judgements: list[_PolicyJudgement]) -> _Override:
     annotations = (review.obj.get("metadata") or _EMPTY).get("annotations") or _EMPTY
     raw = annotations.get(OVERRIDE_ANNOTATION) if isinstance(annotations, Mapping) else None
-    o = _Override(present=raw is not None, reason=str(raw or "").strip())
+    text = str(raw or "")
+    o = _Override(present=raw is not None, reason="" if is_blank(text) else text.strip())
     for j in (j for j in judgements if j.deny):
         if not o.reason:
             o.still_denying.append(j)

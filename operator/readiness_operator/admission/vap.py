@@ -38,7 +38,14 @@ from readiness_operator.engine import compile_policy
 from readiness_operator.model.common import BLOCKING as _BLOCKING
 from readiness_operator.model.rules import ResourceBounds
 from readiness_operator.model.spec import Exemption, Mode, ReadinessPolicySpec
-from readiness_operator.names import IGNORE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OVERRIDE_ANNOTATION, POLICY_LABEL
+from readiness_operator.names import (
+    BLANK_RE2,
+    IGNORE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OVERRIDE_ANNOTATION,
+    POLICY_LABEL,
+)
 
 __all__ = [
     "MANAGED_BY",
@@ -173,13 +180,43 @@ def _dyn_selector_cel(sel: str, labels: str) -> str:
 # --------------------------------------------------------------------------- exemptions
 
 
+def _class_re(body: str) -> str:
+    """An fnmatch ``[...]`` body as an RE2 class: ``!`` negates, ranges kept, the rest literal."""
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    escaped = "".join("\\" + ch if ch in "\\[]^" else ch for ch in body)
+    return "[" + ("^" if negate else "") + escaped + "]"
+
+
 def _glob_re(pattern: str) -> str:
-    out = []
-    for ch in pattern:
+    """``fnmatch.fnmatchcase`` (what the engine uses) as an anchored RE2 pattern for CEL ``matches()``.
+
+    ``*`` any run, ``?`` one character, ``[...]``/``[!...]`` a class (a ``]`` right after the opening
+    bracket is literal, an unclosed ``[`` is literal), everything else literal.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
         if ch == "*":
             out.append(".*")
         elif ch == "?":
             out.append(".")
+        elif ch == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+            else:
+                out.append(_class_re(pattern[i:j]))
+                i = j + 1
         elif ch.isalnum() or ch in "-_":
             out.append(ch)
         else:
@@ -227,11 +264,16 @@ def _sc(field: str) -> str:
     return f"c.?securityContext.?{field}.or(variables.pod.?securityContext.?{field})"
 
 
+#: A decimal exponent beyond +-100 (the API server stores 1e400 as "10e399"): parse_quantity calls it
+#: invalid, so the CEL does too (CEL's quantity() would accept it).
+_EXPONENT_OUT_OF_RANGE = "[eE][+-]?0*([1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[1-9])$"
+
+
 def _resource(kind: str, resource: str, bounds: ResourceBounds) -> _Cel:
     value = f"c.?resources.?{kind}[?{_lit(resource)}]"
     if kind == "requests":  # the API server defaults a missing request to the limit
         value = f"{value}.or(c.?resources.?limits[?{_lit(resource)}])"
-    conds: list[str] = []
+    conds: list[str] = [f"(!{value}.hasValue() || !string({value}.value()).matches({_lit(_EXPONENT_OUT_OF_RANGE)}))"]
     words: list[str] = []
     if bounds.required:
         conds.append(f"{value}.hasValue()")
@@ -413,16 +455,17 @@ def _namespace_selector(spec: ReadinessPolicySpec, excluded: Sequence[str]) -> d
 
 
 def _override_condition(spec: ReadinessPolicySpec) -> str:
-    value = f"object.metadata.?annotations[?{_lit(OVERRIDE_ANNOTATION)}].orValue('').trim()"
+    value = f"object.metadata.?annotations[?{_lit(OVERRIDE_ANNOTATION)}].orValue('')"
+    blank = f"{value}.matches({_lit(BLANK_RE2)})"  # names.is_blank, in RE2
     adm = spec.admission
     if not adm.restricts_override:
-        return f"{value} == ''"
+        return blank
     who = []
     if adm.override_users:
         who.append(f"request.userInfo.username in {_lit(list(adm.override_users))}")
     if adm.override_groups:
         who.append(f"request.userInfo.?groups.orValue([]).exists(g, g in {_lit(list(adm.override_groups))})")
-    return f"{value} == '' || !({' || '.join(who)})"
+    return f"{blank} || !({' || '.join(who)})"
 
 
 def _active_exemptions(exemptions: Sequence[Exemption], now: datetime) -> tuple[list[Exemption], datetime | None]:

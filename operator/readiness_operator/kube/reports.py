@@ -17,7 +17,7 @@ from typing import Any, Final
 from readiness_operator.engine import Finding
 from readiness_operator.model import API_VERSION, KIND
 from readiness_operator.model.common import Severity
-from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL
+from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL, is_blank
 
 from .objects import deployment_ref
 from .state import Judged
@@ -74,9 +74,11 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
         "level": verdict.level,
         "compliant": "true" if verdict.compliant else "false",
     }
-    override = ((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION)
-    if override:  # admitted through break-glass: the report says so next to each result
-        common_props["override"] = str(override)[:256]
+    override = str(((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION) or "")
+    # Only when the override bypasses something (a denying failure) and is a reason at all: a
+    # compliant Deployment, or a metadata-only edit that added the annotation, overrode nothing.
+    if not verdict.compliant and not is_blank(override):
+        common_props["override"] = override.strip()[:256]
     # One reference and timestamp per Deployment, shared by its results (they are only serialised).
     resources = [deployment_ref(judged.deployment)]
     timestamp = {"seconds": seconds, "nanos": 0}
