@@ -37,8 +37,8 @@ def test_wide_namespace_gets_its_reports_each_under_the_limit(crds: Cluster, tmp
             sizes = [len(json.dumps(r)) for r in found]
             assert len(found) >= 2 and sum(sizes) > 1_500_000, sizes
             assert max(sizes) < 1_300_000, sizes  # as read back (etcd also stores managedFields)
-            status = crds.get_json("rp", "wide")["status"]
-            assert status["targets"] == 60 and "reportErrors" not in status
+            status = eventually(lambda: crds.get_json("rp", "wide")["status"], what="status")
+            assert status["targets"] == 60 and status["reportErrors"] == 0, status
             assert "Traceback" not in op.logs()
         finally:
             crds.kubectl("delete", "rp", "wide", "--ignore-not-found")  # while the operator removes its finalizer

@@ -289,7 +289,7 @@ def _with_report_errors(
     """Status with ``reportErrors`` and a ``ReportsWritten`` condition when any report was refused."""
     out = {**status, "conditions": [c for c in status.get("conditions") or () if c.get("type") != "ReportsWritten"]}
     failures = runtime.report_failures
-    out.pop("reportErrors", None)
+    out["reportErrors"] = len(failures)  # always set: the CRD schema defaults it to 0 on read anyway
     if not failures:
         return out
     since = now.isoformat().replace("+00:00", "Z")
@@ -297,7 +297,6 @@ def _with_report_errors(
         if old.type == "ReportsWritten" and old.status == "False" and old.last_transition_time:
             since = old.last_transition_time
     (ns, name), first = sorted(failures.items())[0]
-    out["reportErrors"] = len(failures)
     out["conditions"].append(Condition.model_validate({
         "type": "ReportsWritten", "status": "False", "reason": "ReportRejected",
         "message": f"{len(failures)} PolicyReport(s) refused by the API server, retried with backoff; "
