@@ -6,24 +6,38 @@ speak of the same keys, and a key spelled twice drifts.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
 __all__ = [
     "ANNOTATION_PREFIX",
+    "BLANK_RE2",
     "IGNORE_LABEL",
     "MANAGED_BY",
     "MANAGED_BY_LABEL",
     "MANAGED_BY_LABELS",
     "OVERRIDE_ANNOTATION",
     "POLICY_LABEL",
+    "is_blank",
 ]
 
 #: Our own annotations and labels live under this prefix (the trimmed Deployment keeps only these).
 ANNOTATION_PREFIX: Final = "readiness.dev/"
 #: Break-glass annotation on a Deployment; its value is the (required) reason.
 OVERRIDE_ANNOTATION: Final = "readiness.dev/override"
+#: An override reason made only of separators (Unicode Z*), control (Cc: \t, \x1f...) and format
+#: (Cf: \u200b, \ufeff...) characters is blank, i.e. no reason. The same definition in RE2, for
+#: the fail-safe CEL (``value.matches(BLANK_RE2)``).
+BLANK_RE2: Final = r"^[\p{Z}\p{Cc}\p{Cf}]*$"
+
+
+def is_blank(value: str) -> bool:
+    """No visible character: what the webhook and the fail-safe CEL both call a blank reason."""
+    return all(unicodedata.category(ch)[0] == "Z" or unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
+
+
 #: A namespace labelled ``readiness.dev/ignore: "true"`` is never judged at admission.
 IGNORE_LABEL: Final = "readiness.dev/ignore"
 #: The policy an object we wrote belongs to (PolicyReports, ValidatingAdmissionPolicies).

@@ -79,6 +79,7 @@ def summarize(
         targets=len(items),
         compliant=len(items) - len(bad),
         noncompliant=len(bad),
+        exempt=sum(1 for v in items if any(f.status == "exempt" for f in v.findings)),
         score=score,
         conditions=conditions,
         worst_offenders=[

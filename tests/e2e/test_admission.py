@@ -3,6 +3,7 @@ and its generated ValidatingAdmissionPolicies, never by calling the handler dire
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,7 +59,8 @@ def admission(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     cluster.apply(yaml.safe_dump({
         "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": "adm-enforce"},
         "spec": {"mode": "Enforce", "match": {"namespaces": ["adm-enforce"]},
-                 "rules": {**RULES, "podDisruptionBudget": {"required": True, "minAvailable": 1}},
+                 "rules": {**RULES, "podDisruptionBudget": {"required": True, "minAvailable": 1},
+                           "rollingUpdate": {"required": True}},
                  "exemptions": [{"checks": ["probe-readiness", "replicas-min", "pdb-present", "pdb-min-available"],
                                  "names": ["legacy-*"], "reason": "migrating in Q1"}]}}))
     cluster.apply(policy("adm-warn", "Warn", "adm-warn"))
@@ -144,14 +146,84 @@ def test_override_admits_records_an_event_and_the_report(admission: OperatorProc
     eventually(report_override, what="override recorded in the PolicyReport")
 
 
+def pdb(namespace: str, name: str) -> str:
+    return yaml.safe_dump({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                           "metadata": {"name": name, "namespace": namespace},
+                           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}})
+
+
 def test_scaling_a_noncompliant_deployment_still_works(admission: OperatorProcess, crds: Cluster) -> None:
     crds.apply(deployment("adm-enforce", "scalable", probe=False,
                           annotations={"readiness.dev/override": "pre-existing workload"}))
-    crds.kubectl("-n", "adm-enforce", "scale", "deployment", "scalable", "--replicas=1")
-    eventually(lambda: crds.get_json("-n", "adm-enforce", "deployment", "scalable")["spec"]["replicas"] == 1,
+    crds.kubectl("-n", "adm-enforce", "scale", "deployment", "scalable", "--replicas=3")  # up: never denied
+    eventually(lambda: crds.get_json("-n", "adm-enforce", "deployment", "scalable")["spec"]["replicas"] == 3,
                what="scaled")
-    # An update that does not touch the pod template or replicas is not blocked by old violations.
+    # An update that does not touch the spec is not blocked by old violations.
     crds.kubectl("-n", "adm-enforce", "label", "deployment", "scalable", "owner=team-a")
+
+
+def test_scale_subresource_below_the_minimum_is_denied(admission: OperatorProcess, crds: Cluster) -> None:
+    # `kubectl scale` goes through deployments/scale (an autoscaling/v1 Scale): judged like a patch of
+    # spec.replicas, by the webhook (from the indexed Deployment) and by the fail-safe VAP.
+    crds.apply(pdb("adm-enforce", "scaled"))
+    eventually(lambda: crds.apply(deployment("adm-enforce", "scaled", probe=True, replicas=2)), what="created")
+    for replicas in ("0", "1"):
+        with pytest.raises(KubectlError) as denied:
+            crds.kubectl("-n", "adm-enforce", "scale", "deployment", "scaled", f"--replicas={replicas}")
+        assert "replicas-min" in denied.value.stderr, denied.value.stderr
+    patch = '{"spec": {"replicas": 0}}'
+    with pytest.raises(KubectlError) as patched:  # the same answer as a patch of spec.replicas
+        crds.kubectl("-n", "adm-enforce", "patch", "deployment", "scaled", "--type=merge", "-p", patch)
+    assert "replicas-min" in patched.value.stderr
+    crds.kubectl("-n", "adm-enforce", "scale", "deployment", "scaled", "--replicas=4")
+    crds.kubectl("-n", "adm-enforce", "scale", "deployment", "scaled", "--replicas=2")  # down, not below
+    assert crds.get_json("-n", "adm-enforce", "deployment", "scaled")["spec"]["replicas"] == 2
+
+
+def test_strategy_only_change_and_server_side_apply_are_judged(admission: OperatorProcess, crds: Cluster) -> None:
+    crds.apply(pdb("adm-enforce", "strategy"))
+    owned = yaml.safe_load(deployment("adm-enforce", "strategy", probe=True))
+    # Owning rollingUpdate lets the second apply (Recreate) drop it.
+    owned["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}
+    manifest = yaml.safe_dump(owned)
+    eventually(lambda: crds.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input=manifest),
+               what="created by server-side apply")
+    recreate = '{"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}}'
+    with pytest.raises(KubectlError) as denied:
+        crds.kubectl("-n", "adm-enforce", "patch", "deployment", "strategy", "--type=merge", "-p", recreate)
+    assert "rolling-update" in denied.value.stderr, denied.value.stderr
+    as_applied = yaml.safe_load(manifest)
+    as_applied["spec"]["strategy"] = {"type": "Recreate"}
+    with pytest.raises(KubectlError) as applied:  # the same change through server-side apply
+        crds.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e", "-f", "-",
+                     input=yaml.safe_dump(as_applied))
+    assert "rolling-update" in applied.value.stderr
+    noncompliant = deployment("adm-enforce", "strategy-bad", probe=False)
+    with pytest.raises(KubectlError) as created:
+        crds.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input=noncompliant)
+    assert "probe-readiness" in created.value.stderr
+    assert crds.get_json("-n", "adm-enforce", "deployment", "strategy")["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_rollout_undo_is_a_judged_rollout(admission: OperatorProcess, crds: Cluster) -> None:
+    # `kubectl rollout undo` patches the pod template back to an earlier revision: a rollout, judged
+    # by every static check (only SLO Block gates let rollbacks through).
+    crds.apply(pdb("adm-enforce", "undo"))
+    eventually(lambda: crds.apply(deployment("adm-enforce", "undo", probe=True, image="app:1.0")), what="v1")
+    crds.apply(deployment("adm-enforce", "undo", probe=True, image="app:2.0"))
+
+    def revisions() -> bool:
+        items = crds.get_json("-n", "adm-enforce", "replicasets")["items"]
+        return len([rs for rs in items if rs["metadata"]["name"].startswith("undo-")]) >= 2
+
+    eventually(revisions, timeout=60, what="two ReplicaSets (revisions)")
+    crds.kubectl("-n", "adm-enforce", "rollout", "undo", "deployment/undo")
+    image = crds.get_json("-n", "adm-enforce", "deployment", "undo")["spec"]["template"]["spec"]["containers"][0]
+    assert image["image"] == "app:1.0"
+    bad = yaml.safe_load(deployment("adm-enforce", "undo", probe=False, image="app:3.0"))
+    with pytest.raises(KubectlError) as denied:
+        crds.kubectl("apply", "-f", "-", input=yaml.safe_dump(bad))
+    assert "probe-readiness" in denied.value.stderr
 
 
 def test_policy_webhook_rejects_what_the_schema_cannot(admission: OperatorProcess, crds: Cluster) -> None:
@@ -204,5 +276,30 @@ def test_fail_safe_vap_enforces_static_checks_while_the_operator_is_down(
         # and so does anything in namespaces without an Enforce policy.
         crds.apply(deployment("adm-enforce", "ok-while-down", probe=True))
         crds.apply(deployment("adm-audit", "also-ok", probe=False, replicas=1))
+        with pytest.raises(KubectlError) as scaled:  # the scale subresource, judged by the VAP alone
+            crds.kubectl("-n", "adm-enforce", "scale", "deployment", "ok-while-down", "--replicas=0")
+        assert "ValidatingAdmissionPolicy 'readiness-adm-enforce'" in scaled.value.stderr
+        assert "replicas-min" in scaled.value.stderr
+        patch = '{"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}}'
+        with pytest.raises(KubectlError) as recreated:  # a strategy-only change, judged by the VAP alone
+            crds.kubectl("-n", "adm-enforce", "patch", "deployment", "ok-while-down", "--type=merge", "-p", patch)
+        assert "rolling-update" in recreated.value.stderr
     finally:
         admission.start()
+
+
+def test_an_oversized_deployment_is_judged_not_failed_open(admission: OperatorProcess, crds: Cluster) -> None:
+    # ~2.5 MiB of env (2,500 x 1 KiB): the AdmissionReview is far above aiohttp's 1 MiB default. The
+    # webhook must judge it (no PDB: pdb-present, a live check only the webhook makes) instead of
+    # answering 413, which the API server (failurePolicy Ignore) would take as "admit".
+    big = yaml.safe_load(deployment("adm-enforce", "oversized", probe=True))
+    big["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": f"VAR_{i}", "value": "v" * 1024} for i in range(2500)]
+    body = json.dumps(big)
+    assert len(body) > int(2.5 * 1024 * 1024)
+    with pytest.raises(KubectlError) as denied:
+        crds.kubectl("create", "-f", "-", input=body)  # create: apply's annotation would double the size
+    err = denied.value.stderr
+    assert 'admission webhook "deployments.readiness.dev" denied the request' in err, err[-2000:]
+    assert "pdb-present" in err
+    assert crds.kubectl("-n", "adm-enforce", "get", "deployment", "oversized", check=False).returncode != 0

@@ -109,14 +109,13 @@ ALLOWED = [
     *[(verb, "events.events.k8s.io", ("-n", "default")) for verb in ("create", "patch")],
     *[(verb, "policyreports.wgpolicyk8s.io", ("-n", "default"))
       for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
-    *[(verb, "validatingwebhookconfigurations.admissionregistration.k8s.io", ())
-      for verb in ("get", "list", "watch", "create")],
+    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
     *[(verb, f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ())
-      for verb in ("patch", "update")],
+      for verb in ("get", "patch", "update")],
     *[(verb, resource, ())
       for resource in ("validatingadmissionpolicies.admissionregistration.k8s.io",
                        "validatingadmissionpolicybindings.admissionregistration.k8s.io")
-      for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
+      for verb in ("get", "create", "patch", "update", "delete")],
     *[(verb, "customresourcedefinitions.apiextensions.k8s.io", ()) for verb in ("get", "list", "watch")],
     *[(verb, f"leases.coordination.k8s.io/{LEASE}", ("-n", NAMESPACE)) for verb in ("get", "update")],
     ("create", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
@@ -144,6 +143,13 @@ DENIED = [
     ("get", "configmaps", ("-A",)),
     ("create", "serviceaccounts/token", ("-n", NAMESPACE)),
     ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ()),
+    ("get", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ()),
+    ("delete", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ()),
+    ("list", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
+    ("watch", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
+    ("list", "validatingadmissionpolicies.admissionregistration.k8s.io", ()),
+    ("deletecollection", "validatingadmissionpolicies.admissionregistration.k8s.io", ()),
+    ("create", "mutatingadmissionpolicies.admissionregistration.k8s.io", ()),
     ("delete", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ()),
     ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ()),
     ("create", "readinesspolicies.readiness.dev", ()),

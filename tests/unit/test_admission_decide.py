@@ -17,6 +17,7 @@ from readiness_operator.admission.decide import (
     classify_change,
     pod_template_digest,
     review_deployment,
+    scale_as_deployment_update,
 )
 from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.names import OVERRIDE_ANNOTATION
@@ -227,6 +228,45 @@ def test_classify_change(old_replicas: int, new_replicas: int, template_changed:
     new = deployment(replicas=new_replicas, probes=template_changed)
     assert classify_change("UPDATE", new, old) == expected
     assert classify_change("CREATE", new, None) == "create"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("strategy", {"type": "Recreate"}), ("minReadySeconds", 30), ("progressDeadlineSeconds", 60),
+     ("paused", True), ("revisionHistoryLimit", 1)],
+)
+def test_a_spec_change_besides_template_and_replicas_is_a_reconfigure(field: str, value: Any) -> None:
+    old, new = deployment(), deployment()
+    new["spec"][field] = value
+    assert classify_change("UPDATE", new, old) == "reconfigure"
+    assert classify_change("UPDATE", old, new) == "reconfigure"  # unsetting it, too
+    new = deployment(team="x")
+    new["metadata"]["annotations"] = {"a": "b"}
+    assert classify_change("UPDATE", new, old) == "unchanged"  # metadata only
+
+
+def test_strategy_only_change_to_recreate_is_denied() -> None:
+    rolling = spec("Enforce", rules={"rollingUpdate": {"required": True}})
+    old = deployment(probes=True)
+    old["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    new = copy.deepcopy(old)
+    new["spec"]["strategy"] = {"type": "Recreate"}
+    d = review(request(new, op="UPDATE", old=old), ("p", rolling))
+    assert not d.allowed and d.change == "reconfigure" and "rolling-update" in d.message
+
+
+def test_a_scale_request_is_the_replicas_update_of_the_indexed_deployment() -> None:
+    current = deployment(replicas=3, annotations={OVERRIDE_ANNOTATION: "old incident"})
+    scale = {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web", "namespace": "demo"}}
+    req = request({**scale, "spec": {"replicas": 0}}, op="UPDATE", old={**scale, "spec": {"replicas": 3}}, sub="scale")
+    translated = scale_as_deployment_update(req, current)
+    assert translated["object"]["spec"]["replicas"] == 0 and translated["oldObject"]["spec"]["replicas"] == 3
+    assert translated["object"]["spec"]["template"] == current["spec"]["template"]
+    d = review(translated, ("p", REPLICAS))  # the Scale carries no override: not overridable
+    assert not d.allowed and d.change == "scale-down" and "replicas-min" in d.message
+    up = scale_as_deployment_update(request({**scale, "spec": {"replicas": 5}}, op="UPDATE",
+                                            old={**scale, "spec": {"replicas": 3}}, sub="scale"), current)
+    assert review(up, ("p", REPLICAS)).allowed
 
 
 def test_unchanged_update_is_not_blocked_for_preexisting_violations() -> None:

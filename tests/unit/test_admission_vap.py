@@ -85,7 +85,14 @@ def test_structure_and_yaml_round_trip() -> None:
             "operations": ["CREATE", "UPDATE"],
             "resources": ["deployments"],
             "scope": "Namespaced",
-        }
+        },
+        {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "operations": ["UPDATE"],
+            "resources": ["deployments/scale"],
+            "scope": "Namespaced",
+        },
     ]
     assert vap["spec"]["matchConstraints"] == {"resourceRules": rules}
     assert vap["spec"]["failurePolicy"] == "Fail"
@@ -125,7 +132,8 @@ def _all_expressions(g: GeneratedVap) -> list[str]:
         {"admission": {"overrideUsers": ["bob"], "overrideGroups": ["sre"], "judgeUnchangedUpdates": True}},
         {
             "exemptions": [
-                {"checks": ["*"], "names": ["legacy-*", "a.b?"], "namespaces": ["x"], "reason": "r"},
+                {"checks": ["*"], "names": ["legacy-*", "a.b?"], "namespaces": ["x"], "reason": "r",
+                 "expires": "2099-01-01T00:00:00Z"},
                 {"checks": ["image-tag-pinned"], "names": ["v1.[ab]*"], "reason": "r"},
                 {
                     "checks": ["probe-liveness"],
@@ -177,7 +185,8 @@ def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
         ),
         ("requests-memory", ['compareTo(quantity("64Mi")) >= 0']),
         ("limits-memory", ['c.?resources.?limits[?"memory"].hasValue()', 'compareTo(quantity("1Gi")) <= 0']),
-        ("replicas-min", ["variables.replicas >= 2", "!(variables.rollout || variables.scaleDown) || "]),
+        ("replicas-min",
+         ["variables.replicas >= 2", "!(variables.rollout || variables.reconfigured || variables.scaleDown) || "]),
         (
             "run-as-non-root",
             ["c.?securityContext.?runAsNonRoot.or(variables.pod.?securityContext.?runAsNonRoot)", "orValue(-1) != 0"],
@@ -207,7 +216,7 @@ def test_check_expressions(check: str, fragments: list[str]) -> None:
     for fragment in fragments:
         assert fragment in v["expression"], (fragment, v["expression"])
     if check != "replicas-min":
-        assert v["expression"].startswith("!(variables.rollout) || ")
+        assert v["expression"].startswith("!(variables.rollout || variables.reconfigured) || ")
     assert v["message"].startswith(f"{check}: ")
 
 
@@ -249,7 +258,8 @@ def test_replicas_min_left_to_webhook_with_hpa_rule() -> None:
 def test_override_match_condition() -> None:
     vap, _ = vap_and_binding(gen(spec()))
     cond = vap["spec"]["matchConditions"][0]["expression"]
-    assert cond == "object.metadata.?annotations[?\"readiness.dev/override\"].orValue('').trim() == ''"
+    assert cond == ("object.metadata.?annotations[?\"readiness.dev/override\"].orValue('')"
+                    '.matches("^[\\\\p{Z}\\\\p{Cc}\\\\p{Cf}]*$")')
     vap, _ = vap_and_binding(gen(spec(admission={"overrideUsers": ["bob"], "overrideGroups": ["sre"]})))
     cond = vap["spec"]["matchConditions"][0]["expression"]
     assert 'request.userInfo.username in ["bob"]' in cond
@@ -261,9 +271,9 @@ def test_judge_unchanged_updates_drops_the_rollout_guard() -> None:
     vap, _ = vap_and_binding(g)
     assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override"]
     for v in g.per_check:
-        guard = "!(variables.rollout || variables.scaleDown || variables.unchanged) || "
+        guard = "!(variables.rollout || variables.reconfigured || variables.scaleDown || variables.unchanged) || "
         if check_of(v) != "replicas-min":
-            guard = "!(variables.rollout || variables.unchanged) || "
+            guard = "!(variables.rollout || variables.reconfigured || variables.unchanged) || "
         assert v["expression"].startswith(guard), v["expression"]
 
 
@@ -284,7 +294,8 @@ def test_exemptions_per_check_with_expiry() -> None:
     assert g.next_expiry == datetime(2025, 6, 15, tzinfo=UTC)
     vs = validations(g)
     live = vs["probe-liveness"]["expression"]
-    assert live.startswith('!(variables.rollout) || ((object.metadata.name.matches("^legacy-.*$"))) || ')
+    assert live.startswith(
+        '!(variables.rollout || variables.reconfigured) || ((object.metadata.name.matches("^legacy-.*$"))) || ')
     assert 'request.namespace in ["sandbox"]' in live
     ready = vs["probe-readiness"]["expression"]
     assert "legacy" not in ready and 'request.namespace in ["sandbox"]' in ready
@@ -317,7 +328,7 @@ def test_exemption_selector_cel() -> None:
     )
     expr = validations(gen(s))["probe-liveness"]["expression"]
     assert (
-        '(("team" in variables.labels && variables.labels["team"] == "a") && '
+        '((variables.isScale || ("team" in variables.labels && variables.labels["team"] == "a") && '
         '("x" in variables.labels && variables.labels["x"] in ["1"]) && '
         '!("y" in variables.labels && variables.labels["y"] in ["2"]) && '
         '("z" in variables.labels) && !("w" in variables.labels))'

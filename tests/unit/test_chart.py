@@ -311,8 +311,14 @@ def test_rbac_is_least_privilege(default_docs: list[dict[str, Any]], all_feature
         for rule in _rules(docs, "ClusterRole"):
             if "deployments" in rule["resources"]:
                 assert set(rule["verbs"]) == {"get", "list", "watch"}
-            if "validatingwebhookconfigurations" in rule["resources"] and {"patch", "update"} & set(rule["verbs"]):
-                assert rule["resourceNames"] == ["readiness-operator"]
+            if "validatingwebhookconfigurations" in rule["resources"]:
+                if "resourceNames" in rule:
+                    assert rule["resourceNames"] == ["readiness-operator"]
+                    assert set(rule["verbs"]) == {"get", "patch", "update"}
+                else:  # create cannot be restricted by name; nothing else is cluster-wide
+                    assert rule["verbs"] == ["create"]
+            if "validatingadmissionpolicies" in rule["resources"]:
+                assert set(rule["verbs"]) == {"get", "create", "patch", "update", "delete"}  # no list/watch
 
     role = _rules(default_docs, "Role")
     assert role == [

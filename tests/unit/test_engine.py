@@ -109,7 +109,7 @@ def test_multiple_containers_are_all_reported() -> None:
     ("exemption", "status"),
     [
         ({"checks": ["probe-readiness"], "reason": "r"}, "exempt"),
-        ({"checks": ["*"], "reason": "r"}, "exempt"),
+        ({"checks": ["*"], "reason": "r", "expires": "2099-01-01T00:00:00Z"}, "exempt"),
         ({"checks": ["probe-readiness"], "reason": "r", "namespaces": ["demo"]}, "exempt"),
         ({"checks": ["probe-readiness"], "reason": "r", "namespaces": ["prod"]}, "fail"),
         ({"checks": ["probe-readiness"], "reason": "r", "names": ["we*"]}, "exempt"),

@@ -66,6 +66,7 @@ def test_crd_names_scope_and_columns() -> None:
         ("TARGETS", ".status.targets"),
         ("COMPLIANT", ".status.compliant"),
         ("NONCOMPLIANT", ".status.noncompliant"),
+        ("EXEMPT", ".status.exempt"),
         ("SCORE", ".status.score"),
         ("READY", '.status.conditions[?(@.type=="Ready")].status'),
         ("AGE", ".metadata.creationTimestamp"),

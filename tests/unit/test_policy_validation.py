@@ -113,6 +113,7 @@ def test_valid_policy_with_status_and_server_metadata() -> None:
                     {
                         "checks": ["*"],
                         "reason": "r",
+                        "expires": "2099-01-01T00:00:00Z",
                         "selector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "not ok"]}]},
                     }
                 ]
@@ -366,7 +367,8 @@ def test_selector_requirement_reports_key_operator_and_values_at_once() -> None:
 def test_namespaces_are_dns_labels(namespaces: list[str], ok: bool) -> None:
     spec = {
         "match": {"excludeNamespaces": namespaces},
-        "exemptions": [{"checks": ["*"], "reason": "r", "namespaces": namespaces}],
+        "exemptions": [{"checks": ["*"], "reason": "r", "namespaces": namespaces,
+                        "expires": "2099-01-01T00:00:00Z"}],
     }
     problems = validate_policy_object(policy(**spec))
     assert (problems == []) is ok, problems

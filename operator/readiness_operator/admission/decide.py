@@ -4,8 +4,11 @@ The webhook glue hands in the AdmissionReview ``request`` dict, the current poli
 that builds the :class:`~readiness_operator.world.World` of a Deployment from the operator's indexes;
 :func:`review_deployment` answers allow / warn / deny. Rules (see docs and issue 4/5):
 
-* Only CREATE and UPDATE of ``apps/v1`` ``deployments`` without a subresource are judged; ``scale``
-  and ``status`` subresources, DELETE and CONNECT are always allowed.
+* CREATE and UPDATE of ``apps/v1`` ``deployments`` are judged, and UPDATEs of their ``scale``
+  subresource (``kubectl scale``, HPAs): the glue turns a Scale request into the replicas-only UPDATE
+  of the indexed Deployment it is (:func:`scale_as_deployment_update`). The ``status`` subresource,
+  DELETE and CONNECT are always allowed. A Scale object carries no annotations, so a scale request
+  cannot be overridden (patch ``spec.replicas`` with the override annotation instead).
 * Namespaces in ``excluded_namespaces`` are allowed untouched; policies whose ``match`` does not select
   the Deployment are ignored.
 * What changed decides what is judged:
@@ -16,8 +19,12 @@ that builds the :class:`~readiness_operator.world.World` of a Deployment from th
     never deny it (an error-budget freeze allows scale-downs). HPA checks and ``pdb-present`` do not
     depend on ``spec.replicas``, so a scale cannot newly break them.
   - ``scale-up`` (only ``spec.replicas``, upwards): allowed; more replicas never make a replica check worse.
-  - ``unchanged`` (neither template nor replicas changed: labels, annotations, strategy...): allowed,
-    so pre-existing violations never block unrelated edits, unless a matching policy sets
+  - ``reconfigure`` (an UPDATE changing a spec field other than ``template`` and ``replicas``:
+    ``strategy``, ``minReadySeconds``, ``progressDeadlineSeconds``, ``paused``...): every static check
+    (``rolling-update`` reads ``strategy``; a changed rollout contract is a new promise to check), SLO
+    gates only warn (no new pods roll out).
+  - ``unchanged`` (nothing but metadata changed: labels, annotations): allowed, so pre-existing
+    violations never block unrelated edits, unless a matching policy sets
     ``spec.admission.judgeUnchangedUpdates``; then that policy judges every static check (SLO gates
     only warn: no rollout happens).
 
@@ -46,7 +53,7 @@ from readiness_operator.model.check_ids import SLO_PREFIX
 from readiness_operator.model.common import BLOCKING
 from readiness_operator.model.slo import OnBreach, Slo
 from readiness_operator.model.spec import Mode, ReadinessPolicySpec
-from readiness_operator.names import OVERRIDE_ANNOTATION
+from readiness_operator.names import OVERRIDE_ANNOTATION, is_blank
 from readiness_operator.world import World, namespace_of
 
 __all__ = [
@@ -54,11 +61,13 @@ __all__ = [
     "MAX_WARNINGS",
     "MAX_WARNING_CHARS",
     "SCALE_CHECKS",
+    "SPEC_FIELDS",
     "AdmissionDecision",
     "Change",
     "classify_change",
     "pod_template_digest",
     "review_deployment",
+    "scale_as_deployment_update",
 ]
 
 #: Checks whose outcome depends on ``spec.replicas``: the only ones judging a replicas-only change.
@@ -71,7 +80,11 @@ MAX_WARNINGS = 20
 _MAX_WARNINGS_TOTAL = 4000
 _MAX_LINE_CHARS = 1000
 
-Change = Literal["create", "rollout", "scale-up", "scale-down", "unchanged"]
+#: ``apps/v1`` DeploymentSpec fields besides ``template`` and ``replicas`` (the API server drops any
+#: other): a change of one of them is a ``reconfigure``. The fail-safe CEL compares exactly these.
+SPEC_FIELDS = ("selector", "strategy", "minReadySeconds", "revisionHistoryLimit", "paused", "progressDeadlineSeconds")
+
+Change = Literal["create", "rollout", "reconfigure", "scale-up", "scale-down", "unchanged"]
 _ROLLOUT: frozenset[Change] = frozenset({"create", "rollout"})
 _EMPTY: Mapping[str, Any] = {}
 
@@ -146,14 +159,36 @@ def classify_change(operation: str, obj: Mapping[str, Any], old: Mapping[str, An
     """What a CREATE/UPDATE does to the Deployment (see the module docstring)."""
     if operation == "CREATE" or old is None:
         return "create"
-    if _spec(obj).get("template") != _spec(old).get("template"):
+    new_spec, old_spec = _spec(obj), _spec(old)
+    if new_spec.get("template") != old_spec.get("template"):
         return "rollout"
+    others = (set(new_spec) | set(old_spec)) - {"template", "replicas"}
+    if any(new_spec.get(k) != old_spec.get(k) for k in others):
+        return "reconfigure"
     new_r, old_r = _replicas(obj), _replicas(old)
     if new_r < old_r:
         return "scale-down"
     if new_r > old_r:
         return "scale-up"
     return "unchanged"
+
+
+def scale_as_deployment_update(request: Mapping[str, Any], deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``deployments/scale`` UPDATE as the replicas-only Deployment UPDATE it amounts to.
+
+    ``deployment`` is the current Deployment (from the index); the Scale objects give only the old and
+    new ``spec.replicas``. The override annotation is dropped: the Scale request does not carry it.
+    """
+    def with_replicas(scale: Any) -> dict[str, Any]:
+        replicas = _replicas(scale if isinstance(scale, Mapping) else None)
+        meta = dict(deployment.get("metadata") or _EMPTY)
+        annotations = {k: v for k, v in (meta.get("annotations") or _EMPTY).items() if k != OVERRIDE_ANNOTATION}
+        meta["annotations"] = annotations
+        return {**deployment, "metadata": meta, "spec": {**_spec(deployment), "replicas": replicas}}
+
+    return {**request, "subResource": None, "object": with_replicas(request.get("object")),
+            "oldObject": with_replicas(request.get("oldObject")),
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"}}
 
 
 def _is_deployment(request: Mapping[str, Any]) -> bool:
@@ -387,7 +422,8 @@ class _Override:
 def _apply_override(review: _Review, judgements: list[_PolicyJudgement]) -> _Override:
     annotations = (review.obj.get("metadata") or _EMPTY).get("annotations") or _EMPTY
     raw = annotations.get(OVERRIDE_ANNOTATION) if isinstance(annotations, Mapping) else None
-    o = _Override(present=raw is not None, reason=str(raw or "").strip())
+    text = str(raw or "")
+    o = _Override(present=raw is not None, reason="" if is_blank(text) else text.strip())
     for j in (j for j in judgements if j.deny):
         if not o.reason:
             o.still_denying.append(j)

@@ -14,9 +14,11 @@ webhook) is down. It mirrors :mod:`readiness_operator.admission.decide` for what
   is left to the webhook. A Deployment that relies on an HPA for its minimum under a policy without an
   HPA rule must set ``spec.replicas`` to the minimum (or carry an exemption).
 * ``matchConditions`` skip objects with a non-blank ``readiness.dev/override`` annotation (from a user
-  allowed by ``spec.admission.overrideUsers/overrideGroups``) and, on UPDATE, objects whose
-  ``spec.template`` and ``spec.replicas`` did not change (unless ``judgeUnchangedUpdates``). A
-  replicas-only change is judged by ``replicas-min`` only, and only when it scales down.
+  allowed by ``spec.admission.overrideUsers/overrideGroups``) and, on UPDATE, objects whose spec did
+  not change (unless ``judgeUnchangedUpdates``). A replicas-only change, through the Deployment or
+  its ``scale`` subresource (an ``autoscaling/v1`` Scale: ``spec.replicas`` only, no labels, no
+  annotations), is judged by ``replicas-min`` only, and only when it scales down; a change of another
+  spec field (``strategy``...) judges every check, like decide.py's ``reconfigure``.
 * Exemptions become part of each covered check's expression (namespace, name globs, label selector);
   ``expires`` is applied at generation time: an expired exemption is left out, and
   :attr:`GeneratedVap.next_expiry` tells the caller when to regenerate.
@@ -30,12 +32,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from readiness_operator.admission.decide import SPEC_FIELDS
 from readiness_operator.checks import CATALOGUE
 from readiness_operator.engine import compile_policy
 from readiness_operator.model.common import BLOCKING as _BLOCKING
 from readiness_operator.model.rules import ResourceBounds
 from readiness_operator.model.spec import Exemption, Mode, ReadinessPolicySpec
-from readiness_operator.names import IGNORE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OVERRIDE_ANNOTATION, POLICY_LABEL
+from readiness_operator.names import (
+    BLANK_RE2,
+    IGNORE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OVERRIDE_ANNOTATION,
+    POLICY_LABEL,
+)
 
 __all__ = [
     "MANAGED_BY",
@@ -55,8 +65,29 @@ _RULES = [
         "operations": ["CREATE", "UPDATE"],
         "resources": ["deployments"],
         "scope": "Namespaced",
-    }
+    },
+    {  # `kubectl scale`, HPAs: the object is an autoscaling/v1 Scale (spec.replicas only)
+        "apiGroups": ["apps"],
+        "apiVersions": ["v1"],
+        "operations": ["UPDATE"],
+        "resources": ["deployments/scale"],
+        "scope": "Namespaced",
+    },
 ]
+
+_IS_SCALE = "(has(request.subResource) && request.subResource == 'scale')"
+_REPLICAS_DIFFER = "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)"
+
+
+def _field_changed(name: str) -> str:
+    """CEL: the DeploymentSpec field differs between object and oldObject (set, unset or value)."""
+    new, old = f"object.spec.{name}", f"oldObject.spec.{name}"
+    return f"(has({new}) != has({old}) || (has({new}) && {new} != {old}))"
+
+
+#: An UPDATE of a Deployment changing a spec field other than template and replicas (decide.py's
+#: ``reconfigure``: strategy, minReadySeconds, progressDeadlineSeconds...).
+_RECONFIGURED = " || ".join(_field_changed(f) for f in SPEC_FIELDS)
 
 # Variables shared by the validations (evaluated lazily, once per request).
 _VARIABLES: list[dict[str, str]] = [
@@ -69,9 +100,14 @@ _VARIABLES: list[dict[str, str]] = [
     {"name": "podLabels", "expression": "object.spec.template.metadata.?labels.orValue({})"},
     {"name": "labels", "expression": "object.metadata.?labels.orValue({})"},
     {"name": "replicas", "expression": "object.spec.?replicas.orValue(1)"},
+    {"name": "isScale", "expression": _IS_SCALE},
     {
         "name": "rollout",
-        "expression": "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template",
+        "expression": "!variables.isScale && (request.operation == 'CREATE' || object.spec.template != oldObject.spec.template)",
+    },
+    {
+        "name": "reconfigured",
+        "expression": f"!variables.isScale && request.operation == 'UPDATE' && ({_RECONFIGURED})",
     },
     {
         "name": "scaleDown",
@@ -79,7 +115,7 @@ _VARIABLES: list[dict[str, str]] = [
     },
     {
         "name": "unchanged",
-        "expression": "!variables.rollout && object.spec.?replicas.orValue(1) == oldObject.spec.?replicas.orValue(1)",
+        "expression": f"!variables.isScale && !variables.rollout && !variables.reconfigured && !({_REPLICAS_DIFFER})",
     },
 ]
 
@@ -144,13 +180,43 @@ def _dyn_selector_cel(sel: str, labels: str) -> str:
 # --------------------------------------------------------------------------- exemptions
 
 
+def _class_re(body: str) -> str:
+    """An fnmatch ``[...]`` body as an RE2 class: ``!`` negates, ranges kept, the rest literal."""
+    negate = body.startswith("!")
+    if negate:
+        body = body[1:]
+    escaped = "".join("\\" + ch if ch in "\\[]^" else ch for ch in body)
+    return "[" + ("^" if negate else "") + escaped + "]"
+
+
 def _glob_re(pattern: str) -> str:
-    out = []
-    for ch in pattern:
+    """``fnmatch.fnmatchcase`` (what the engine uses) as an anchored RE2 pattern for CEL ``matches()``.
+
+    ``*`` any run, ``?`` one character, ``[...]``/``[!...]`` a class (a ``]`` right after the opening
+    bracket is literal, an unclosed ``[`` is literal), everything else literal.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
         if ch == "*":
             out.append(".*")
         elif ch == "?":
             out.append(".")
+        elif ch == "[":
+            j = i
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+            else:
+                out.append(_class_re(pattern[i:j]))
+                i = j + 1
         elif ch.isalnum() or ch in "-_":
             out.append(ch)
         else:
@@ -165,8 +231,8 @@ def _exemption_cel(e: Exemption) -> str:
     if e.names:
         names = " || ".join(f"object.metadata.name.matches({_lit(_glob_re(n))})" for n in e.names)
         parts.append(f"({names})")
-    if e.selector is not None:
-        parts.append(f"({_selector_cel(e.selector.as_dict(), 'variables.labels')})")
+    if e.selector is not None:  # a Scale has no labels: the webhook judges its exemptions (fail open here)
+        parts.append(f"(variables.isScale || {_selector_cel(e.selector.as_dict(), 'variables.labels')})")
     return "(" + (" && ".join(parts) if parts else "true") + ")"
 
 
@@ -198,11 +264,16 @@ def _sc(field: str) -> str:
     return f"c.?securityContext.?{field}.or(variables.pod.?securityContext.?{field})"
 
 
+#: A decimal exponent beyond +-100 (the API server stores 1e400 as "10e399"): parse_quantity calls it
+#: invalid, so the CEL does too (CEL's quantity() would accept it).
+_EXPONENT_OUT_OF_RANGE = "[eE][+-]?0*([1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[1-9])$"
+
+
 def _resource(kind: str, resource: str, bounds: ResourceBounds) -> _Cel:
     value = f"c.?resources.?{kind}[?{_lit(resource)}]"
     if kind == "requests":  # the API server defaults a missing request to the limit
         value = f"{value}.or(c.?resources.?limits[?{_lit(resource)}])"
-    conds: list[str] = []
+    conds: list[str] = [f"(!{value}.hasValue() || !string({value}.value()).matches({_lit(_EXPONENT_OUT_OF_RANGE)}))"]
     words: list[str] = []
     if bounds.required:
         conds.append(f"{value}.hasValue()")
@@ -384,16 +455,17 @@ def _namespace_selector(spec: ReadinessPolicySpec, excluded: Sequence[str]) -> d
 
 
 def _override_condition(spec: ReadinessPolicySpec) -> str:
-    value = f"object.metadata.?annotations[?{_lit(OVERRIDE_ANNOTATION)}].orValue('').trim()"
+    value = f"object.metadata.?annotations[?{_lit(OVERRIDE_ANNOTATION)}].orValue('')"
+    blank = f"{value}.matches({_lit(BLANK_RE2)})"  # names.is_blank, in RE2
     adm = spec.admission
     if not adm.restricts_override:
-        return f"{value} == ''"
+        return blank
     who = []
     if adm.override_users:
         who.append(f"request.userInfo.username in {_lit(list(adm.override_users))}")
     if adm.override_groups:
         who.append(f"request.userInfo.?groups.orValue([]).exists(g, g in {_lit(list(adm.override_groups))})")
-    return f"{value} == '' || !({' || '.join(who)})"
+    return f"{blank} || !({' || '.join(who)})"
 
 
 def _active_exemptions(exemptions: Sequence[Exemption], now: datetime) -> tuple[list[Exemption], datetime | None]:
@@ -409,10 +481,11 @@ def _active_exemptions(exemptions: Sequence[Exemption], now: datetime) -> tuple[
 def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
     """The CEL condition under which a check is judged at all, mirroring decide.py.
 
-    Rollouts judge every check, scale-downs only replicas-min, scale-ups nothing, unchanged
-    updates everything only with judgeUnchangedUpdates.
+    Rollouts and reconfigurations judge every check, scale-downs (also through the scale
+    subresource) only replicas-min, scale-ups nothing, unchanged updates everything only with
+    judgeUnchangedUpdates.
     """
-    judged = ["variables.rollout"]
+    judged = ["variables.rollout", "variables.reconfigured"]
     if check_id == "replicas-min":
         judged.append("variables.scaleDown")
     if spec.admission.judge_unchanged_updates:
@@ -467,8 +540,8 @@ def _match_conditions(spec: ReadinessPolicySpec) -> list[dict[str, str]]:
         conditions.append(
             {
                 "name": "rollout-relevant",
-                "expression": "request.operation == 'CREATE' || object.spec.template != oldObject.spec.template || "
-                "object.spec.?replicas.orValue(1) != oldObject.spec.?replicas.orValue(1)",
+                "expression": f"request.operation == 'CREATE' || ({_IS_SCALE} ? {_REPLICAS_DIFFER} : "
+                f"(object.spec.template != oldObject.spec.template || {_REPLICAS_DIFFER} || {_RECONFIGURED}))",
             }
         )
     return conditions

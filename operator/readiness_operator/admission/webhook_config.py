@@ -9,6 +9,7 @@ from readiness_operator.names import IGNORE_LABEL, MANAGED_BY_LABELS
 from readiness_operator.settings import Settings
 
 DEPLOYMENT_PATH = "/validate-deployment"
+SCALE_PATH = "/validate-deployment-scale"
 POLICY_PATH = "/validate-policy"
 
 
@@ -23,7 +24,10 @@ def _client_config(settings: Settings, path: str, ca_pem: bytes) -> dict[str, An
 
 
 def webhook_configuration(settings: Settings, ca_pem: bytes) -> dict[str, Any]:
-    """Deployments (CREATE/UPDATE, never the scale or status subresources) and ReadinessPolicies.
+    """Deployments (CREATE/UPDATE), their scale subresource (UPDATE) and ReadinessPolicies.
+
+    The status subresource is never sent. `kubectl scale` and HPAs change replicas through
+    ``deployments/scale``; without that rule a scale-down below the minimum bypassed the webhook.
 
     `sideEffects: NoneOnDryRun`: the only side effect is the Event recording a break-glass override,
     and it is skipped for dry-run requests.
@@ -35,6 +39,10 @@ def webhook_configuration(settings: Settings, ca_pem: bytes) -> dict[str, Any]:
         "timeoutSeconds": settings.timeout_seconds,
         "matchPolicy": "Equivalent",
     }
+    namespaces = {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(settings.excluded_namespaces)},
+        {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
+    ]}
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -46,11 +54,15 @@ def webhook_configuration(settings: Settings, ca_pem: bytes) -> dict[str, Any]:
                 "clientConfig": _client_config(settings, DEPLOYMENT_PATH, ca_pem),
                 "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
                            "resources": ["deployments"], "scope": "Namespaced"}],
-                "namespaceSelector": {"matchExpressions": [
-                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                     "values": list(settings.excluded_namespaces)},
-                    {"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]},
-                ]},
+                "namespaceSelector": namespaces,
+            },
+            {
+                **common,
+                "name": "scale.deployments.readiness.dev",
+                "clientConfig": _client_config(settings, SCALE_PATH, ca_pem),
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                           "resources": ["deployments/scale"], "scope": "Namespaced"}],
+                "namespaceSelector": namespaces,
             },
             {
                 **common,

@@ -24,7 +24,7 @@ from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
 
-from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION
+from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, ReportRejected
 
 log = logging.getLogger(__name__)
 COMPONENT = MANAGED_BY  # the Event source and reporting component
@@ -36,6 +36,15 @@ ADMISSION_PLURALS: Final[Mapping[str, str]] = MappingProxyType({
 })
 LEASE_GROUP = "coordination.k8s.io"
 LEASE_TIMEOUT = 5.0  # seconds per Lease call: a hung renewal must fail well before the renew deadline
+
+
+_TOO_LARGE = ("too large", "larger than max", "exceeds the maximum")
+
+
+def rejected_for_size_or_content(exc: ApiException) -> bool:
+    """413/422, or etcd's "request is too large" (the API server passes it on as a 500)."""
+    body = str(exc.body or "") + str(exc.reason or "")
+    return exc.status in (413, 422) or any(text in body for text in _TOO_LARGE)
 
 
 class ForeignObject(RuntimeError):
@@ -133,11 +142,16 @@ class KubeApi:
         def write() -> None:
             first, fallback, missing = (patch, create, 404) if (ns, name) in self._known_reports else (create, patch, 409)
             try:
-                first()
+                try:
+                    first()
+                except ApiException as exc:
+                    if exc.status != missing:  # 404: gone after all; 409: exists after all (another writer, a restart)
+                        raise
+                    fallback()
             except ApiException as exc:
-                if exc.status != missing:  # 404: gone after all; 409: exists after all (another writer, a restart)
-                    raise
-                fallback()
+                if rejected_for_size_or_content(exc):
+                    raise ReportRejected(exc.status or 0, str(exc.body or exc.reason)[:512]) from exc
+                raise
             self._known_reports.add((ns, name))
 
         await asyncio.to_thread(write)

@@ -46,11 +46,12 @@ class OperatorContext:
         self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key,
                                             self.settings.allowed_prometheus_secrets)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task, keeping a reference until it ends (asyncio holds only weak ones)."""
         task = asyncio.create_task(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+        return task
 
 
 def context_of(memo: kopf.Memo) -> OperatorContext:

@@ -39,6 +39,9 @@ class OperatorMetrics:
             "readiness_admission_duration_seconds", "Time to answer an admission review",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0), registry=r,
         )
+        self.report_write_errors = Counter(
+            "readiness_policy_report_write_errors", "PolicyReport writes the API server refused (size, content)",
+            ["policy"], registry=r)
         self.prometheus_queries = Counter(
             "readiness_prometheus_queries", "SLO queries sent to Prometheus", ["policy", "slo"], registry=r)
         self.prometheus_query_errors = Counter(
@@ -53,6 +56,7 @@ class OperatorMetrics:
         for verdict in VERDICTS:
             _remove(self.policy_targets, policy, verdict)
         _remove(self.reconcile_errors, policy)
+        _remove(self.report_write_errors, policy)
         for slo in slos:
             _remove(self.prometheus_queries, policy, slo)
             _remove(self.prometheus_query_errors, policy, slo)

@@ -73,7 +73,7 @@ async def _lead(
     term = LeaderTerm(ctx.leadership, stopped)
     writer = LeaderWriter(ctx.api, term)
     runtime = ctx.registry.ensure(name, uid)  # new: its first pass runs at once and seeds from the reports
-    vap = VapSync(name, writer, ctx.settings.excluded_namespaces) if ctx.settings.vap else None
+    vap = VapSync(name, writer, ctx.settings.excluded_namespaces, uid) if ctx.settings.vap else None
 
     async def reconcile() -> float:
         result = await run_pass(runtime, read(), view, writer, slo_store=ctx.slos, slo_query=ctx.prometheus.query_fn,
@@ -96,15 +96,19 @@ async def _lead(
         if deleted() or not term.current:
             ctx.metrics.forget_policy(name, slo_names)
         if deleted() and term.current:
-            await _cleanup(writer, runtime.written_reports)
-            if vap is not None:
-                await vap.delete()
+            # Shielded: kopf escalating to a cancellation must not stop it between the binding and the VAP.
+            await asyncio.shield(ctx.spawn(_cleanup(writer, dict(runtime.written_reports), vap)))
         elif not term.current:
             log.info("policy %s: no longer the leader; stopped writing", name)
 
 
-async def _cleanup(writer: Writer, reports: dict[tuple[str, str], str]) -> None:
+async def _cleanup(writer: Writer, reports: dict[tuple[str, str], str], vap: VapSync | None) -> None:
     """Delete what a deleted policy wrote (owner references let the GC do it too, later)."""
+    if vap is not None:  # first: it is what still enforces
+        try:
+            await vap.delete()
+        except Exception:
+            log.warning("could not delete the fail-safe ValidatingAdmissionPolicy of a deleted policy", exc_info=True)
     for namespace, report in list(reports):
         try:
             await writer.delete_policy_report(namespace, report)

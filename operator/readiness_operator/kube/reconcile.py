@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -26,8 +26,8 @@ from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 
 from .metrics import OperatorMetrics
 from .objects import deployment_ref
-from .reports import as_written, build_reports, digest, prior_verdicts
-from .state import Dirty, Judged, Key, PolicyRuntime
+from .reports import ReportRejected, as_written, build_reports, digest, prior_verdicts
+from .state import Dirty, Judged, Key, PolicyRuntime, ReportFailure
 from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
@@ -201,16 +201,50 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
 
 
 REPORT_WRITERS = 4  # namespaces whose reports are built and written at once (bounds memory and API load)
+#: Backoff of a refused report: 10s, 20s, 40s... at most 15 minutes (its content may change meanwhile).
+REPORT_RETRY_FIRST, REPORT_RETRY_MAX = 10.0, 900.0
 
 
-async def _write_reports(writer: Writer, runtime: PolicyRuntime) -> None:
+def _report_backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(REPORT_RETRY_MAX, REPORT_RETRY_FIRST * 2 ** max(0, attempts - 1)))
+
+
+async def _put_report(
+    writer: Writer, runtime: PolicyRuntime, report: Mapping[str, Any], now: datetime, metrics: OperatorMetrics | None
+) -> bool:
+    """Write one report unless it was refused and its backoff has not passed; False when not written."""
+    key = (str(report["metadata"]["namespace"]), str(report["metadata"]["name"]))
+    d = digest(report)
+    failure = runtime.report_failures.get(key)
+    if failure is not None and now < failure.retry_at:
+        return False
+    try:
+        await writer.put_policy_report(report)
+    except ReportRejected as exc:
+        attempts = failure.attempts + 1 if failure is not None else 1
+        runtime.report_failures[key] = ReportFailure(d, attempts, str(exc), now + _report_backoff(attempts))
+        if metrics is not None:
+            metrics.report_write_errors.labels(policy=runtime.name).inc()
+        log.error("policy %s: PolicyReport %s/%s refused (attempt %d, next in %s): %s", runtime.name, *key, attempts,
+                  _report_backoff(attempts), exc)
+        return False
+    runtime.report_failures.pop(key, None)
+    runtime.written_reports[key] = d
+    return True
+
+
+async def _write_reports(
+    writer: Writer, runtime: PolicyRuntime, now: datetime | None = None, metrics: OperatorMetrics | None = None
+) -> None:
     """Write the pending namespaces' reports whose content changed, delete the ones no longer wanted.
 
     Namespace by namespace (a few at once): a policy over 10,000 Deployments has ~150,000 results,
     so building every report before writing any would hold them all in memory at once. When new
     work arrives meanwhile (the runtime is woken), the namespaces not started yet stay pending for
-    the next pass, so a status update never waits behind minutes of report writes.
+    the next pass, so a status update never waits behind minutes of report writes. A report the API
+    server refuses is not resent until its backoff passes; its namespace stays pending until then.
     """
+    now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
     by_ns: dict[str, list[Judged]] = {}
     for (ns, _), judged in runtime.judged.items():
@@ -230,19 +264,21 @@ async def _write_reports(writer: Writer, runtime: PolicyRuntime) -> None:
                 return  # new work came in: the next pass continues with this namespace
             started += 1
             wanted: set[tuple[str, str]] = set()
+            complete = True
             if by_ns.get(ns):
                 for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns]):
                     key = (ns, report["metadata"]["name"])
                     wanted.add(key)
-                    d = digest(report)
-                    if runtime.written_reports.get(key) != d:
-                        await writer.put_policy_report(report)
-                        runtime.written_reports[key] = d
+                    if runtime.written_reports.get(key) != digest(report):
+                        complete = await _put_report(writer, runtime, report, now, metrics) and complete
             for key in written_by_ns.get(ns, ()):
                 if key not in wanted:
                     await writer.delete_policy_report(*key)
                     runtime.written_reports.pop(key, None)
-            runtime.reports_pending.discard(ns)
+            for key in [k for k in runtime.report_failures if k[0] == ns and k not in wanted]:
+                del runtime.report_failures[key]  # no longer wanted: nothing left to retry
+            if complete:
+                runtime.reports_pending.discard(ns)
 
     await asyncio.gather(*(one(ns) for ns in namespaces))
 
@@ -257,6 +293,29 @@ def label_values(spec: ReadinessPolicySpec, deployments: ClusterView | Iterable[
         deployments = [d for ns in deployments.namespaces() for d in deployments.deployments(ns)]
     labels = [(d.get("metadata") or {}).get("labels") or {} for d in deployments]
     return {k: {str(item.get(k, "")) for item in labels} for k in keys}
+
+
+def _with_report_errors(
+    status: dict[str, Any], runtime: PolicyRuntime, now: datetime, previous: ReadinessPolicyStatus | None
+) -> dict[str, Any]:
+    """Status with ``reportErrors`` and a ``ReportsWritten`` condition when any report was refused."""
+    out = {**status, "conditions": [c for c in status.get("conditions") or () if c.get("type") != "ReportsWritten"]}
+    failures = runtime.report_failures
+    out["reportErrors"] = len(failures)  # always set: the CRD schema defaults it to 0 on read anyway
+    if not failures:
+        return out
+    since = now.isoformat().replace("+00:00", "Z")
+    for old in previous.conditions if previous else ():
+        if old.type == "ReportsWritten" and old.status == "False" and old.last_transition_time:
+            since = old.last_transition_time
+    (ns, name), first = sorted(failures.items())[0]
+    out["conditions"].append(Condition.model_validate({
+        "type": "ReportsWritten", "status": "False", "reason": "ReportRejected",
+        "message": f"{len(failures)} PolicyReport(s) refused by the API server, retried with backoff; "
+                   f"{ns}/{name} (attempt {first.attempts}): {first.message}"[:2048],
+        "lastTransitionTime": since, "observedGeneration": runtime.generation,
+    }).model_dump(by_alias=True, exclude_none=True, mode="json"))
+    return out
 
 
 async def _refresh_slos(
@@ -288,6 +347,8 @@ def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime) -
         horizon = min(horizon, *(duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
     if vap is not None and vap.next_expiry is not None:
         horizon = min(horizon, max(1.0, (vap.next_expiry - now).total_seconds()))
+    for failure in runtime.report_failures.values():
+        horizon = min(horizon, max(1.0, (failure.retry_at - now).total_seconds()))
     return horizon
 
 
@@ -350,6 +411,7 @@ async def run_pass(
         status, reports_on, changed_ns = await _judge_pass(
             runtime, item, view, writer, first, previous, now, slo_store=slo_store, slo_query=slo_query, metrics=metrics)
     patched = False
+    status = _with_report_errors(status, runtime, now, previous)
     if _comparable(status) != _comparable(runtime.written_status):
         # Status first: it is what `kubectl get rp` and the webhook's users read, and it is one
         # small write; the PolicyReports (one result per Deployment x check) follow.
@@ -360,7 +422,12 @@ async def run_pass(
         patched = True
     if reports_on:
         runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
-        await _write_reports(writer, runtime)
+        await _write_reports(writer, runtime, now, metrics)
+        after = _with_report_errors(status, runtime, now, previous)
+        if after != status:  # a report was refused (or finally written): say so now, not next pass
+            await writer.patch_policy_status(runtime.name, after)
+            runtime.written_status = after
+            patched = True
     if vap is not None:
         await vap.sync(runtime.compiled.spec if runtime.compiled is not None else None, now)
     return PassResult(patched, _requeue_after(runtime, vap, now))

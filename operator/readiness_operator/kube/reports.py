@@ -1,7 +1,9 @@
 """PolicyReport bodies (wgpolicyk8s.io/v1alpha2) from verdicts: pure, so they are easy to test.
 
 One report per policy and namespace holds one result per Deployment x check. Large namespaces
-are split into numbered reports so no object nears etcd's 1.5 MiB limit.
+are split into numbered reports by *encoded size* (and result count), so no object nears etcd's
+1.5 MiB request limit: long names and many containers make results of very different sizes, and a
+count alone let a 60-Deployment namespace produce a 1.8 MB report etcd refused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Final
 from readiness_operator.engine import Finding
 from readiness_operator.model import API_VERSION, KIND
 from readiness_operator.model.common import Severity
-from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL
+from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL, is_blank
 
 from .objects import deployment_ref
 from .state import Judged
@@ -24,10 +26,29 @@ REPORT_GROUP = "wgpolicyk8s.io"
 REPORT_VERSION = "v1alpha2"
 REPORT_PLURAL = "policyreports"
 MAX_RESULTS_PER_REPORT = 1000
+#: etcd refuses requests over 1.5 MiB (its default --max-request-bytes). A report's JSON stays under
+#: 1 MiB, leaving a third for metadata, managedFields (server-side bookkeeping) and etcd's envelope.
+MAX_REPORT_BYTES = 1024 * 1024
+#: Room kept in each report for everything but its results (metadata, scope, summary).
+_ENVELOPE_BYTES = 4096
 SOURCE = MANAGED_BY
 
 _SEVERITY: Final[Mapping[Severity, str]] = MappingProxyType(
     {Severity.CRITICAL: "critical", Severity.WARNING: "medium", Severity.INFO: "info"})
+
+
+class ReportRejected(RuntimeError):
+    """The API server refused a report for its size or content (413, 422, etcd "too large"): resending
+    the same body cannot succeed, so the caller backs off instead of failing the whole pass."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def encoded_size(obj: Mapping[str, Any]) -> int:
+    """Bytes of the JSON the client sends (what etcd's limit applies to, before its own envelope)."""
+    return len(json.dumps(obj, default=str).encode())
 
 
 def _result(finding: Finding) -> str:
@@ -53,9 +74,11 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
         "level": verdict.level,
         "compliant": "true" if verdict.compliant else "false",
     }
-    override = ((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION)
-    if override:  # admitted through break-glass: the report says so next to each result
-        common_props["override"] = str(override)[:256]
+    override = str(((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION) or "")
+    # Only when the override bypasses something (a denying failure) and is a reason at all: a
+    # compliant Deployment, or a metadata-only edit that added the annotation, overrode nothing.
+    if not verdict.compliant and not is_blank(override):
+        common_props["override"] = override.strip()[:256]
     # One reference and timestamp per Deployment, shared by its results (they are only serialised).
     resources = [deployment_ref(judged.deployment)]
     timestamp = {"seconds": seconds, "nanos": 0}
@@ -84,16 +107,35 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
     return out
 
 
-def build_reports(
-    policy: str, policy_uid: str, namespace: str, judged: Iterable[Judged]
-) -> list[dict[str, Any]]:
-    """The reports for one namespace, Deployments sorted by name, split into bounded chunks."""
+def _chunks(results_by_deployment: Iterable[list[dict[str, Any]]], max_bytes: int) -> list[list[dict[str, Any]]]:
+    """Results in order, cut so each chunk's encoded results fit ``max_bytes`` (and the count limit).
+
+    A Deployment's results stay together when they fit in one report; only a Deployment larger than a
+    whole report is cut between its results. Names stay stable: chunk i is always report i.
+    """
+    budget = max(1, max_bytes - _ENVELOPE_BYTES)
     chunks: list[list[dict[str, Any]]] = [[]]
-    for item in sorted(judged, key=lambda j: j.verdict.name):
-        results = results_for(policy, item)
-        if chunks[-1] and len(chunks[-1]) + len(results) > MAX_RESULTS_PER_REPORT:
+    used = 0
+    for results in results_by_deployment:
+        sizes = [encoded_size(r) + 2 for r in results]  # ", " between list items
+        if chunks[-1] and (used + sum(sizes) > budget or len(chunks[-1]) + len(results) > MAX_RESULTS_PER_REPORT):
             chunks.append([])
-        chunks[-1].extend(results)
+            used = 0
+        for result, size in zip(results, sizes, strict=True):
+            if chunks[-1] and (used + size > budget or len(chunks[-1]) >= MAX_RESULTS_PER_REPORT):
+                chunks.append([])
+                used = 0
+            chunks[-1].append(result)
+            used += size
+    return chunks
+
+
+def build_reports(
+    policy: str, policy_uid: str, namespace: str, judged: Iterable[Judged], *, max_bytes: int = MAX_REPORT_BYTES
+) -> list[dict[str, Any]]:
+    """The reports for one namespace, Deployments sorted by name, each under ``max_bytes`` of JSON."""
+    ordered = sorted(judged, key=lambda j: j.verdict.name)
+    chunks = _chunks((results_for(policy, item) for item in ordered), max_bytes)
     reports: list[dict[str, Any]] = []
     labels: dict[str, str] = {**MANAGED_BY_LABELS, POLICY_LABEL: policy}
     for index, results in enumerate(chunks):

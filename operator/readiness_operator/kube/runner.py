@@ -18,6 +18,7 @@ from readiness_operator.admission.webhook_config import webhook_configuration
 from readiness_operator.settings import Settings
 
 from . import handlers, kopf_scale  # noqa: F401 - importing registers the handlers
+from .admission_server import AdmissionServer
 from .context import OperatorContext, context_of
 from .httpd import serve
 from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
@@ -48,14 +49,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ctx.spawn(serve(ctx, ctx.metrics_port))
     if ctx.settings.webhook_port:
         files = await asyncio.to_thread(serving_files, ctx.settings, ctx.api.client)
-        settings.admission.server = kopf.WebhookServer(
-            addr=ctx.settings.webhook_addr, port=ctx.settings.webhook_port,
+        settings.admission.server = AdmissionServer(
+            metrics=ctx.metrics, addr=ctx.settings.webhook_addr, port=ctx.settings.webhook_port,
             certfile=str(files.certfile), pkeyfile=str(files.keyfile),
         )
         settings.admission.managed = None  # we write the configuration: exclusions, timeout, failurePolicy
         ctx.webhook_ca = files.ca_pem
         # Every replica serves admission; the leader (re)writes the configuration when it takes over.
-        ctx.leadership.listen(lambda leading: ctx.spawn(write_webhook_configuration(ctx)) if leading else None)
+        def on_leadership(leading: bool) -> None:
+            if leading:
+                ctx.spawn(write_webhook_configuration(ctx))
+
+        ctx.leadership.listen(on_leadership)
     if not ctx.leadership.standalone:
         ctx.spawn(ctx.leadership.run(ctx.api))
 

@@ -27,6 +27,16 @@ class Judged:
 
 
 @dataclass
+class ReportFailure:
+    """A PolicyReport the API server refused: not resent (same content) before ``retry_at``."""
+
+    digest: str
+    attempts: int
+    message: str
+    retry_at: datetime
+
+
+@dataclass
 class Dirty:
     keys: set[Key] = field(default_factory=set)
     namespaces: set[str] = field(default_factory=set)
@@ -53,6 +63,8 @@ class PolicyRuntime:
     # Namespaces whose PolicyReports still have to be (re)written: a pass writes them after the
     # status and leaves the rest for the next pass when new work arrives meanwhile.
     reports_pending: set[str] = field(default_factory=set)
+    # Reports the API server refused (size, content), retried with backoff and shown in status.
+    report_failures: dict[tuple[str, str], ReportFailure] = field(default_factory=dict)
     # When the last pass that re-judged everything ran (wall clock), for `needs_full_pass`.
     full_pass_at: datetime | None = None
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import kopf
 
-from readiness_operator.admission.decide import AdmissionDecision, pod_template_digest, review_deployment
+from readiness_operator.admission.decide import (
+    AdmissionDecision,
+    pod_template_digest,
+    review_deployment,
+    scale_as_deployment_update,
+)
 from readiness_operator.engine import CompiledPolicy
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
@@ -66,8 +71,6 @@ async def validate_deployment(
     dryrun: bool, warnings: list[str], memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any,
     hpa_index: Any, namespace_index: Any, replicaset_index: Any, **_: Any,
 ) -> None:
-    started = time.perf_counter()
-    ctx = context_of(memo)
     meta = body.get("metadata") or {}
     request = {
         "operation": operation, "subResource": subresource, "namespace": meta.get("namespace"),
@@ -75,6 +78,40 @@ async def validate_deployment(
         "userInfo": dict(userinfo), "dryRun": dryrun,
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }
+    indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
+    await _review(context_of(memo), request, warnings, *indexes)
+
+
+@kopf.on.validate("apps", "v1", "deployments", id="validate-deployment-scale", operations=["UPDATE"],  # type: ignore[arg-type]
+                  subresource="scale")
+async def validate_deployment_scale(
+    body: kopf.Body, old: kopf.Body | None, userinfo: Mapping[str, Any], dryrun: bool, warnings: list[str],
+    memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any, hpa_index: Any, namespace_index: Any,
+    replicaset_index: Any, **_: Any,
+) -> None:
+    """``kubectl scale`` (the scale subresource): judged as the replicas-only UPDATE it is, on the
+    indexed Deployment (the Scale object carries only ``spec.replicas``)."""
+    meta = body.get("metadata") or {}
+    ns, name = meta.get("namespace"), meta.get("name")
+    current = next((d for d in (deployment_index.get(ns) or ()) if (d.get("metadata") or {}).get("name") == name), None)
+    if current is None:  # not indexed yet (just created): nothing to judge against; fail open, say so
+        warnings.append(f"readiness: Deployment {ns}/{name} is not indexed yet; this scale was not judged")
+        return
+    request = scale_as_deployment_update({
+        "operation": "UPDATE", "subResource": "scale", "namespace": ns, "name": name, "object": dict(body),
+        "oldObject": dict(old) if old is not None else None, "userInfo": dict(userinfo), "dryRun": dryrun,
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+    }, current)
+    indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
+    await _review(context_of(memo), request, warnings, *indexes)
+
+
+async def _review(
+    ctx: OperatorContext, request: Mapping[str, Any], warnings: list[str], policy_index: Any, deployment_index: Any,
+    pdb_index: Any, hpa_index: Any, namespace_index: Any, replicaset_index: Any,
+) -> None:
+    """Judge a Deployment request, count it, record an override; raise to deny."""
+    started = time.perf_counter()
     worlds = Worlds(IndexView(deployment_index, pdb_index, hpa_index, namespace_index), slos=ctx.slos.measurements)
     decision = review_deployment(
         request, _policies(ctx, policy_index), worlds.of, policy_world=worlds.of,
@@ -85,8 +122,8 @@ async def validate_deployment(
     result = "allowed" if decision.allowed else "denied"
     if decision.override_reason is not None:
         result = "overridden"
-        if not dryrun:
-            ctx.spawn(_record_override(ctx, dict(body), decision))
+        if not decision.dry_run:
+            ctx.spawn(_record_override(ctx, dict(request["object"]), decision))
     ctx.metrics.admission_requests.labels(kind="Deployment", result=result).inc()
     ctx.metrics.admission_duration.observe(time.perf_counter() - started)
     if not decision.allowed:

@@ -25,6 +25,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "TARGETS", "type": "integer", "jsonPath": ".status.targets"},
     {"name": "COMPLIANT", "type": "integer", "jsonPath": ".status.compliant"},
     {"name": "NONCOMPLIANT", "type": "integer", "jsonPath": ".status.noncompliant"},
+    {"name": "EXEMPT", "type": "integer", "jsonPath": ".status.exempt"},
     {"name": "SCORE", "type": "integer", "jsonPath": ".status.score"},
     {"name": "READY", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
     {"name": "AGE", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -107,9 +108,28 @@ def _slo_names(data: Any) -> list[str]:
     return [s["name"] for s in slos if isinstance(s, Mapping) and isinstance(s.get("name"), str)]
 
 
+#: A Deployment-name glob both the engine (fnmatch) and the fail-safe CEL (RE2) read the same way:
+#: DNS characters, ``*``, ``?`` and ``[...]``/``[!...]`` classes of DNS characters with ascending ranges.
+_NAME_GLOB = re.compile(r"(?:[a-z0-9.*?-]|\[!?[a-z0-9.-]+\])+")
+_CLASS = re.compile(r"\[!?([^\]]+)\]")
+
+
+def _name_glob(value: str) -> str:
+    problem = None
+    if not _NAME_GLOB.fullmatch(value):
+        problem = "use lowercase DNS characters, *, ? and [...] classes (e.g. legacy-[ab]*)"
+    else:
+        for body in _CLASS.findall(value):
+            if any(a > b for a, b in re.findall(r"(.)-(.)", body.lstrip("!"))):
+                problem = "a [...] range must ascend (e.g. [a-c], not [c-a])"
+    if problem is not None:
+        raise ValueError(f'"{value}" is not a Deployment name glob: {problem}')
+    return value
+
+
 CheckRef = Annotated[str, Field(max_length=80), AfterValidator(_check_ref)]
 WeightKey = Annotated[str, AfterValidator(_weight_key)]
-Name = Annotated[str, Field(max_length=253)]
+Name = Annotated[str, Field(max_length=253), AfterValidator(_name_glob)]
 
 
 class Mode(StrEnum):
@@ -136,8 +156,8 @@ class Match(KubeModel):
 class Exemption(KubeModel):
     """Skip checks for some Deployments, with a reason and an optional expiry.
 
-    All given criteria must hold (an omitted criterion matches everything). ``names`` may use ``*``
-    globs. Once ``expires`` has passed the exemption is ignored and findings say so.
+    All given criteria must hold (an omitted criterion matches everything). ``names`` are globs:
+    ``*``, ``?`` and ``[...]`` classes. Once ``expires`` has passed the exemption is ignored and findings say so.
     """
 
     checks: list[CheckRef] = Field(
@@ -158,7 +178,7 @@ class Exemption(KubeModel):
         default_factory=list, max_length=256, description="Namespaces (empty: any)."
     )
     names: list[Name] = Field(
-        default_factory=list, max_length=256, description="Deployment names or `*` globs (empty: any)."
+        default_factory=list, max_length=256, description="Deployment names or globs: `*`, `?`, `[ab]`, `[!0-9]` (empty: any)."
     )
     selector: LabelSelector | None = Field(default=None, description="Deployment labels must match.")
     reason: str = Field(min_length=1, max_length=1024, description="Why the exemption exists (required).")
@@ -183,6 +203,9 @@ _WEIGHT_KEY_RULE: JsonDict = {
 class ReadinessPolicySpec(KubeModel):
     """The desired readiness of the selected Deployments."""
 
+    # (No CRD rule for the wildcard-expiry check: over 128 exemptions x 64 checks it exceeds the
+    # API server's CEL cost budget; the policy webhook enforces it with the model's message.)
+
     mode: Mode = Field(default=Mode.AUDIT, description="Enforce denies, Warn warns, Audit only reports.")
     match: Match = Field(default_factory=Match, description="Which Deployments the policy selects.")
     rules: Rules = Field(default_factory=Rules, description="Rule groups; an absent group is not evaluated.")
@@ -206,6 +229,24 @@ class ReadinessPolicySpec(KubeModel):
         default_factory=AdmissionSettings,
         description="Admission behaviour: unchanged updates, who may override, fail-safe CEL policy.",
     )
+    allow_permanent_wildcard_exemptions: bool = Field(
+        default=False,
+        description="Allow exemptions of every check (`checks: ['*']`) without `expires`. Off: such an "
+        "exemption silently makes every Deployment it selects compliant, so it must end or be meant.",
+    )
+
+    @model_validator(mode="after")
+    def _wildcards_expire(self) -> ReadinessPolicySpec:
+        """A ``*`` exemption without ``expires`` needs ``allowPermanentWildcardExemptions: true``."""
+        if self.allow_permanent_wildcard_exemptions:
+            return self
+        for i, e in enumerate(self.exemptions):
+            if "*" in e.checks and e.expires is None:
+                raise ValueError(
+                    f"exemptions[{i}].expires: an exemption of every check ('*') needs an expiry; set "
+                    "expires, name the checks, or set spec.allowPermanentWildcardExemptions: true"
+                )
+        return self
 
 
     @model_validator(mode="wrap")

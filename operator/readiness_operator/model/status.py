@@ -52,11 +52,17 @@ class ReadinessPolicyStatus(KubeModel):
     noncompliant: int = Field(
         default=0, ge=0, description="Selected Deployments with critical/warning failures."
     )
+    exempt: int = Field(
+        default=0, ge=0, description="Selected Deployments with at least one exempted check."
+    )
+    report_errors: int = Field(
+        default=0, ge=0, description="PolicyReports the API server refused (see the ReportsWritten condition).",
+    )
     score: int = Field(default=100, ge=0, le=100, description="Mean readiness score of the targets.")
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description="Ready, Compliant and PrometheusReachable.",
+        description="Ready, Compliant, PrometheusReachable and ReportsWritten.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     worst_offenders: list[Offender] = Field(
