@@ -211,3 +211,25 @@ def test_noncompliant_events_carry_slo_measurements() -> None:
     assert _describe_failure(finding) == f"slo:errors (measured 0.2, objective 0.001 at {NOW.isoformat()})"
     plain = Finding("probe-readiness", "probes", Severity.CRITICAL, "fail", "no probe", "add one", 3)
     assert _describe_failure(plain) == "probe-readiness"
+
+
+def test_a_pass_woken_early_requeues_for_when_the_slo_is_due_not_a_whole_interval() -> None:
+    """An SLO tick must not drift when watch events wake the loop between ticks (issue 16)."""
+    from readiness_operator.slo.store import SloStore
+
+    spec = {**SPEC, "slos": [{"name": "e", "interval": "10s", "comparison": "<", "threshold": 1,
+                              "query": 'x{namespace="{{namespace}}", deployment="{{name}}"}'}]}
+    store = SloStore()
+
+    async def query(_: str) -> list[dict[str, Any]]:
+        return []
+
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", True))
+    item = PassInput("p", "uid-p", 1, spec, {})
+    first = asyncio.run(run_pass(rt, item, view, writer, slo_store=store, slo_query=lambda _c: query, now=NOW))
+    assert first.requeue_after == 10  # queried now: due again in a whole interval
+    rt.mark(key=("a", "web"))  # a watch event 4 s later
+    early = asyncio.run(run_pass(rt, item, view, writer, slo_store=store, slo_query=lambda _c: query,
+                                 now=NOW + timedelta(seconds=4)))
+    assert early.requeue_after == pytest.approx(6)  # not 10: the query falls due 10 s after the last one

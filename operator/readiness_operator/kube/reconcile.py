@@ -339,17 +339,28 @@ async def _refresh_slos(
         runtime.mark(key=key)
 
 
-def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime) -> float:
-    """When the next pass is due without any watch event: the resync, the shortest SLO interval, or
-    the next exemption expiry (the fail-safe CEL must change then)."""
+def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime, slo_store: SloStore | None = None) -> float:
+    """When the next pass is due without any watch event: the resync, the next SLO query that falls
+    due, or the next exemption expiry (the fail-safe CEL must change then). SLO queries are due by
+    when they last ran, not by when this pass ran: a pass woken early by a watch event must not push
+    the next query back by a whole interval."""
     horizon = RESYNC_SECONDS
     if runtime.compiled is not None and runtime.compiled.spec.slos:
-        horizon = min(horizon, *(duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
+        horizon = min(horizon, *(_until_due(slo_store, runtime.name, s, now) for s in runtime.compiled.spec.slos))
     if vap is not None and vap.next_expiry is not None:
         horizon = min(horizon, max(1.0, (vap.next_expiry - now).total_seconds()))
     for failure in runtime.report_failures.values():
         horizon = min(horizon, max(1.0, (failure.retry_at - now).total_seconds()))
     return horizon
+
+
+def _until_due(store: SloStore | None, policy: str, slo: Any, now: datetime) -> float:
+    interval = duration_seconds(slo.interval)
+    state = store.policies.get(policy) if store is not None else None
+    series = state.series.get(slo.name) if state is not None else None
+    if series is None or series.attempted_at is None:
+        return interval
+    return max(0.1, interval - (now - series.attempted_at).total_seconds())
 
 
 async def _judge_pass(
@@ -430,4 +441,4 @@ async def run_pass(
             patched = True
     if vap is not None:
         await vap.sync(runtime.compiled.spec if runtime.compiled is not None else None, now)
-    return PassResult(patched, _requeue_after(runtime, vap, now))
+    return PassResult(patched, _requeue_after(runtime, vap, now, slo_store))
