@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from readiness_operator.model.slo import duration_seconds
 from readiness_operator.world import ClusterView
 
 from .context import OperatorContext
@@ -51,12 +50,13 @@ async def _stand_by(
         horizon = RESYNC_SECONDS
         if plan is not None and plan.spec.slos:
             spec = plan.spec
+            every = (d for ns in view.namespaces() for d in view.deployments(ns))
             try:
                 await ctx.slos.refresh(name, spec.slos, ctx.prometheus.query_fn(spec.prometheus), datetime.now(UTC),
-                                       namespaces=spec.match.namespaces, label_values=label_values(spec, view))
+                                       namespaces=spec.match.namespaces, label_values=label_values(spec, every))
             except Exception:  # measuring is best effort on a standby; the leader reports failures
                 log.exception("policy %s: SLO refresh on standby failed", name)
-            horizon = min(duration_seconds(s.interval) for s in spec.slos)
+            horizon = max(0.1, min(ctx.slos.seconds_until_due(name, s, datetime.now(UTC)) for s in spec.slos))
         waiters = {asyncio.ensure_future(ctx.leadership.wait_leading(stopped)), asyncio.ensure_future(stopped.wait(horizon))}
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

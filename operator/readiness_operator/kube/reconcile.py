@@ -283,14 +283,12 @@ async def _write_reports(
     await asyncio.gather(*(one(ns) for ns in namespaces))
 
 
-def label_values(spec: ReadinessPolicySpec, deployments: ClusterView | Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
-    """The values of each `{{labels.<key>}}` the SLO queries use, over the policy's Deployments (or
-    every Deployment of a view), so the batched query selects them all."""
+def label_values(spec: ReadinessPolicySpec, deployments: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """The values of each `{{labels.<key>}}` the SLO queries use, over the given Deployments, so the
+    batched query selects them all."""
     keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
     if not keys:
         return {}
-    if not isinstance(deployments, Iterable):
-        deployments = [d for ns in deployments.namespaces() for d in deployments.deployments(ns)]
     labels = [(d.get("metadata") or {}).get("labels") or {} for d in deployments]
     return {k: {str(item.get(k, "")) for item in labels} for k in keys}
 
@@ -346,21 +344,13 @@ def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime, s
     the next query back by a whole interval."""
     horizon = RESYNC_SECONDS
     if runtime.compiled is not None and runtime.compiled.spec.slos:
-        horizon = min(horizon, *(_until_due(slo_store, runtime.name, s, now) for s in runtime.compiled.spec.slos))
+        horizon = min(horizon, *(max(0.1, slo_store.seconds_until_due(runtime.name, s, now)) if slo_store is not None
+                                 else duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
     if vap is not None and vap.next_expiry is not None:
         horizon = min(horizon, max(1.0, (vap.next_expiry - now).total_seconds()))
     for failure in runtime.report_failures.values():
         horizon = min(horizon, max(1.0, (failure.retry_at - now).total_seconds()))
     return horizon
-
-
-def _until_due(store: SloStore | None, policy: str, slo: Any, now: datetime) -> float:
-    interval = duration_seconds(slo.interval)
-    state = store.policies.get(policy) if store is not None else None
-    series = state.series.get(slo.name) if state is not None else None
-    if series is None or series.attempted_at is None:
-        return interval
-    return max(0.1, interval - (now - series.attempted_at).total_seconds())
 
 
 async def _judge_pass(

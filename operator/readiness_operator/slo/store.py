@@ -66,6 +66,14 @@ class SloStore:
     def forget(self, policy: str) -> None:
         self.policies.pop(policy, None)
 
+    def seconds_until_due(self, policy: str, slo: Slo, now: datetime) -> float:
+        """When this SLO's query next falls due: an interval after it last ran (0: due now)."""
+        state = self.policies.get(policy)
+        series = state.series.get(slo.name) if state is not None else None
+        if series is None or series.attempted_at is None:
+            return 0.0
+        return max(0.0, duration_seconds(slo.interval) - (now - series.attempted_at).total_seconds())
+
     async def refresh(
         self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
         label_values: Mapping[str, Iterable[str]] | None = None,
@@ -79,7 +87,7 @@ class SloStore:
             changed.update(state.series.pop(gone).values)
         for slo in slos:
             series = state.series.setdefault(slo.name, SloSeries())
-            if series.attempted_at is not None and (now - series.attempted_at).total_seconds() < duration_seconds(slo.interval):
+            if self.seconds_until_due(policy, slo, now) > 0:
                 continue
             series.attempted_at = now
             before_error, before, before_problems = series.error, dict(series.values), dict(series.problems)
