@@ -9,10 +9,13 @@ and breached; else, when the objective itself is breached, the SLO's severity de
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from readiness_operator.checks.base import Context, Outcome, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.slo import Slo, holds
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.slo import Slo
 
 __all__ = ["SLO_CHECK_ID", "slo_state"]
 
@@ -22,6 +25,8 @@ SLO_CHECK_ID = "slo"
 
 def slo_state(slo: Slo, value: float | None) -> tuple[str, Severity]:
     """(state, finding severity) for a measured value."""
+    from readiness_operator.model.slo import holds  # here: the model imports this package
+
     if value is None:
         return "unknown", slo.severity
     if slo.critical is not None and not holds(value, slo.comparison, slo.critical):
@@ -44,6 +49,8 @@ def slo_state(slo: Slo, value: float | None) -> tuple[str, Severity]:
     "Prometheus cannot "
     "answer, fix the query or the connection (the check is Unknown meanwhile).",
     group="slos",
+    reads={"Prometheus": ()},
+    cel_unavailable="live: judged from Prometheus measurements",
 )
 def slo_objective(ctx: Context, slo: Slo) -> Outcome:
     """``query <comparison> threshold`` holds for the measurement of this Deployment."""
