@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from readiness_operator.admission.decide import SPEC_FIELDS
-from readiness_operator.checks import Cel
+from readiness_operator.checks import CATALOGUE, Cel
 from readiness_operator.checks.cel import lit as _lit
 from readiness_operator.engine import compile_policy
 from readiness_operator.model.common import BLOCKING as _BLOCKING
@@ -273,7 +273,7 @@ def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
     judgeUnchangedUpdates.
     """
     judged = ["variables.rollout", "variables.reconfigured"]
-    if check_id == "replicas-min":
+    if CATALOGUE[check_id].judges_scale_down:
         judged.append("variables.scaleDown")
     if spec.admission.judge_unchanged_updates:
         judged.append("variables.unchanged")

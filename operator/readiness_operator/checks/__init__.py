@@ -47,6 +47,10 @@ Adding a check
      ``tests/e2e/test_catalogue_vap.py`` dry-runs every fixture against the real API server).
    * ``cel_unavailable="live: reads ..."`` instead of ``cel`` for checks that read PDBs, HPAs or
      measurements; a static check CEL cannot express says ``"webhook-only: <reason>"``.
+   * ``judges_scale_down=True`` when a replicas-only scale-down can newly fail the check (admission
+     then judges it on ``kubectl scale`` too; today ``replicas-min`` and ``pdb-min-available``).
+   * Messages: CEL messages start with ``"<id>: "`` (the helpers do this); the predicate's
+     ``failed([...])`` messages say what to set (``set``/``add``/``remove``... and the field path).
 3. Fixtures: ``tests/fixtures/checks/<id>/pass-*.yaml`` and ``fail-*.yaml`` (``unknown-*`` for
    live checks without data): a ReadinessPolicy first (enabling the check, Enforce mode for
    static checks), exactly one Deployment, optional PDBs/HPAs and an optional ``kind: FixtureWorld``

@@ -224,6 +224,7 @@ class Check:
     group's settings whether there is anything to check (e.g. ``probes.startup: false``). ``cel``
     builds the fail-safe VAP's CEL; when it is None, ``cel_unavailable`` says why (a live check, or
     ``webhook-only: <reason>``). ``reads`` lists the object fields the function reads, per kind.
+    ``judges_scale_down``: admission judges it on a replicas-only scale-down too.
     """
 
     id: str
@@ -238,6 +239,7 @@ class Check:
     reads: Mapping[str, tuple[str, ...]]
     cel: CelBuilder | None = None
     cel_unavailable: str | None = None
+    judges_scale_down: bool = False
 
     @property
     def live(self) -> bool:
@@ -261,12 +263,15 @@ def register(
     reads: Mapping[str, Sequence[str]],
     cel: CelBuilder | None = None,
     cel_unavailable: str | None = None,
+    judges_scale_down: bool = False,
     enabled: Callable[[Any], bool] = lambda rule: True,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Decorator adding a check function to :data:`CATALOGUE` (ids must be unique).
 
     Exactly one of ``cel`` (the fail-safe VAP's CEL) and ``cel_unavailable`` (why there is none) is
     given; ``reads`` names every object field the function reads (``{"Deployment": (path, ...)}``).
+    ``judges_scale_down``: a replicas-only scale-down can newly fail the check, so admission judges
+    it on such changes too (every other check is judged on creates, rollouts and reconfigurations).
     """
     if (cel is None) == (cel_unavailable is None):
         raise ValueError(f"check {id!r}: give exactly one of cel= and cel_unavailable=")
@@ -287,6 +292,7 @@ def register(
             {kind: tuple(paths) for kind, paths in reads.items()},
             cel,
             cel_unavailable,
+            judges_scale_down,
         )
         return func
 

@@ -77,6 +77,7 @@ def pdb_present(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
         "HorizontalPodAutoscaler": ("spec.minReplicas",),
     },
     cel_unavailable="live: reads the namespace's PodDisruptionBudgets",
+    judges_scale_down=True,
 )
 def pdb_min_available(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
     """Some selecting PDB keeps >= rule.min_available pods at the effective replicas."""

@@ -34,6 +34,7 @@ def _cel(check_id: str, rule: ReplicasRule) -> Cel:
     group="replicas",
     reads={"Deployment": ("spec.replicas",), "HorizontalPodAutoscaler": ("spec.minReplicas",)},
     cel=_cel,
+    judges_scale_down=True,
 )
 def replicas_min(ctx: Context, rule: ReplicasRule) -> Outcome:
     """Effective replicas (HPA minReplicas when an HPA targets the Deployment) >= rule.min."""
