@@ -11,7 +11,8 @@ Adding a check
 --------------
 1. Rule settings: if the check needs a switch or a bound, add the field to the rule group in
    ``model/rules.py`` (``spec.rules.<group>``); ``enabled=`` reads it.
-2. Definition, in the topic module (``checks/security.py``, ...; a new module also goes into
+2. Definition, in the topic module (``checks/security.py``, ...; ``Cel``/``register`` come from
+   ``checks.base``, the CEL helpers from ``checks.cel``; a new module also goes into
    ``_MODULE_ORDER`` below, which fixes the catalogue and docs order)::
 
        @register(
@@ -51,10 +52,15 @@ Adding a check
      then judges it on ``kubectl scale`` too; today ``replicas-min`` and ``pdb-min-available``).
    * Messages: CEL messages start with ``"<id>: "`` (the helpers do this); the predicate's
      ``failed([...])`` messages say what to set (``set``/``add``/``remove``... and the field path).
+   * Imports: rule types (``model.rules``) only under ``if TYPE_CHECKING:``; ``Severity`` from
+     ``readiness_operator.severity``. Nothing in ``checks/`` imports ``readiness_operator.model`` at
+     import time (the model imports the catalogue; ``tests/unit/test_catalogue.py`` enforces it).
 3. Fixtures: ``tests/fixtures/checks/<id>/pass-*.yaml`` and ``fail-*.yaml`` (``unknown-*`` for
-   live checks without data): a ReadinessPolicy first (enabling the check, Enforce mode for
-   static checks), exactly one Deployment, optional PDBs/HPAs and an optional ``kind: FixtureWorld``
-   document (see tests/unit/test_check_fixtures.py). Deployments must be valid for the API server.
+   live checks without data): a ReadinessPolicy first (enabling the check; any mode, the e2e test
+   makes it Enforce), exactly one Deployment, optional PDBs/HPAs and an optional ``kind: FixtureWorld``
+   document (see tests/unit/test_check_fixtures.py). Deployments must be valid for the API server:
+   the e2e test dry-runs every static check's fixture (those without PDBs/HPAs) under its generated
+   VAP, renamed, relabelled and moved to its own namespace, so a verdict must not hang on those.
 4. Regenerate: ``.venv/bin/python -m readiness_operator.generate`` (CRD, docs/checks.md,
    docs/policy-reference.md, chart); then run ``tests/unit`` and ``tests/e2e/test_catalogue_vap.py``.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Cel, Container, Context, Outcome, failed, passed, register
+from readiness_operator.checks.base import Cel, CelBuilder, Container, Context, Outcome, failed, passed, register
 from readiness_operator.checks.cel import ALL_CONTAINERS, lit, per_container
 from readiness_operator.quantity import parse_quantity
 from readiness_operator.severity import Severity
@@ -76,7 +76,7 @@ def _enabled(kind: str, resource: str) -> Any:
 _EXPONENT_OUT_OF_RANGE = "[eE][+-]?0*([1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[1-9])$"
 
 
-def _cel(kind: str, resource: str) -> Any:
+def _cel(kind: str, resource: str) -> CelBuilder:
     def build(check_id: str, rule: ResourcesRule) -> Cel:
         bounds: ResourceBounds = getattr(getattr(rule, kind), resource)
         value = f"c.?resources.?{kind}[?{lit(resource)}]"
