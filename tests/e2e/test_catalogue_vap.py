@@ -1,14 +1,15 @@
 """Every check fixture, judged by the engine and by its generated ValidatingAdmissionPolicy on the real
 API server (server-side dry-run), gets the same verdict for every static check the VAP covers.
 
-Batched: one namespace, every fixture's VAP and binding applied at once (each bound to its own
-Deployment by a label), one dry-run of all Deployments per attempt. Fixtures with PDBs or HPAs are
+Batched: one namespace, one VAP per distinct fixture policy (bound to its fixtures' Deployments by
+a label), all applied at once, one dry-run of all Deployments per attempt. Fixtures with PDBs or HPAs are
 left out: the VAP cannot see those objects by design (admission/vap.py), the webhook judges them.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,9 +43,8 @@ class Case:
     path: Path
     name: str
     deployment: dict[str, Any]
-    covered: tuple[str, ...]  # the checks the fixture's VAP enforces
-    engine_failed: frozenset[str]  # of those, the ones the engine fails
-    vap: list[dict[str, Any]]
+    spec: dict[str, Any]  # the fixture's policy spec, Enforce, its own check made blocking (no match)
+    engine_failed: frozenset[str] = frozenset()  # the VAP-covered checks the engine fails
 
 
 def _static(path: Path) -> bool:
@@ -57,32 +57,41 @@ STATIC = [p for p in FILES if _static(p)]
 
 
 def _case(index: int, path: Path) -> Case:
-    """The fixture as an Enforce policy bound to its own Deployment, its own check made blocking."""
-    policy, deployment, world = load_fixture(path)
+    """The fixture's Deployment, labelled and moved to NS, and its policy spec in Enforce mode."""
+    policy, deployment, _ = load_fixture(path)
     name = f"fx-{index}"
     raw = copy.deepcopy(next(doc for _, doc in iter_documents(str(path)))["spec"])
     raw["mode"] = "Enforce"
-    raw["match"] = {"namespaces": [NS], "selector": {"matchLabels": {LABEL: name}}}
     check = CATALOGUE[path.parent.name]
     own = next(p for p in compile_policy(policy.spec).checks if p.check.id == check.id)
     if own.severity not in BLOCKING:
         raw.setdefault("rules", {}).setdefault(to_camel(check.group), {})["severity"] = "warning"
-    spec = ReadinessPolicySpec.model_validate(raw)
     obj = copy.deepcopy(deployment)
     obj["metadata"] = {**obj["metadata"], "name": name, "namespace": NS,
                        "labels": {**(obj["metadata"].get("labels") or {}), LABEL: name}}
-    generated = generate_vap(name, spec, now=NOW, excluded_namespaces=[])
-    assert check.id in generated.checks, f"{path}: the VAP does not cover {check.id}"
-    verdict = evaluate(spec, obj, world)
-    failed = frozenset(f.check for f in verdict.findings if f.status == "fail" and f.check in generated.checks)
-    return Case(path, name, obj, generated.checks, failed, generated.objects)
+    return Case(path, name, obj, raw)
+
+
+def _bind(group: int, cases: list[Case]) -> list[dict[str, Any]]:
+    """One VAP for cases sharing a spec, bound to their Deployments; records the engine's verdicts."""
+    raw = {**cases[0].spec, "match": {"namespaces": [NS], "selector": {
+        "matchExpressions": [{"key": LABEL, "operator": "In", "values": [c.name for c in cases]}]}}}
+    spec = ReadinessPolicySpec.model_validate(raw)
+    generated = generate_vap(f"fx-group-{group}", spec, now=NOW, excluded_namespaces=[])
+    for c in cases:
+        assert c.path.parent.name in generated.checks, f"{c.path}: the VAP does not cover its check"
+        _, _, world = load_fixture(c.path)
+        verdict = evaluate(spec, c.deployment, world)
+        c.engine_failed = frozenset(f.check for f in verdict.findings
+                                    if f.status == "fail" and f.check in generated.checks)
+    return generated.objects
 
 
 def _vap_failures(stderr: str) -> dict[str, frozenset[str]]:
     """Deployment name -> the checks its VAP names in the denial (from one batched dry-run)."""
     out: dict[str, frozenset[str]] = {}
     for line in stderr.splitlines():
-        m = re.search(r"ValidatingAdmissionPolicy 'readiness-(fx-\d+)'.*denied request: (.*)$", line)
+        m = re.search(r'"(fx-\d+)" is forbidden: ValidatingAdmissionPolicy .*denied request: (.*)$', line)
         if m:
             named = re.findall(r"(?:: |; )([a-z0-9-]+): ", m.group(2))
             out[m.group(1)] = frozenset(n for n in named if n in CATALOGUE)
@@ -92,14 +101,21 @@ def _vap_failures(stderr: str) -> dict[str, frozenset[str]]:
 @pytest.fixture(scope="module")
 def cases(crds: Cluster) -> Iterator[list[Case]]:
     built = [_case(i, p) for i, p in enumerate(STATIC)]
-    # A copy of a failing case, applied last: once the API server enforces it, it has loaded the rest.
-    built.append(_case(len(built), next(c.path for c in built if c.engine_failed)))
+    groups: dict[str, list[Case]] = {}
+    for c in built:
+        groups.setdefault(json.dumps(c.spec, sort_keys=True), []).append(c)
+    objects = [o for i, members in enumerate(groups.values()) for o in _bind(i, members)]
+    # A copy of a failing case under a VAP of its own, applied last: once the API server enforces it,
+    # it has loaded the others.
+    canary = _case(len(built), next(c.path for c in built if c.engine_failed))
+    objects += _bind(len(groups), [canary])
+    built.append(canary)
     crds.kubectl("create", "namespace", NS)
-    crds.apply(yaml.safe_dump_all([o for c in built for o in c.vap]))
+    crds.apply(yaml.safe_dump_all(objects))
     yield built
-    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    names = ",".join(f"fx-group-{i}" for i in range(len(groups) + 1))
     crds.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "-l",
-                 f"{selector},readiness.dev/policy in ({','.join(c.name for c in built)})", "--wait=false")
+                 f"{MANAGED_BY_LABEL}={MANAGED_BY},readiness.dev/policy in ({names})", "--wait=false")
     crds.kubectl("delete", "namespace", NS, "--wait=false")
 
 
