@@ -152,10 +152,10 @@ Deployments compliant</div><div class="muted">{_text(role)}, {_time(now)}</div><
 {ns_rows or '<tr><td colspan="4" class="muted">no Deployment selected by any policy</td></tr>'}</table></section>
 <section id="policies"><h2>Policies</h2><table><tr><th>Policy</th><th>Score</th><th></th><th>Compliant</th>
 <th>Top failing checks</th></tr>{policy_rows or '<tr><td colspan="5" class="muted">no policy</td></tr>'}</table></section>
-<section id="offenders" class="wide"><h2>Worst offenders</h2>
-{offenders or '<p class="muted">none: every Deployment complies</p>'}</section>
 <section id="slos" class="wide"><h2>SLO error budgets</h2><table><tr><th>Policy</th><th>SLO</th><th>Remaining (worst)</th>
 <th>Breaching</th><th>Burn</th></tr>{budgets or '<tr><td colspan="5" class="muted">no SLO</td></tr>'}</table></section>
+<section id="offenders" class="wide"><h2>Worst offenders</h2>
+{offenders or '<p class="muted">none: every Deployment complies</p>'}</section>
 </main></body></html>
 """
 
