@@ -289,3 +289,23 @@ def test_the_readiness_page_in_chromium(views: Views, tmp_path: Path) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 405
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return str(r.read().decode())
+
+
+def test_series_of_a_namespace_and_a_check_nobody_has_any_more_go(views: Views) -> None:
+    """Runs last: it removes views-b's only Deployment (the only one breaching the SLO)."""
+    views.cluster.kubectl("-n", B, "delete", "deployment", "worker", "--wait=false")
+
+    def gone() -> bool:
+        text = scrape(views.metrics)
+        return (f'namespace="{B}"' not in text and f'check="slo:{SLO}"' not in text
+                and f'readiness_namespace_targets{{namespace="{A}",policy="{POLICY}"}} 2.0' in text)
+
+    eventually(gone, timeout=30, what="views-b's and slo:error-ratio's series removed")
+    text = scrape(views.metrics)
+    assert f'readiness_slo_budget_remaining{{policy="{POLICY}",slo="{SLO}"}} 0.5' in text  # api is the worst now
+    assert f'readiness_check_failing_deployments{{check="probe-liveness",policy="{POLICY}"}} 1.0' in text
