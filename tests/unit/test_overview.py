@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 
 from readiness_operator.engine import DeploymentVerdict, Finding
+from readiness_operator.kube.context import OperatorContext
+from readiness_operator.kube.leadership import Leadership
 from readiness_operator.kube.metrics import OperatorMetrics
+from readiness_operator.kube.page_server import page_html
 from readiness_operator.kube.reconcile import PassInput, run_pass
-from readiness_operator.kube.state import PolicyRuntime
+from readiness_operator.kube.state import PolicyRuntime, Registry
 from readiness_operator.model import Slo
 from readiness_operator.model.common import Severity
 from readiness_operator.report.overview import cluster_overview, policy_overview
 from readiness_operator.report.page import burn_chart, render_page, render_standby
+from readiness_operator.settings import Settings
 from readiness_operator.slo.budget import BudgetHistory, SloBudget, budget_remaining, slo_budgets
 from readiness_operator.slo.store import SloStore
 from tests.unit.test_reconcile import NOW, SPEC, View, Writer, deployment
@@ -204,3 +208,38 @@ def test_burn_chart_without_points_says_so() -> None:
 def test_page_without_policies() -> None:
     html = render_page(cluster_overview([]), now=datetime(2026, 1, 1, tzinfo=UTC))
     assert 'id="cluster-score">100<' in html and "no policy" in html
+
+
+class NoApi:
+    """Any attribute access is an API call the page must not make."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the page called the API ({name})")
+
+
+def test_page_is_served_from_memory_and_a_standby_names_the_leader() -> None:
+    ctx = OperatorContext.__new__(OperatorContext)  # no KubeApi, no Prometheus clients: nothing to call
+    ctx.api = NoApi()  # type: ignore[assignment]
+    ctx.leadership = Leadership("lease", "ns", "me")
+    ctx.leadership.holder = "operator-7d9f_ab12cd34"
+    ctx.settings = Settings()
+    ctx.registry = Registry()
+    assert 'id="leader">operator-7d9f_ab12cd34<' in page_html(ctx, NOW)
+    ctx.leadership.leading = True
+    runtime = ctx.registry.ensure("p", "uid-p")
+    runtime.overview = policy_overview("p", [verdict("a", "web", 40, "probe-liveness")])
+    html = page_html(ctx, NOW)
+    assert 'id="cluster-score">40<' in html and 'data-name="web"' in html and "leader," in html
+
+
+def test_page_and_per_deployment_budgets_are_off_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().page_port is None and not Settings().metrics_deployment_slo_budgets
+    monkeypatch.setenv("READINESS_PAGE_PORT", "8090")
+    monkeypatch.setenv("READINESS_METRICS_DEPLOYMENT_SLO_BUDGETS", "true")
+    settings = Settings()
+    assert settings.page_port == 8090 and settings.metrics_deployment_slo_budgets
+    monkeypatch.setenv("READINESS_PAGE_PORT", "0")
+    assert Settings().page_port is None
+    monkeypatch.setenv("READINESS_PAGE_PORT", "70000")
+    with pytest.raises(ValueError, match="page_port"):
+        Settings()
