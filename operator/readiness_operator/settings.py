@@ -46,11 +46,17 @@ class Settings(BaseSettings):
     pod_name: str | None = Field(default=None, validation_alias=AliasChoices(
         "READINESS_POD_NAME", "POD_NAME", "POD_ID", "pod_name"))
     log_level: Literal["debug", "info", "warning", "error"] | None = None
+    # The read-only readiness page (kube/page_server.py) on its own port; unset or 0: not served.
+    page_port: int | None = Field(default=None, ge=0, le=65535)
+    page_addr: str = "0.0.0.0"
+    # One readiness_deployment_slo_budget_remaining series per (policy, SLO, Deployment): opt-in,
+    # since it grows with the Deployments (docs/operations.md, "Metrics").
+    metrics_deployment_slo_budgets: bool = False
 
-    @field_validator("webhook_port")
+    @field_validator("webhook_port", "page_port")
     @classmethod
     def _port(cls, value: int | None) -> int | None:
-        return value or None  # 0: no webhook
+        return value or None  # 0: not served
 
     @field_validator("exclude_namespaces", "prometheus_secrets", mode="before")
     @classmethod

@@ -456,3 +456,27 @@ def test_the_chart_grants_get_on_exactly_the_listed_secrets() -> None:
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["READINESS_PROMETHEUS_SECRETS"] == "monitoring/prom-token,monitoring/prom-ca"
     assert not any(d["kind"] == "Role" and d["metadata"]["name"].endswith("-prometheus-secrets") for d in render())
+
+
+def test_readiness_page_is_off_by_default_and_gets_its_own_port_and_service(
+    default_docs: list[dict[str, Any]], tools: str
+) -> None:
+    def page_bits(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+        (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        services = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-page")]
+        return services, env, [p["name"] for p in container["ports"]]
+
+    services, env, ports = page_bits(default_docs)
+    assert services == [] and "READINESS_PAGE_PORT" not in env and "page" not in ports
+    assert "READINESS_METRICS_DEPLOYMENT_SLO_BUDGETS" not in env
+    docs = render("--set", "readinessPage.enabled=true", "--set", "readinessPage.port=9100",
+                  "--set", "metrics.deploymentSloBudgets=true")
+    services, env, ports = page_bits(docs)
+    (service,) = services
+    assert service["spec"]["ports"] == [{"name": "page", "port": 80, "targetPort": "page", "protocol": "TCP"}]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert env["READINESS_PAGE_PORT"] == "9100" and "page" in ports
+    assert env["READINESS_METRICS_DEPLOYMENT_SLO_BUDGETS"] == "true"
+    refused = template("--set", "readinessPage.port=80", check=False)  # below 1024: the pod runs as non-root
+    assert refused.returncode != 0 and "readinessPage" in refused.stderr, refused.stderr

@@ -22,6 +22,7 @@ from .admission_server import AdmissionServer
 from .context import OperatorContext, context_of
 from .httpd import serve
 from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
+from .page_server import serve_page
 from .tls import serving_files
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     ctx.leadership.listen(lambda leading: ctx.metrics.leader.set(1 if leading else 0))
     if ctx.metrics_port:
         ctx.spawn(serve(ctx, ctx.metrics_port))
+    if ctx.settings.page_port:
+        ctx.spawn(serve_page(ctx, ctx.settings.page_port, ctx.settings.page_addr))
     if ctx.settings.webhook_port:
         files = await asyncio.to_thread(serving_files, ctx.settings, ctx.api.client)
         settings.admission.server = AdmissionServer(
