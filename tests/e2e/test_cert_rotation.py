@@ -172,7 +172,7 @@ def test_self_signed_certificate_rotates_twice_without_a_failed_request(
         eventually(consistent, timeout=30, what="served certificate = Secret's, trusted, exported")
         assert metric(metrics_port, "readiness_webhook_certificate_rotations_total") >= 2
     finally:
-        op.stop()
+        op.kill()  # nothing to shut down gracefully here; kopf's graceful stop costs seconds
         cluster.kubectl("delete", "validatingwebhookconfiguration", config, "--ignore-not-found")
     assert "Traceback" not in op.logs(), op.logs()[-4000:]
 
@@ -230,6 +230,6 @@ def test_mounted_files_replaced_on_disk_are_served_without_restart(
         assert issued_by(third.cert_pem, published(cluster, config))
         assert op.process is not None and op.process.poll() is None and op.process.pid == pid, "no restart"
     finally:
-        op.stop()
+        op.kill()  # nothing to shut down gracefully here; kopf's graceful stop costs seconds
         cluster.kubectl("delete", "validatingwebhookconfiguration", config, "--ignore-not-found")
     assert "Traceback" not in op.logs(), op.logs()[-4000:]
