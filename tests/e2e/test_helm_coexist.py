@@ -39,17 +39,17 @@ def owner(cluster: Cluster, crd: str) -> tuple[str | None, str | None]:
     return annotations.get(OWNER_KEYS[0]), annotations.get(OWNER_KEYS[1])
 
 
-def hand_over(cluster: Cluster, crd: str, release: str, namespace: str) -> None:
-    """docs/operations.md's hand-over of an existing CRD to a release (what Helm checks before adopting)."""
-    cluster.kubectl("annotate", "--overwrite", "crd", crd, f"{OWNER_KEYS[0]}={release}", f"{OWNER_KEYS[1]}={namespace}")
-    cluster.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
+def hand_over(cluster: Cluster, release: str, namespace: str, *crds: str) -> None:
+    """docs/operations.md's hand-over of existing CRDs to a release (what Helm checks before adopting)."""
+    cluster.kubectl("annotate", "--overwrite", "crd", *crds, f"{OWNER_KEYS[0]}={release}", f"{OWNER_KEYS[1]}={namespace}")
+    cluster.kubectl("label", "--overwrite", "crd", *crds, "app.kubernetes.io/managed-by=Helm")
 
 
 def disown(cluster: Cluster, *crds: str) -> None:
     """Back to the session's state: the repository's CRDs, owned by no release."""
-    for crd in crds:
-        cluster.kubectl("annotate", "crd", crd, *(f"{k}-" for k in (*OWNER_KEYS, "helm.sh/resource-policy")), check=False)
-        cluster.kubectl("label", "crd", crd, "app.kubernetes.io/managed-by-", check=False)
+    cluster.kubectl("annotate", "crd", *crds, *(f"{k}-" for k in (*OWNER_KEYS, "helm.sh/resource-policy")), check=False)
+    cluster.kubectl("label", "crd", *crds, "app.kubernetes.io/managed-by-", "fake-revision-", "app.kubernetes.io/part-of-",
+                    check=False)
     cluster.kubectl("apply", "-f", str(REPO_ROOT / "crds"))
     cluster.kubectl("wait", "--for=condition=established", "--timeout=60s", "crd", *crds)
 
@@ -86,8 +86,7 @@ def report(namespace: str) -> str:
 def test_shared_crds_owned_by_another_release_are_never_taken_or_deleted(shared_crds: Cluster, tmp_path: Path) -> None:
     cluster = shared_crds
     kyverno, ours = ("kyverno", "ro-kyverno"), ("ro-coexist", "ro-coexist")
-    for crd in SHARED:  # Kyverno was installed first: it owns the PolicyReport CRDs
-        hand_over(cluster, crd, *kyverno)
+    hand_over(cluster, *kyverno, *SHARED)  # Kyverno was installed first: it owns the PolicyReport CRDs
     fake = fake_kyverno_chart(tmp_path)
     helm(cluster, "install", kyverno[0], str(fake), "-n", kyverno[1], "--create-namespace")
     cluster.kubectl("create", "namespace", "ro-coexist-app", check=False)
@@ -151,7 +150,7 @@ def kept_by_the_schema(cluster: Cluster) -> bool:
 
 def test_upgrade_from_the_previous_version_changes_the_crd(shared_crds: Cluster, tmp_path: Path) -> None:
     cluster, release, namespace = shared_crds, "ro-upgrade", "ro-upgrade"
-    hand_over(cluster, OURS_CRD, release, namespace)  # it came from kubectl (or chart 0.1.0's crds/)
+    hand_over(cluster, release, namespace, OURS_CRD)  # it came from kubectl (or chart 0.1.0's crds/)
     try:
         helm(cluster, "install", release, str(previous_chart(tmp_path)), "-n", namespace, "--create-namespace")
         assert rendered_crds(cluster, release, namespace) == {OURS_CRD}
