@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         "READINESS_WEBHOOK_TLS", "tls"))
     cert_dir: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_DIR", "cert_dir"))
     cert_secret: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_SECRET", "cert_secret"))
+    # The self-signed certificate's lifetime, and when (a fraction of it) the leader renews it; how
+    # often every replica looks for a new certificate (Secret or files; default: a twentieth of the
+    # lifetime, between 1 and 30 s).
+    webhook_cert_lifetime_seconds: float = Field(default=365 * 86400, ge=10)
+    webhook_cert_renew_fraction: float = Field(default=2 / 3, ge=0.1, le=0.9)
+    webhook_cert_check_seconds: float | None = Field(default=None, gt=0, le=3600)
     vap: bool = True
     prometheus_url: str | None = None  # used by policies without spec.prometheus.url
     # Secrets ("namespace/name") policies may name for Prometheus credentials; the chart grants `get`
@@ -85,6 +91,13 @@ class Settings(BaseSettings):
         own = (self.namespace, self.cert_secret) if self.cert_secret else None
         pairs = {(ns, name) for ns, _, name in (ref.partition("/") for ref in self.prometheus_secrets)}
         return frozenset(pairs - {own} if own else pairs)
+
+    @property
+    def cert_check_interval(self) -> float:
+        """Seconds between two looks for a renewed webhook certificate."""
+        if self.webhook_cert_check_seconds is not None:
+            return self.webhook_cert_check_seconds
+        return min(30.0, max(1.0, self.webhook_cert_lifetime_seconds / 20))
 
     @property
     def excluded_namespaces(self) -> tuple[str, ...]:

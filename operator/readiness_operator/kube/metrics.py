@@ -37,6 +37,11 @@ class OperatorMetrics:
         self.build_info.labels(version=__version__).set(1)
         self.leader = Gauge("readiness_leader", "1 on the replica holding the leader Lease (it writes), else 0",
                             registry=r)
+        self.webhook_certificate_expiry = Gauge(
+            "readiness_webhook_certificate_expiry_timestamp_seconds",
+            "When the webhook certificate this replica serves expires (Unix time)", registry=r)
+        self.webhook_certificate_rotations = Counter(
+            "readiness_webhook_certificate_rotations", "Switches to a renewed webhook certificate", registry=r)
         self.evaluations = Counter("readiness_evaluations", "Deployment evaluations by the rule engine", registry=r)
         self.reconcile_errors = Counter("readiness_reconcile_errors", "Reconcile passes that failed", ["policy"], registry=r)
         self.policy_targets = Gauge(
