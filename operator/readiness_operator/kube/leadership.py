@@ -33,7 +33,8 @@ from typing import Any, Protocol
 
 from readiness_operator.names import MANAGED_BY_LABELS
 
-from .reconcile import Writer
+from .reconcile import ApprovalReader, Writer
+from .state import Key, OverrideApproval
 from .vap_sync import AdmissionWriter
 
 log = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ class LeaderTerm:
             await self.leadership.changed()
 
 
-class WriteApi(Writer, AdmissionWriter, Protocol):
+class WriteApi(Writer, AdmissionWriter, ApprovalReader, Protocol):
     """Everything a policy loop writes through (KubeApi)."""
 
 
@@ -359,6 +360,9 @@ class LeaderWriter:
 
     async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]:
         return await self.api.list_policy_reports(policy)
+
+    async def list_override_approvals(self) -> dict[Key, OverrideApproval]:
+        return await self.api.list_override_approvals()
 
     async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
         self._check()
