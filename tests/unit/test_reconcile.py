@@ -82,7 +82,8 @@ class Writer:
         self.deleted.append((namespace, name))
         self.reports.pop((namespace, name), None)
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+                         labels: Mapping[str, str] | None = None) -> None:
         self.events.append((involved["name"], reason))
 
 
@@ -288,3 +289,41 @@ def test_an_override_is_recorded_with_its_approver_only_once_the_webhook_admitte
     result = asyncio.run(run_pass(fresh, PassInput("p", "uid-p", 1, SPEC, {}), view, writer,
                                   now=NOW + timedelta(minutes=8)))
     assert writer.listed == listed and result.requeue_after > 3
+
+
+class EventLog(Writer):
+    """A writer whose cluster keeps the verdict Events (by their labels), as the API server does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labelled: list[tuple[tuple[str, str, str], str, dict[str, str]]] = []
+
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+                         labels: Mapping[str, str] | None = None) -> None:
+        await super().post_event(involved, reason=reason, message=message, warning=warning)
+        key = (involved["namespace"], involved["name"], involved.get("uid") or "")
+        self.labelled.append((key, reason, dict(labels or {})))
+
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
+        return {key: reason for key, reason, labels in self.labelled if labels.get("readiness.dev/policy") == policy}
+
+
+def test_a_new_leader_does_not_repeat_a_flip_the_killed_leader_posted_before_its_report() -> None:
+    view, writer = View(), EventLog()
+    view.put(deployment("a", "web", True))
+    run(PolicyRuntime("p", "uid-p"), view, writer)  # compliant, recorded in the report
+    stale = {k: dict(v) for k, v in writer.reports.items()}
+    # The leader sees web break, posts the flip, and is SIGKILLed before its report is rewritten.
+    view.put(deployment("a", "web", False))
+    run(PolicyRuntime("p", "uid-p"), view, writer)
+    assert writer.events[-1] == ("web", "ReadinessNoncompliant")
+    assert writer.labelled[-1][2]["readiness.dev/policy"] == "p"
+    writer.reports = stale
+    posted = len(writer.events)
+    run(PolicyRuntime("p", "uid-p"), view, writer, now=NOW + timedelta(seconds=30))  # the next leader
+    assert len(writer.events) == posted  # told already: not repeated
+    assert writer.reports[("a", "readiness-p")]["results"][0]["properties"]["compliant"] == "false"
+    # A real flip after that is still posted.
+    view.put(deployment("a", "web", True))
+    run(PolicyRuntime("p", "uid-p"), view, writer, now=NOW + timedelta(seconds=60))
+    assert writer.events[-1] == ("web", "ReadinessCompliant") and len(writer.events) == posted + 1

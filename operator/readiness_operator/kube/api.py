@@ -200,6 +200,24 @@ class KubeApi:
         except ApiException as exc:  # never fail a pass for an Event
             log.warning("could not post Event %s on %s/%s: %s", reason, involved["namespace"], involved["name"], exc.reason)
 
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
+        """(namespace, name, uid) -> reason of the newest verdict Event any leader posted for `policy`."""
+        def fetch() -> dict[tuple[str, str, str], str]:
+            events = self._core().list_event_for_all_namespaces(
+                label_selector=f"{OVERRIDE_EVENT_LABEL}=verdict,{POLICY_LABEL}={policy},{MANAGED_BY_LABEL}={MANAGED_BY}",
+                _request_timeout=10)
+            def when(e: Any) -> tuple[Any, str]:
+                return (e.first_timestamp or e.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC),
+                        str(e.metadata.creation_timestamp))
+            out: dict[tuple[str, str, str], str] = {}
+            for event in sorted(events.items or (), key=when):
+                ref = event.involved_object
+                if ref is not None:
+                    out[(str(ref.namespace), str(ref.name), str(ref.uid or ""))] = str(event.reason)
+            return out
+
+        return await asyncio.to_thread(fetch)
+
     async def list_override_approvals(self) -> dict[Key, OverrideApproval]:
         """The overrides any replica's webhook admitted, from its labelled ReadinessOverride Events
         (one list call; the newest generation per Deployment wins)."""

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from readiness_operator.names import MANAGED_BY_LABELS
 
-from .reconcile import ApprovalReader, Writer
+from .reconcile import ApprovalReader, VerdictEventReader, Writer
 from .state import Key, OverrideApproval
 from .vap_sync import AdmissionWriter
 
@@ -333,7 +333,7 @@ class LeaderTerm:
             await self.leadership.changed()
 
 
-class WriteApi(Writer, AdmissionWriter, ApprovalReader, Protocol):
+class WriteApi(Writer, AdmissionWriter, ApprovalReader, VerdictEventReader, Protocol):
     """Everything a policy loop writes through (KubeApi)."""
 
 
@@ -376,9 +376,15 @@ class LeaderWriter:
         self._check()
         await self.api.delete_policy_report(namespace, name)
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self._check()
-        await self.api.post_event(involved, reason=reason, message=message, warning=warning)
+        await self.api.post_event(involved, reason=reason, message=message, warning=warning, labels=labels)
+
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
+        return await self.api.last_verdict_events(policy)
 
     async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
         self._check()

@@ -20,7 +20,7 @@ from readiness_operator.engine import Finding, evaluate, matches
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
-from readiness_operator.names import OVERRIDE_ANNOTATION, is_blank
+from readiness_operator.names import MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, OVERRIDE_EVENT_LABEL, POLICY_LABEL, is_blank
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import summarize
 from readiness_operator.world import ClusterView, SloMeasurement, Worlds
@@ -49,11 +49,18 @@ class Writer(Protocol):
     async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]: ...
     async def put_policy_report(self, report: Mapping[str, Any]) -> None: ...
     async def delete_policy_report(self, namespace: str, name: str) -> None: ...
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None: ...
+    async def post_event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> None: ...
 
 
 class ApprovalReader(Protocol):
     async def list_override_approvals(self) -> dict[Key, OverrideApproval]: ...
+
+
+class VerdictEventReader(Protocol):
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]: ...
 
 
 SloLookup = Callable[[str, Key], Mapping[str, SloMeasurement]]
@@ -198,6 +205,38 @@ def _describe_failure(finding: Finding) -> str:
     return f"{finding.check} (measured {finding.value:g}, objective {finding.threshold:g}{when})"
 
 
+def verdict_event_labels(policy: str) -> dict[str, str]:
+    """The labels of a ReadinessCompliant/ReadinessNoncompliant Event, to find a policy's Events by."""
+    return {**MANAGED_BY_LABELS, OVERRIDE_EVENT_LABEL: "verdict", POLICY_LABEL: policy}
+
+
+_REASONS = {True: "ReadinessCompliant", False: "ReadinessNoncompliant"}
+
+
+async def _not_posted_yet(writer: Writer, policy: str, transitions: list[_Transition]) -> list[_Transition]:
+    """The flips of a new leader's first pass that no earlier leader already posted.
+
+    A leader posts a flip's Event before its PolicyReport records the new verdict; killed in between,
+    it leaves a report the next leader reads as the old verdict, and the flip would be posted twice.
+    The last verdict Event of each Deployment (one list by label) says what was already told.
+    """
+    reader = getattr(writer, "last_verdict_events", None)
+    if reader is None or not transitions:
+        return transitions
+    try:
+        told: dict[tuple[str, str, str], str] = await reader(policy)
+    except Exception as exc:  # cannot tell: post (a duplicate beats a lost flip)
+        log.warning("policy %s: could not list verdict Events: %s", policy, exc)
+        return transitions
+    out = []
+    for t in transitions:
+        ref = deployment_ref(t.judged.deployment)
+        key = (str(ref.get("namespace")), str(ref.get("name")), str(ref.get("uid") or ""))
+        if told.get(key) != _REASONS[t.judged.verdict.compliant]:
+            out.append(t)
+    return out
+
+
 async def _write_events(writer: Writer, policy: str, transitions: list[_Transition]) -> None:
     semaphore = asyncio.Semaphore(8)
 
@@ -211,7 +250,7 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
                     + ", ".join(_describe_failure(f) for f in v.failures))
         async with semaphore:
             await writer.post_event(deployment_ref(t.judged.deployment), reason=reason, message=f"Deployment {text}",
-                                    warning=not v.compliant)
+                                    warning=not v.compliant, labels=verdict_event_labels(policy))
 
     await asyncio.gather(*(one(t) for t in transitions))
 
@@ -345,8 +384,9 @@ async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime)
     reader = getattr(writer, "list_override_approvals", None)
     lacking = [k for k, j in runtime.judged.items()
                if _claims_override(j) and not approval_applies(j, runtime.approvals.get(k))]
-    for key in [k for k in runtime.approval_wait if k not in runtime.judged]:
-        del runtime.approval_wait[key]
+    for records in (runtime.approval_wait, runtime.approvals):  # gone or no longer selected
+        for key in [k for k in records if k not in runtime.judged]:
+            del records[key]
     if not lacking or reader is None:
         return set()
     for key in lacking:  # a new generation (a new admission) starts a new wait
@@ -434,8 +474,11 @@ async def _judge_pass(
             runtime.approvals.update(prior_approvals(report))
     changed_ns, transitions = await judge(runtime, view, now, slos, metrics)
     changed_ns |= await _sync_approvals(runtime, writer, now)
-    # After a restart, only flips against the recorded verdicts count.
-    await _write_events(writer, runtime.name, [t for t in transitions if not first or t.was_compliant is not None])
+    # After a restart, only flips against the recorded verdicts count, and only those not told yet.
+    flips = [t for t in transitions if not first or t.was_compliant is not None]
+    if first:
+        flips = await _not_posted_yet(writer, runtime.name, flips)
+    await _write_events(writer, runtime.name, flips)
     summary = summarize(
         (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
         previous=previous, extra_conditions=extra,
