@@ -26,6 +26,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -371,8 +372,14 @@ class Soak:
         else:
             args, data = ["-n", ns, "scale", "deployment", name, f"--replicas={self.rng.choice([0, 1, 2, 3])}"], None
         started = time.monotonic()
-        result = self.cluster.kubectl(*args, input=data, check=False, timeout=30)
         self.counts["changes"] += 1
+        try:
+            result = self.cluster.kubectl(*args, input=data, check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            self.counts["changes timed out (60 s)"] += 1
+            if not (self.excusable(started) or self.excusable(time.monotonic())):
+                self.failures.append(f"{time.strftime('%X')} kubectl {' '.join(args[:4])}: no answer in 60 s")
+            return
         if result.returncode == 0:
             self.counts["changes ok"] += 1
         elif "NotFound" in result.stderr or "not found" in result.stderr:
@@ -383,7 +390,8 @@ class Soak:
             self.counts["changes failed by the webhook"] += 1
             at = time.monotonic()
             (self.excused if self.excusable(started) or self.excusable(at) else self.failures).append(
-                f"{time.strftime('%X')} kubectl {' '.join(args[:4])}: {_reason(result.stderr)}")
+                f"{time.strftime('%X')} (sent {time.strftime('%X', time.localtime(time.time() - (time.monotonic() - started)))}) "
+                f"kubectl {' '.join(args[:4])}: {_reason(result.stderr)}")
         else:
             self.counts["changes failed (API server down or other)"] += 1
             if not self.apiserver_down and not self.excusable(started):

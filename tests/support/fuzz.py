@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import ssl
 import tempfile
@@ -90,9 +91,13 @@ _LABEL = st.builds(lambda head, tail: (head + tail).rstrip("-"), st.sampled_from
 _KEYS = st.sampled_from(["app", "tier", "team", "example.com/role", "x", "app.kubernetes.io/name"])
 _VALUE = st.one_of(st.sampled_from(["a", "b", "web"]), _LABEL)  # "a": the fuzz policy's exemption selector
 _LABELS = st.dictionaries(_KEYS, _VALUE, max_size=3)
-_CPU = st.sampled_from(["1m", "100m", "250m", "0.5", "1", "2", "4", "1500m", "0", "1e3", "10", "64"])
-_MEMORY = st.sampled_from(["1", "64Mi", "128Mi", "256M", "0.5Gi", "1Gi", "16Gi", "1e9", "1e100", "1e400", "0",
-                           "129M", "1.5Gi", "999Ki", "1Ti", "100"])
+# Values around the fuzz policy's bounds (cpu request >= 50m, limit <= 8; memory request <= 8Gi, limit
+# 64Mi..16Gi) in several spellings, and the odd forms the API server accepts (huge exponents, 0).
+_CPU = st.sampled_from(["1m", "49m", "50m", "51m", "0.05", "100m", "250m", "0.5", "1", "2", "4", "1500m", "0",
+                        "1e3", "10", "64", "7999m", "8", "8001m", "8.001", "5e-2", "50e-3"])
+_MEMORY = st.sampled_from(["1", "63Mi", "64Mi", "65Mi", "67108864", "67108863", "128Mi", "256M", "0.5Gi", "1Gi",
+                           "8Gi", "8193Mi", "8589934592", "8589934593", "16Gi", "16385Mi", "17179869184", "16.5Gi",
+                           "1e9", "1e100", "1e400", "0", "129M", "1.5Gi", "999Ki", "1Ti", "100", "64e6", "0.0625Gi"])
 _IMAGES = st.sampled_from([
     "app", "app:1.0", "app:latest", "registry.example/team/app:2.3.4", "registry.example:5000/app",
     "registry.example:5000/app:v1", "app@sha256:" + "0" * 64, "app:1.0@sha256:" + "a" * 64, "busybox:latest",
@@ -113,10 +118,12 @@ _BY_NAME: dict[str, st.SearchStrategy[Any]] = {
     "matchLabels": _LABELS, "containerPort": _PORT,
     "requests": _resources(), "limits": _resources(), "topologyKey": st.sampled_from(
         ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]),
-    "runAsUser": st.integers(0, 70000), "runAsGroup": st.integers(0, 70000), "fsGroup": st.integers(0, 70000),
+    "runAsUser": st.one_of(st.sampled_from([0, 1, 999, 1000, 1001, 65534]), st.integers(0, 70000)),
+    "runAsGroup": st.integers(0, 70000), "fsGroup": st.integers(0, 70000),
     "command": st.lists(st.sampled_from(["true", "sh", "-c", "sleep 1"]), min_size=1, max_size=2),
-    "path": st.sampled_from(["/", "/healthz", "/ready"]), "replicas": st.integers(0, 6),
-    "terminationGracePeriodSeconds": st.integers(0, 120), "seconds": st.integers(1, 30),
+    "path": st.sampled_from(["/", "/healthz", "/ready"]), "replicas": st.integers(0, 12),
+    "terminationGracePeriodSeconds": st.one_of(st.sampled_from([0, 9, 10, 11, 30]), st.integers(0, 120)),
+    "seconds": st.integers(1, 30),
     "add": st.lists(st.sampled_from(["NET_ADMIN", "ALL", "SYS_TIME", "CHOWN"]), max_size=2, unique=True),
     "drop": st.lists(st.sampled_from(["ALL", "NET_RAW", "all", "CHOWN"]), max_size=2, unique=True),
     "values": st.lists(_LABEL, min_size=1, max_size=2), "key": _KEYS, "localhostProfile": st.just("profile.json"),
@@ -126,7 +133,8 @@ _BY_NAME: dict[str, st.SearchStrategy[Any]] = {
     "revisionHistoryLimit": st.integers(0, 10), "initialDelaySeconds": st.integers(0, 30),
     "periodSeconds": st.integers(1, 30), "failureThreshold": st.integers(1, 5),
 }
-_INT_OR_STRING = st.one_of(st.integers(0, 5), st.sampled_from(["0%", "25%", "50%", "100%", "1%", "33%"]))
+_INT_OR_STRING = st.one_of(st.integers(0, 5), st.sampled_from(["0%", "24%", "25%", "26%", "34%", "49%", "50%", "51%",
+                                                              "100%", "1%", "33%"]))
 
 
 class SchemaStrategies:
@@ -193,6 +201,27 @@ def _one_handler(handler: dict[str, Any], kinds: tuple[str, ...]) -> None:
         del handler[extra]
     if not present:
         handler["tcpSocket"] = {"port": 8080}
+
+
+def near_bounds(obj: dict[str, Any], rng: random.Random) -> None:
+    """Move some fields onto the fuzz policy's boundaries (a grace period of exactly 10 s, a 50m CPU
+    request, 25% of 4 replicas...): drawn at random, such values are too rare to tell `>=` from `>`."""
+    spec = obj.setdefault("spec", {})
+    pod = spec.setdefault("template", {}).setdefault("spec", {})
+    containers = pod.setdefault("containers", [{"name": "app", "image": "app:1.0"}])
+    if rng.random() < 0.3:
+        pod["terminationGracePeriodSeconds"] = rng.choice([9, 10, 11])
+    if rng.random() < 0.3:
+        spec["replicas"] = rng.choice([1, 2, 3, 4, 8])
+        spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
+            "maxUnavailable": rng.choice(["24%", "25%", "26%", "50%", 1, 2]), "maxSurge": 1}}
+    for c in containers:
+        if rng.random() < 0.3:
+            resources = c.setdefault("resources", {})
+            resources.setdefault("requests", {})["cpu"] = rng.choice(["49m", "50m", "51m", "0.05"])
+            resources.setdefault("limits", {})["memory"] = rng.choice(["63Mi", "64Mi", "16Gi", "16385Mi"])
+        if rng.random() < 0.3:
+            c.setdefault("securityContext", {})["runAsUser"] = rng.choice([999, 1000, 1001])
 
 
 def fix_up(obj: dict[str, Any], namespace: str, name: str, override: str | None,
@@ -340,8 +369,11 @@ def deployments(components: Mapping[str, Any], namespace: str) -> st.SearchStrat
     """Deployments from the schema, fixed up to pass the API server's cross-field validation."""
     base = SchemaStrategies(components).for_ref(DEPLOYMENT)
     name = st.one_of(_LABEL, st.sampled_from(["legacy-a", "legacy-b", "legacy-c", "xy-z", "xy-1", "web"]))
-    return st.builds(lambda obj, n, o, own: fix_up(obj, namespace, n, o, own), base, name,
-                     st.one_of(st.none(), _OVERRIDE), st.booleans())
+    def build(obj: dict[str, Any], n: str, o: str | None, own: bool, rng: random.Random) -> dict[str, Any]:
+        near_bounds(obj, rng)
+        return fix_up(obj, namespace, n, o, own)
+
+    return st.builds(build, base, name, st.one_of(st.none(), _OVERRIDE), st.booleans(), st.randoms(use_true_random=False))
 
 
 #: The policy both sides judge with: every static check the fail-safe VAP covers, with bounds and
