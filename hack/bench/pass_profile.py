@@ -91,7 +91,8 @@ class Writer:
     async def delete_policy_report(self, namespace: str, name: str) -> None:
         self._count("delete")
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+                         labels: Mapping[str, str] | None = None) -> None:
         self._count("event")
 
 

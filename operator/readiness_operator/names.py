@@ -19,6 +19,8 @@ __all__ = [
     "MANAGED_BY_LABEL",
     "MANAGED_BY_LABELS",
     "OVERRIDE_ANNOTATION",
+    "OVERRIDE_EVENT_ANNOTATIONS",
+    "OVERRIDE_EVENT_LABEL",
     "POLICY_LABEL",
     "is_blank",
 ]
@@ -31,6 +33,13 @@ OVERRIDE_ANNOTATION: Final = "readiness.dev/override"
 #: (Cf: \u200b, \ufeff...) characters is blank, i.e. no reason. The same definition in RE2, for
 #: the fail-safe CEL (``value.matches(BLANK_RE2)``).
 BLANK_RE2: Final = r"^[\p{Z}\p{Cc}\p{Cf}]*$"
+#: The label on the ``ReadinessOverride`` Event a replica posts when its webhook admitted a request
+#: through the override: the leader lists these (by label) to record who approved it in the report.
+OVERRIDE_EVENT_LABEL: Final = "readiness.dev/event"
+#: The Event's annotations: the requesting user, the reason and the Deployment generation admitted.
+OVERRIDE_EVENT_ANNOTATIONS: Final = MappingProxyType({
+    "user": "readiness.dev/override-user", "reason": "readiness.dev/override-reason",
+    "generation": "readiness.dev/override-generation"})
 
 
 def is_blank(value: str) -> bool:

@@ -146,6 +146,44 @@ def test_override_admits_records_an_event_and_the_report(admission: OperatorProc
     eventually(report_override, what="override recorded in the PolicyReport")
 
 
+def test_the_report_records_who_approved_an_override_and_nothing_for_an_annotation_alone(
+    admission: OperatorProcess, crds: Cluster
+) -> None:
+    """Issue #13.5: a user outside overrideUsers adding the annotation in a metadata-only edit (never
+    judged) made the report say `override: approved by nobody`; an override the webhook admitted is
+    recorded with the user the API server authenticated."""
+    ns = "adm-override"
+    crds.kubectl("create", "namespace", ns)
+    crds.apply(deployment(ns, "old", probe=False))  # noncompliant, from before the policy
+    crds.apply(policy("adm-override", "Enforce", ns, admission={"overrideUsers": ["alice"]}))
+    as_alice, as_mallory = (("--as", user, "--as-group", "system:masters") for user in ("alice", "mallory"))
+    hotfix = deployment(ns, "hotfix", probe=False, annotations={"readiness.dev/override": "INC-42, alice on call"})
+
+    def mallory_denied() -> bool:
+        result = crds.kubectl("apply", *as_mallory, "--dry-run=server", "-f", "-", input=hotfix, check=False)
+        return result.returncode != 0 and "probe-readiness" in result.stderr
+
+    eventually(mallory_denied, what="the policy enforced, mallory not allowed to override")
+    try:
+        crds.kubectl("annotate", *as_mallory, "-n", ns, "deployment", "old", "readiness.dev/override=approved by nobody")
+        crds.kubectl("apply", *as_alice, "-f", "-", input=hotfix)
+
+        def recorded() -> dict[str, dict[str, str]]:
+            report = crds.get_json("-n", ns, "policyreport", "readiness-adm-override")
+            props = {r["resources"][0]["name"]: r["properties"] for r in report["results"]}
+            assert set(props) == {"old", "hotfix"} and "override" in props["hotfix"]
+            return props
+
+        props = eventually(recorded, what="the override recorded in the PolicyReport")
+        assert "override" not in props["old"] and "overrideBy" not in props["old"], props["old"]
+        assert (props["hotfix"]["override"], props["hotfix"]["overrideBy"]) == ("INC-42, alice on call", "alice")
+        [event] = crds.get_json("-n", ns, "events", "--field-selector=involvedObject.name=hotfix,reason=ReadinessOverride",
+                                "-l", "readiness.dev/event=override")["items"]
+        assert event["metadata"]["annotations"]["readiness.dev/override-user"] == "alice"
+    finally:
+        crds.kubectl("delete", "rp", "adm-override", "--ignore-not-found", "--wait=false")
+
+
 def pdb(namespace: str, name: str) -> str:
     return yaml.safe_dump({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                            "metadata": {"name": name, "namespace": namespace},

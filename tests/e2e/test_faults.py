@@ -198,7 +198,7 @@ def hostile_objects(ns: str) -> list[dict[str, Any]]:
     sidecar = {"name": "sidecar", "image": "registry.example/sidecar:1", "restartPolicy": "Always"}
     recreate = deployment(ns, "recreate", probe=True, resources=True)
     recreate["spec"]["strategy"] = {"type": "Recreate"}
-    recreate["metadata"]["annotations"] = {"readiness.dev/override": "x" * 10_000}  # lands in the report, cut
+    recreate["metadata"]["annotations"] = {"readiness.dev/override": "x" * 10_000}  # a huge (unused) reason
     objects: list[dict[str, Any]] = [
         deployment(ns, huge, probe=True, resources=True, labels={"x" * 63: "y" * 63}),
         # quantities as users write them (the API server canonicalizes some of them)

@@ -105,7 +105,7 @@ ALLOWED = [
     *[(verb, "poddisruptionbudgets.policy", ("-A",)) for verb in ("list", "watch")],
     *[(verb, "horizontalpodautoscalers.autoscaling", ("-A",)) for verb in ("list", "watch")],
     *[(verb, "namespaces", ()) for verb in ("list", "watch")],
-    *[(verb, "events", ("-n", "default")) for verb in ("create", "patch")],
+    *[(verb, "events", ("-n", "default")) for verb in ("create", "patch", "list")],
     *[(verb, "events.events.k8s.io", ("-n", "default")) for verb in ("create", "patch")],
     *[(verb, "policyreports.wgpolicyk8s.io", ("-n", "default"))
       for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],

@@ -16,7 +16,7 @@ from readiness_operator.admission.vap import _glob_re
 from readiness_operator.checks.resources import _EXPONENT_OUT_OF_RANGE
 from readiness_operator.engine import evaluate
 from readiness_operator.kube.reports import results_for
-from readiness_operator.kube.state import Judged
+from readiness_operator.kube.state import Judged, OverrideApproval
 from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.names import OVERRIDE_ANNOTATION, is_blank
 from readiness_operator.quantity import is_quantity
@@ -90,15 +90,22 @@ def test_exempted_checks_count_neither_as_pass_nor_weight_and_are_counted_in_sta
     assert status.exempt == 1 and status.targets == 2
 
 
-def test_the_report_shows_an_override_only_when_it_bypassed_something() -> None:
+def test_the_report_shows_an_override_only_when_the_webhook_admitted_one() -> None:
     spec = ReadinessPolicySpec.model_validate({"rules": {"probes": {"liveness": False, "readiness": True}}})
     compliant = deployment("ok", **{OVERRIDE_ANNOTATION: "approved by nobody"})
     compliant["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 1}}
     failing = deployment("bad", **{OVERRIDE_ANNOTATION: "INC-7"})
     blank = deployment("blank", **{OVERRIDE_ANNOTATION: "\u200b"})
+    for d in (compliant, failing, blank):
+        d["metadata"]["generation"] = 3
+    alice = OverrideApproval("alice", "INC-7", 3)
 
-    def props(d: dict[str, Any]) -> dict[str, str]:
-        return dict(results_for("p", Judged(evaluate(spec, d, World(now=NOW)), d, NOW))[0]["properties"])
+    def props(d: dict[str, Any], approval: OverrideApproval | None) -> dict[str, str]:
+        return dict(results_for("p", Judged(evaluate(spec, d, World(now=NOW)), d, NOW), approval)[0]["properties"])
 
-    assert "override" not in props(compliant) and "override" not in props(blank)
-    assert props(failing)["override"] == "INC-7"
+    # An annotation alone (a metadata-only edit, never judged) records nothing, whoever added it.
+    assert "override" not in props(failing, None)
+    assert "override" not in props(compliant, alice) and "override" not in props(blank, alice)
+    assert "override" not in props(failing, OverrideApproval("alice", "INC-7", 2))  # an older spec was let in
+    assert {k: v for k, v in props(failing, alice).items() if k.startswith("override")} == {
+        "override": "INC-7", "overrideBy": "alice", "overrideGeneration": "3"}

@@ -237,7 +237,8 @@ class Recorder:
     async def delete_policy_report(self, namespace: str, name: str) -> None:
         self.writes.append("delete-report")
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+                         labels: Mapping[str, str] | None = None) -> None:
         self.writes.append("event")
 
     async def put_admission_object(self, obj: Mapping[str, Any]) -> None:

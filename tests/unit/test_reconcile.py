@@ -12,7 +12,8 @@ import pytest
 from readiness_operator.kube.objects import trim_deployment
 from readiness_operator.kube.reconcile import PassInput, run_pass
 from readiness_operator.kube.reports import MAX_RESULTS_PER_REPORT, build_reports, prior_verdicts
-from readiness_operator.kube.state import PolicyRuntime
+from readiness_operator.kube.state import OverrideApproval, PolicyRuntime
+from readiness_operator.names import OVERRIDE_ANNOTATION
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SPEC = {"match": {"namespaces": ["a", "b"]}, "rules": {"probes": {"liveness": False, "readiness": True}}}
@@ -81,7 +82,8 @@ class Writer:
         self.deleted.append((namespace, name))
         self.reports.pop((namespace, name), None)
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+                         labels: Mapping[str, str] | None = None) -> None:
         self.events.append((involved["name"], reason))
 
 
@@ -233,3 +235,95 @@ def test_a_pass_woken_early_requeues_for_when_the_slo_is_due_not_a_whole_interva
     early = asyncio.run(run_pass(rt, item, view, writer, slo_store=store, slo_query=lambda _c: query,
                                  now=NOW + timedelta(seconds=4)))
     assert early.requeue_after == pytest.approx(6)  # not 10: the query falls due 10 s after the last one
+
+
+class ApprovingWriter(Writer):
+    """A writer whose cluster holds the override Events a webhook replica posted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.approvals: dict[tuple[str, str], OverrideApproval] = {}
+        self.listed = 0
+
+    async def list_override_approvals(self) -> dict[tuple[str, str], OverrideApproval]:
+        self.listed += 1
+        return dict(self.approvals)
+
+
+def overridden(name: str, generation: int, reason: str = "INC-9") -> dict[str, Any]:
+    d = deployment("a", name, False)
+    d["metadata"].update(generation=generation, annotations={OVERRIDE_ANNOTATION: reason})
+    return d
+
+
+def override_props(writer: Writer, name: str) -> dict[str, str]:
+    [result, *_] = [r for r in writer.reports[("a", "readiness-p")]["results"] if r["resources"][0]["name"] == name]
+    return {k: v for k, v in result["properties"].items() if k.startswith("override")}
+
+
+def test_an_override_is_recorded_with_its_approver_only_once_the_webhook_admitted_it() -> None:
+    view, writer, rt = View(), ApprovingWriter(), PolicyRuntime("p", "uid-p")
+    view.put(overridden("annotated-only", 1))  # a metadata-only edit added it: nothing was admitted
+    view.put(overridden("hotfix", 2))
+    run(rt, view, writer)
+    assert override_props(writer, "annotated-only") == {} and override_props(writer, "hotfix") == {}
+    listed = writer.listed
+    assert listed == 1  # one list for all the Deployments lacking an approval
+    # The replica that admitted hotfix posts its Event just after answering: the next pass (polled
+    # within seconds) records it, with the user and reason the webhook saw.
+    writer.approvals[("a", "hotfix")] = OverrideApproval("alice", "INC-9", 2)
+    result = asyncio.run(run_pass(rt, PassInput("p", "uid-p", 1, SPEC, {}), view, writer, now=NOW + timedelta(seconds=3)))
+    assert result.requeue_after <= 3  # annotated-only is still looked up for a while
+    assert override_props(writer, "hotfix") == {"override": "INC-9", "overrideBy": "alice", "overrideGeneration": "2"}
+    assert override_props(writer, "annotated-only") == {}
+    # A restarted leader reads the approval back from its report (the Event may have expired).
+    fresh, writer.approvals = PolicyRuntime("p", "uid-p"), {}
+    run(fresh, view, writer, now=NOW + timedelta(minutes=5))
+    assert override_props(writer, "hotfix")["overrideBy"] == "alice"
+    # A later rollout is a new generation the override did not cover; after the wait, no more lookups.
+    view.put(overridden("hotfix", 3))
+    fresh.mark(key=("a", "hotfix"))
+    run(fresh, view, writer, now=NOW + timedelta(minutes=6))
+    assert override_props(writer, "hotfix") == {}
+    listed = writer.listed
+    result = asyncio.run(run_pass(fresh, PassInput("p", "uid-p", 1, SPEC, {}), view, writer,
+                                  now=NOW + timedelta(minutes=8)))
+    assert writer.listed == listed and result.requeue_after > 3
+
+
+class EventLog(Writer):
+    """A writer whose cluster keeps the verdict Events (by their labels), as the API server does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labelled: list[tuple[tuple[str, str, str], str, dict[str, str]]] = []
+
+    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+                         labels: Mapping[str, str] | None = None) -> None:
+        await super().post_event(involved, reason=reason, message=message, warning=warning)
+        key = (involved["namespace"], involved["name"], involved.get("uid") or "")
+        self.labelled.append((key, reason, dict(labels or {})))
+
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
+        return {key: reason for key, reason, labels in self.labelled if labels.get("readiness.dev/policy") == policy}
+
+
+def test_a_new_leader_does_not_repeat_a_flip_the_killed_leader_posted_before_its_report() -> None:
+    view, writer = View(), EventLog()
+    view.put(deployment("a", "web", True))
+    run(PolicyRuntime("p", "uid-p"), view, writer)  # compliant, recorded in the report
+    stale = {k: dict(v) for k, v in writer.reports.items()}
+    # The leader sees web break, posts the flip, and is SIGKILLed before its report is rewritten.
+    view.put(deployment("a", "web", False))
+    run(PolicyRuntime("p", "uid-p"), view, writer)
+    assert writer.events[-1] == ("web", "ReadinessNoncompliant")
+    assert writer.labelled[-1][2]["readiness.dev/policy"] == "p"
+    writer.reports = stale
+    posted = len(writer.events)
+    run(PolicyRuntime("p", "uid-p"), view, writer, now=NOW + timedelta(seconds=30))  # the next leader
+    assert len(writer.events) == posted  # told already: not repeated
+    assert writer.reports[("a", "readiness-p")]["results"][0]["properties"]["compliant"] == "false"
+    # A real flip after that is still posted.
+    view.put(deployment("a", "web", True))
+    run(PolicyRuntime("p", "uid-p"), view, writer, now=NOW + timedelta(seconds=60))
+    assert writer.events[-1] == ("web", "ReadinessCompliant") and len(writer.events) == posted + 1

@@ -22,9 +22,16 @@ from kubernetes.client.exceptions import ApiException
 
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
-from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL
+from readiness_operator.names import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OVERRIDE_EVENT_ANNOTATIONS,
+    OVERRIDE_EVENT_LABEL,
+    POLICY_LABEL,
+)
 
 from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, ReportRejected
+from .state import Key, OverrideApproval
 
 log = logging.getLogger(__name__)
 COMPONENT = MANAGED_BY  # the Event source and reporting component
@@ -169,12 +176,16 @@ class KubeApi:
 
     # ------------------------------------------------------------------ Events
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+        labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
+    ) -> None:
         """A core/v1 Event on the object (what `kubectl describe` and `kubectl events` show); best effort."""
         now = datetime.now(UTC)
         body = kubernetes.client.CoreV1Event(
             metadata=kubernetes.client.V1ObjectMeta(
-                name=f"{involved['name']}.{uuid.uuid4().hex[:16]}", namespace=involved["namespace"]),
+                name=f"{involved['name']}.{uuid.uuid4().hex[:16]}", namespace=involved["namespace"],
+                labels=dict(labels) if labels else None, annotations=dict(annotations) if annotations else None),
             involved_object=kubernetes.client.V1ObjectReference(
                 api_version=involved.get("apiVersion"), kind=involved.get("kind"), name=involved["name"],
                 namespace=involved["namespace"], uid=involved.get("uid"),
@@ -188,6 +199,45 @@ class KubeApi:
             await asyncio.to_thread(self._core().create_namespaced_event, involved["namespace"], body)
         except ApiException as exc:  # never fail a pass for an Event
             log.warning("could not post Event %s on %s/%s: %s", reason, involved["namespace"], involved["name"], exc.reason)
+
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
+        """(namespace, name, uid) -> reason of the newest verdict Event any leader posted for `policy`."""
+        def fetch() -> dict[tuple[str, str, str], str]:
+            events = self._core().list_event_for_all_namespaces(
+                label_selector=f"{OVERRIDE_EVENT_LABEL}=verdict,{POLICY_LABEL}={policy},{MANAGED_BY_LABEL}={MANAGED_BY}",
+                _request_timeout=10)
+            def when(e: Any) -> tuple[Any, str]:
+                return (e.first_timestamp or e.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC),
+                        str(e.metadata.creation_timestamp))
+            out: dict[tuple[str, str, str], str] = {}
+            for event in sorted(events.items or (), key=when):
+                ref = event.involved_object
+                if ref is not None:
+                    out[(str(ref.namespace), str(ref.name), str(ref.uid or ""))] = str(event.reason)
+            return out
+
+        return await asyncio.to_thread(fetch)
+
+    async def list_override_approvals(self) -> dict[Key, OverrideApproval]:
+        """The overrides any replica's webhook admitted, from its labelled ReadinessOverride Events
+        (one list call; the newest generation per Deployment wins)."""
+        def fetch() -> dict[Key, OverrideApproval]:
+            events = self._core().list_event_for_all_namespaces(
+                label_selector=f"{OVERRIDE_EVENT_LABEL}=override,{MANAGED_BY_LABEL}={MANAGED_BY}", _request_timeout=10)
+            out: dict[Key, OverrideApproval] = {}
+            for event in events.items or ():
+                notes = event.metadata.annotations or {}
+                generation = str(notes.get(OVERRIDE_EVENT_ANNOTATIONS["generation"]) or "")
+                if not generation.isdigit() or event.involved_object is None:
+                    continue
+                key = (str(event.involved_object.namespace), str(event.involved_object.name))
+                approval = OverrideApproval(str(notes.get(OVERRIDE_EVENT_ANNOTATIONS["user"]) or ""),
+                                            str(notes.get(OVERRIDE_EVENT_ANNOTATIONS["reason"]) or ""), int(generation))
+                if key not in out or out[key].generation <= approval.generation:
+                    out[key] = approval
+            return out
+
+        return await asyncio.to_thread(fetch)
 
     # ------------------------------------------------------------------ admission objects (ours only)
 

@@ -33,7 +33,8 @@ from typing import Any, Protocol
 
 from readiness_operator.names import MANAGED_BY_LABELS
 
-from .reconcile import Writer
+from .reconcile import ApprovalReader, VerdictEventReader, Writer
+from .state import Key, OverrideApproval
 from .vap_sync import AdmissionWriter
 
 log = logging.getLogger(__name__)
@@ -332,7 +333,7 @@ class LeaderTerm:
             await self.leadership.changed()
 
 
-class WriteApi(Writer, AdmissionWriter, Protocol):
+class WriteApi(Writer, AdmissionWriter, ApprovalReader, VerdictEventReader, Protocol):
     """Everything a policy loop writes through (KubeApi)."""
 
 
@@ -360,6 +361,9 @@ class LeaderWriter:
     async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]:
         return await self.api.list_policy_reports(policy)
 
+    async def list_override_approvals(self) -> dict[Key, OverrideApproval]:
+        return await self.api.list_override_approvals()
+
     async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
         self._check()
         await self.api.patch_policy_status(name, status)
@@ -372,9 +376,15 @@ class LeaderWriter:
         self._check()
         await self.api.delete_policy_report(namespace, name)
 
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None:
+    async def post_event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
         self._check()
-        await self.api.post_event(involved, reason=reason, message=message, warning=warning)
+        await self.api.post_event(involved, reason=reason, message=message, warning=warning, labels=labels)
+
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
+        return await self.api.last_verdict_events(policy)
 
     async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
         self._check()

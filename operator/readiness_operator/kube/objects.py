@@ -43,6 +43,7 @@ def trim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
             "name": meta.get("name"),
             "namespace": meta.get("namespace"),
             "uid": meta.get("uid"),
+            **({"generation": meta["generation"]} if meta.get("generation") is not None else {}),
             "labels": dict(meta.get("labels") or {}),
             **({"annotations": annotations} if annotations else {}),
         },

@@ -20,6 +20,7 @@ from readiness_operator.engine import Finding, evaluate, matches
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
+from readiness_operator.names import MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, OVERRIDE_EVENT_LABEL, POLICY_LABEL, is_blank
 from readiness_operator.report.overview import policy_overview
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import summarize
@@ -27,8 +28,16 @@ from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 
 from .metrics import OperatorMetrics
 from .objects import deployment_ref
-from .reports import ReportRejected, as_written, build_reports, digest, prior_verdicts
-from .state import Dirty, Judged, Key, PolicyRuntime, ReportFailure
+from .reports import (
+    ReportRejected,
+    approval_applies,
+    as_written,
+    build_reports,
+    digest,
+    prior_approvals,
+    prior_verdicts,
+)
+from .state import Dirty, Judged, Key, OverrideApproval, PolicyRuntime, ReportFailure
 from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
@@ -41,10 +50,24 @@ class Writer(Protocol):
     async def list_policy_reports(self, policy: str) -> list[dict[str, Any]]: ...
     async def put_policy_report(self, report: Mapping[str, Any]) -> None: ...
     async def delete_policy_report(self, namespace: str, name: str) -> None: ...
-    async def post_event(self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False) -> None: ...
+    async def post_event(
+        self, involved: Mapping[str, Any], *, reason: str, message: str, warning: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+class ApprovalReader(Protocol):
+    async def list_override_approvals(self) -> dict[Key, OverrideApproval]: ...
+
+
+class VerdictEventReader(Protocol):
+    async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]: ...
 
 
 SloLookup = Callable[[str, Key], Mapping[str, SloMeasurement]]
+#: How long a noncompliant Deployment carrying an override reason but no recorded approval is looked
+#: up again (the replica that admitted it posts its Event just after answering), and how often.
+APPROVAL_WAIT_SECONDS, APPROVAL_POLL_SECONDS = 60.0, 3.0
 RESYNC_SECONDS = 300.0  # full re-evaluation: exemption expiry, anything a watch could have missed
 
 
@@ -183,6 +206,38 @@ def _describe_failure(finding: Finding) -> str:
     return f"{finding.check} (measured {finding.value:g}, objective {finding.threshold:g}{when})"
 
 
+def verdict_event_labels(policy: str) -> dict[str, str]:
+    """The labels of a ReadinessCompliant/ReadinessNoncompliant Event, to find a policy's Events by."""
+    return {**MANAGED_BY_LABELS, OVERRIDE_EVENT_LABEL: "verdict", POLICY_LABEL: policy}
+
+
+_REASONS = {True: "ReadinessCompliant", False: "ReadinessNoncompliant"}
+
+
+async def _not_posted_yet(writer: Writer, policy: str, transitions: list[_Transition]) -> list[_Transition]:
+    """The flips of a new leader's first pass that no earlier leader already posted.
+
+    A leader posts a flip's Event before its PolicyReport records the new verdict; killed in between,
+    it leaves a report the next leader reads as the old verdict, and the flip would be posted twice.
+    The last verdict Event of each Deployment (one list by label) says what was already told.
+    """
+    reader = getattr(writer, "last_verdict_events", None)
+    if reader is None or not transitions:
+        return transitions
+    try:
+        told: dict[tuple[str, str, str], str] = await reader(policy)
+    except Exception as exc:  # cannot tell: post (a duplicate beats a lost flip)
+        log.warning("policy %s: could not list verdict Events: %s", policy, exc)
+        return transitions
+    out = []
+    for t in transitions:
+        ref = deployment_ref(t.judged.deployment)
+        key = (str(ref.get("namespace")), str(ref.get("name")), str(ref.get("uid") or ""))
+        if told.get(key) != _REASONS[t.judged.verdict.compliant]:
+            out.append(t)
+    return out
+
+
 async def _write_events(writer: Writer, policy: str, transitions: list[_Transition]) -> None:
     semaphore = asyncio.Semaphore(8)
 
@@ -196,7 +251,7 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
                     + ", ".join(_describe_failure(f) for f in v.failures))
         async with semaphore:
             await writer.post_event(deployment_ref(t.judged.deployment), reason=reason, message=f"Deployment {text}",
-                                    warning=not v.compliant)
+                                    warning=not v.compliant, labels=verdict_event_labels(policy))
 
     await asyncio.gather(*(one(t) for t in transitions))
 
@@ -267,7 +322,7 @@ async def _write_reports(
             wanted: set[tuple[str, str]] = set()
             complete = True
             if by_ns.get(ns):
-                for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns]):
+                for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns], approvals=runtime.approvals):
                     key = (ns, report["metadata"]["name"])
                     wanted.add(key)
                     if runtime.written_reports.get(key) != digest(report):
@@ -317,6 +372,45 @@ def _with_report_errors(
     return out
 
 
+def _claims_override(judged: Judged) -> bool:
+    annotations = (judged.deployment.get("metadata") or {}).get("annotations") or {}
+    return not judged.verdict.compliant and not is_blank(str(annotations.get(OVERRIDE_ANNOTATION) or ""))
+
+
+async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime) -> set[str]:
+    """Look up who approved the overrides of noncompliant, override-annotated Deployments that have no
+    recorded approval for their generation (one list of our labelled Events, only when some lack one);
+    returns the namespaces whose reports change. A Deployment still without one is looked up again for
+    a minute (the Event may come from another replica), then it simply records no override."""
+    reader = getattr(writer, "list_override_approvals", None)
+    lacking = [k for k, j in runtime.judged.items()
+               if _claims_override(j) and not approval_applies(j, runtime.approvals.get(k))]
+    for records in (runtime.approval_wait, runtime.approvals):  # gone or no longer selected
+        for key in [k for k in records if k not in runtime.judged]:
+            del records[key]
+    if not lacking or reader is None:
+        return set()
+    for key in lacking:  # a new generation (a new admission) starts a new wait
+        generation = (runtime.judged[key].deployment.get("metadata") or {}).get("generation")
+        if key not in runtime.approval_wait or runtime.approval_wait[key][0] != generation:
+            runtime.approval_wait[key] = (generation, now + timedelta(seconds=APPROVAL_WAIT_SECONDS))
+    if not any(now <= runtime.approval_wait[k][1] for k in lacking):
+        return set()
+    try:
+        found = await reader()
+    except Exception as exc:  # Events are a record, never a reason to fail the pass
+        log.warning("policy %s: could not list override Events: %s", runtime.name, exc)
+        return set()
+    changed: set[str] = set()
+    for key in lacking:
+        approval = found.get(key)
+        if approval is not None and approval_applies(runtime.judged[key], approval):
+            runtime.approvals[key] = approval
+            runtime.approval_wait.pop(key, None)
+            changed.add(key[0])
+    return changed
+
+
 async def _refresh_slos(
     runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None
 ) -> None:
@@ -351,6 +445,8 @@ def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime, s
         horizon = min(horizon, max(1.0, (vap.next_expiry - now).total_seconds()))
     for failure in runtime.report_failures.values():
         horizon = min(horizon, max(1.0, (failure.retry_at - now).total_seconds()))
+    if any(now < until for _, until in runtime.approval_wait.values()):
+        horizon = min(horizon, APPROVAL_POLL_SECONDS)
     return horizon
 
 
@@ -376,9 +472,14 @@ async def _judge_pass(
             meta = report["metadata"]
             runtime.written_reports[(meta["namespace"], meta["name"])] = digest(as_written(report))
             runtime.prior.update(prior_verdicts(report))
+            runtime.approvals.update(prior_approvals(report))
     changed_ns, transitions = await judge(runtime, view, now, slos, metrics)
-    # After a restart, only flips against the recorded verdicts count.
-    await _write_events(writer, runtime.name, [t for t in transitions if not first or t.was_compliant is not None])
+    changed_ns |= await _sync_approvals(runtime, writer, now)
+    # After a restart, only flips against the recorded verdicts count, and only those not told yet.
+    flips = [t for t in transitions if not first or t.was_compliant is not None]
+    if first:
+        flips = await _not_posted_yet(writer, runtime.name, flips)
+    await _write_events(writer, runtime.name, flips)
     summary = summarize(
         (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
         previous=previous, extra_conditions=extra,

@@ -20,7 +20,7 @@ from readiness_operator.model.common import Severity
 from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, POLICY_LABEL, is_blank
 
 from .objects import deployment_ref
-from .state import Judged
+from .state import Judged, Key, OverrideApproval
 
 REPORT_GROUP = "wgpolicyk8s.io"
 REPORT_VERSION = "v1alpha2"
@@ -66,7 +66,20 @@ def report_name(policy: str, index: int) -> str:
     return base if index == 0 else f"{base}-{index}"
 
 
-def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
+def approval_applies(judged: Judged, approval: OverrideApproval | None) -> bool:
+    """Whether the report records an override for this Deployment: the webhook admitted its current
+    generation through one (``approval``), it is still annotated with a reason, and it is noncompliant
+    (the override bypasses something). An annotation alone records nothing: a metadata-only edit is
+    never judged, so adding one there overrode nothing, whoever added it."""
+    if approval is None or judged.verdict.compliant:
+        return False
+    meta = judged.deployment.get("metadata") or {}
+    if is_blank(str((meta.get("annotations") or {}).get(OVERRIDE_ANNOTATION) or "")):
+        return False
+    return meta.get("generation") == approval.generation
+
+
+def results_for(policy: str, judged: Judged, approval: OverrideApproval | None = None) -> list[dict[str, Any]]:
     verdict = judged.verdict
     seconds = int(judged.since.timestamp())
     common_props: dict[str, str] = {
@@ -74,11 +87,10 @@ def results_for(policy: str, judged: Judged) -> list[dict[str, Any]]:
         "level": verdict.level,
         "compliant": "true" if verdict.compliant else "false",
     }
-    override = str(((judged.deployment.get("metadata") or {}).get("annotations") or {}).get(OVERRIDE_ANNOTATION) or "")
-    # Only when the override bypasses something (a denying failure) and is a reason at all: a
-    # compliant Deployment, or a metadata-only edit that added the annotation, overrode nothing.
-    if not verdict.compliant and not is_blank(override):
-        common_props["override"] = override.strip()[:256]
+    if approval is not None and approval_applies(judged, approval):
+        common_props["override"] = approval.reason.strip()[:256]
+        common_props["overrideBy"] = approval.user[:256]
+        common_props["overrideGeneration"] = str(approval.generation)
     # One reference and timestamp per Deployment, shared by its results (they are only serialised).
     resources = [deployment_ref(judged.deployment)]
     timestamp = {"seconds": seconds, "nanos": 0}
@@ -131,11 +143,14 @@ def _chunks(results_by_deployment: Iterable[list[dict[str, Any]]], max_bytes: in
 
 
 def build_reports(
-    policy: str, policy_uid: str, namespace: str, judged: Iterable[Judged], *, max_bytes: int = MAX_REPORT_BYTES
+    policy: str, policy_uid: str, namespace: str, judged: Iterable[Judged], *, max_bytes: int = MAX_REPORT_BYTES,
+    approvals: Mapping[Key, OverrideApproval] | None = None,
 ) -> list[dict[str, Any]]:
     """The reports for one namespace, Deployments sorted by name, each under ``max_bytes`` of JSON."""
     ordered = sorted(judged, key=lambda j: j.verdict.name)
-    chunks = _chunks((results_for(policy, item) for item in ordered), max_bytes)
+    approvals = approvals or {}
+    chunks = _chunks((results_for(policy, item, approvals.get((namespace, item.verdict.name))) for item in ordered),
+                     max_bytes)
     reports: list[dict[str, Any]] = []
     labels: dict[str, str] = {**MANAGED_BY_LABELS, POLICY_LABEL: policy}
     for index, results in enumerate(chunks):
@@ -176,6 +191,21 @@ def prior_verdicts(report: Mapping[str, Any]) -> dict[tuple[str, str], tuple[boo
             key = (str(res.get("namespace")), str(res.get("name")))
             if "compliant" in props:
                 seen[key] = (props["compliant"] == "true", seconds)
+    return seen
+
+
+def prior_approvals(report: Mapping[str, Any]) -> dict[Key, OverrideApproval]:
+    """The overrides a report recorded (``override``, ``overrideBy``, ``overrideGeneration``), so they
+    outlive the Events they came from (Events expire after an hour)."""
+    seen: dict[Key, OverrideApproval] = {}
+    for r in report.get("results") or ():
+        props = r.get("properties") or {}
+        generation = str(props.get("overrideGeneration") or "")
+        if "override" not in props or not generation.isdigit():
+            continue
+        for res in r.get("resources") or ():
+            key = (str(res.get("namespace")), str(res.get("name")))
+            seen[key] = OverrideApproval(str(props.get("overrideBy") or ""), str(props["override"]), int(generation))
     return seen
 
 

@@ -28,6 +28,16 @@ class Judged:
     since: datetime
 
 
+@dataclass(frozen=True)
+class OverrideApproval:
+    """A break-glass override a webhook replica admitted: who sent the request, their reason, and the
+    Deployment generation it let in (a later spec change is not covered by it)."""
+
+    user: str
+    reason: str
+    generation: int
+
+
 @dataclass
 class ReportFailure:
     """A PolicyReport the API server refused: not resent (same content) before ``retry_at``."""
@@ -67,6 +77,10 @@ class PolicyRuntime:
     reports_pending: set[str] = field(default_factory=set)
     # Reports the API server refused (size, content), retried with backoff and shown in status.
     report_failures: dict[tuple[str, str], ReportFailure] = field(default_factory=dict)
+    # Overrides the webhook admitted (from its ReadinessOverride Events, or read back from our reports),
+    # and until when a noncompliant, override-annotated Deployment without one is looked up again.
+    approvals: dict[Key, OverrideApproval] = field(default_factory=dict)
+    approval_wait: dict[Key, tuple[Any, datetime]] = field(default_factory=dict)  # generation, until
     # When the last pass that re-judged everything ran (wall clock), for `needs_full_pass`.
     full_pass_at: datetime | None = None
     # The last pass's verdicts folded by namespace, check and SLO: the metrics and the readiness

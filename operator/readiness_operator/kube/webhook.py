@@ -23,6 +23,7 @@ from readiness_operator.engine import CompiledPolicy
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.model.validation import validate_policy_object
+from readiness_operator.names import MANAGED_BY_LABELS, OVERRIDE_EVENT_ANNOTATIONS, OVERRIDE_EVENT_LABEL
 from readiness_operator.world import Worlds
 
 from .context import OperatorContext, context_of
@@ -130,14 +131,31 @@ async def _review(
         raise kopf.AdmissionError(decision.message, code=403)
 
 
+def override_event_annotations(body: Mapping[str, Any], decision: AdmissionDecision) -> dict[str, str]:
+    """What the leader needs to record the override in the PolicyReport: the user the API server
+    authenticated, the reason and the generation admitted (the API server sets it before validating
+    admission, so a later spec change is a new generation the override did not cover)."""
+    generation = (body.get("metadata") or {}).get("generation")
+    return {
+        OVERRIDE_EVENT_ANNOTATIONS["user"]: decision.user[:256],
+        OVERRIDE_EVENT_ANNOTATIONS["reason"]: (decision.override_reason or "")[:256],
+        OVERRIDE_EVENT_ANNOTATIONS["generation"]: str(generation if isinstance(generation, int) else ""),
+    }
+
+
 async def _record_override(ctx: OperatorContext, body: dict[str, Any], decision: AdmissionDecision) -> None:
+    """The ReadinessOverride Event, labelled so the leader (maybe another replica) finds it; this
+    replica's runtimes are woken to record it at once."""
     ref = deployment_ref(body)
     if not ref.get("namespace"):
         return
     bypassed = "; ".join(f"{policy}: {', '.join(ids)}" for policy, ids in decision.overridden.items())
     await ctx.api.post_event(ref, reason="ReadinessOverride", warning=True,
                              message=f"{decision.user or 'someone'} overrode readiness enforcement ({bypassed}): "
-                                     f"{decision.override_reason}")
+                                     f"{decision.override_reason}",
+                             labels={**MANAGED_BY_LABELS, OVERRIDE_EVENT_LABEL: "override"},
+                             annotations=override_event_annotations(body, decision))
+    ctx.registry.mark_deployment(str(ref["namespace"]), str(ref["name"]))
 
 
 @kopf.on.validate(GROUP, VERSION, PLURAL, id="validate-policy", operations=["CREATE", "UPDATE"])
