@@ -17,6 +17,8 @@ from readiness_operator.severity import Severity
 if TYPE_CHECKING:
     from readiness_operator.model.rules import LiveStateRule
 
+#: The category of the checks judged from the cluster's state only (never at admission).
+LIVE_CATEGORY = "live"
 _OFFLINE = "judged only from the living cluster (the operator), not in the CLI or at admission"
 _MAX_PROBLEMS = 5  # per finding: enough to act on, small in status and reports
 
@@ -33,7 +35,7 @@ def _said(condition: Mapping[str, Any]) -> str:
 
 @register(
     "rollout-healthy",
-    category="live",
+    category=LIVE_CATEGORY,
     severity=Severity.CRITICAL,
     title="Rollout healthy",
     why="A Deployment that is not Available, or whose rollout exceeded its progress deadline or stalled "
@@ -90,7 +92,7 @@ def rollout_healthy(ctx: Context, rule: LiveStateRule) -> Outcome:
 
 @register(
     "hpa-active",
-    category="live",
+    category=LIVE_CATEGORY,
     severity=Severity.WARNING,
     title="HPA active",
     why="An HPA whose ScalingActive or AbleToScale condition is False (no metrics, missing requests, a "
@@ -133,7 +135,7 @@ def _statuses(pod: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 @register(
     "pods-stable",
-    category="live",
+    category=LIVE_CATEGORY,
     severity=Severity.CRITICAL,
     title="Pods stable",
     why="Crash-looping or OOM-killed containers, or containers that keep restarting, serve intermittently "
