@@ -1,6 +1,7 @@
 """Live checks on the living cluster (issue 12): the operator judges rollout-healthy, hpa-active and
 pods-stable from the Deployment's, the HPA's and the pods' state (kwok's chaos stage crash-loops and
-OOM-kills pods on demand), and in Enforce those checks never deny the fix of a broken Deployment.
+OOM-kills pods on demand), pdb-allows-disruption from the disruption controller's PDB status, and in
+Enforce the live checks never deny the fix of a broken Deployment.
 
 One policy, one namespace, five Deployments applied at once, so the waits overlap.
 """
@@ -29,6 +30,11 @@ def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield op
     op.stop()
     assert "Traceback" not in op.logs(), op.logs()[-5000:]
+
+
+def pdb(name: str) -> str:
+    return yaml.safe_dump({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name, "namespace": NS},
+                           "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": name}}}})
 
 
 def _results(cluster: Cluster) -> dict[tuple[str, str], dict[str, Any]]:
@@ -60,7 +66,8 @@ def test_live_checks_judge_the_cluster_and_never_block_the_fix(operator: Operato
     cluster.apply("---\n".join([
         deployment(NS, "steady", 2),
         deployment(NS, "crashy", 1, pod_labels={"readiness.dev/chaos": "crash-loop"}),
-        deployment(NS, "oomy", 1, pod_labels={"readiness.dev/chaos": "oom-kill"}),
+        deployment(NS, "oomy", 2, pod_labels={"readiness.dev/chaos": "oom-kill"}),
+        *(pdb(name) for name in ("steady", "oomy")),
         yaml.safe_dump(stuck),
         deployment(NS, "blind", 1),
         yaml.safe_dump(blind_hpa),
@@ -69,13 +76,16 @@ def test_live_checks_judge_the_cluster_and_never_block_the_fix(operator: Operato
         "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": POLICY},
         "spec": {"mode": "Enforce", "match": {"namespaces": [NS]},
                  # env: a static check, so the Enforce policy has a fail-safe VAP that judges the fix too
-                 "rules": {"liveState": {"maxRestarts": 1000}, "env": {}}},
+                 "rules": {"liveState": {"maxRestarts": 1000}, "env": {},
+                           "podDisruptionBudget": {"required": False, "allowsDisruption": True}}},
     }))
     try:
         expected = {
             ("steady", "rollout-healthy"): "pass", ("steady", "pods-stable"): "pass", ("steady", "hpa-active"): "pass",
             ("crashy", "pods-stable"): "fail", ("crashy", "rollout-healthy"): "fail",
             ("oomy", "pods-stable"): "fail",
+            # minAvailable 1 of 2 permits a drain on paper; with both pods OOM-killed the controller allows 0
+            ("steady", "pdb-allows-disruption"): "pass", ("oomy", "pdb-allows-disruption"): "fail",
             ("stuck", "rollout-healthy"): "fail",
             ("blind", "hpa-active"): "fail", ("blind", "rollout-healthy"): "pass",
         }
@@ -83,6 +93,7 @@ def test_live_checks_judge_the_cluster_and_never_block_the_fix(operator: Operato
                              what="live verdicts in the PolicyReport")
         assert "CrashLoopBackOff" in results[("crashy", "pods-stable")]["message"]
         assert "OOMKilled" in results[("oomy", "pods-stable")]["message"]
+        assert "allows 0 disruptions now" in results[("oomy", "pdb-allows-disruption")]["message"]
         assert "ScalingActive is False" in results[("blind", "hpa-active")]["message"]
         assert any(word in results[("stuck", "rollout-healthy")]["message"]
                    for word in ("progress deadline", "not Available"))
