@@ -185,11 +185,11 @@ def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
             "requests-cpu",
             [
                 'c.?resources.?requests[?"cpu"].or(c.?resources.?limits[?"cpu"]).hasValue()',
-                '.sum() <= quantity("2").asApproximateFloat()',  # the pod's effective request
+                '.sum() <= (quantity("2").asApproximateFloat() * (1.0 + 1e-12))',  # the pod's effective request
                 "variables.allContainers",
             ],
         ),
-        ("requests-memory", ['.sum() >= quantity("64Mi").asApproximateFloat()']),
+        ("requests-memory", ['.sum() >= (quantity("64Mi").asApproximateFloat() * (1.0 - 1e-12))']),
         ("limits-memory", ['c.?resources.?limits[?"memory"].hasValue()', 'compareTo(quantity("1Gi")) <= 0']),
         ("replicas-min",
          ["variables.replicas >= 2", "!(variables.rollout || variables.reconfigured || variables.scaleDown) || "]),

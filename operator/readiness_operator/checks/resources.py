@@ -9,8 +9,9 @@ sidecars started before it. So a small migration init container never fails a mi
 *limits* apply to each container. Ephemeral containers cannot be in a pod template (the API server
 forbids them), so they are never judged here.
 
-The VAP computes the effective request with CEL's ``quantity(...).asApproximateFloat()`` sums: it
-agrees with the exact arithmetic here except for sums that round exactly onto a bound.
+The VAP computes the effective request with CEL's ``quantity(...).asApproximateFloat()`` sums (CEL has
+no fold over quantities) and a relative slack of 1e-12 for the doubles' rounding: it agrees with the
+exact arithmetic here except for a sum within one part in 10^12 of a bound (1 byte in a terabyte).
 """
 
 from __future__ import annotations
@@ -145,7 +146,10 @@ def _request_float(var: str, resource: str) -> str:
 
 def _effective_bound_cel(resource: str, bound: str, op: str) -> str:
     """CEL: the pod's effective request (see :func:`effective_request`) compared with ``bound``."""
-    limit = f"quantity({lit(bound)}).asApproximateFloat()"
+    # Doubles: 100m + 200m is 0.30000000000000004, so compare with a relative slack of 1e-12 (far below
+    # one milli-unit of any real bound, far above the rounding of a sum of a few hundred terms).
+    slack = "(1.0 - 1e-12)" if op == ">=" else "(1.0 + 1e-12)"
+    limit = f"(quantity({lit(bound)}).asApproximateFloat() * {slack})"
     inits = "variables.pod.?initContainers.orValue([])"
     names = f"{inits}.map(x, x.name)"
     app = f"([0.0] + (variables.containers + {SIDECARS}).map(c, {_request_float('c', resource)})).sum()"
