@@ -39,8 +39,15 @@ async def hpa_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[st
 
 
 @kopf.index("", "v1", "pods")
-async def pod_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
-    """Pods trimmed to what live checks read (`pods-stable`) and their ReplicaSet owner."""
+async def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str | None, Any]:
+    """Pods trimmed to what live checks read (`pods-stable`) and their ReplicaSet owner.
+
+    Also marks the owning Deployment for a new pass: pods change often (restarts, readiness), and one
+    handler per event instead of an index plus an on.event handler keeps the event loop (which
+    serves admission too) free."""
+    owner = deployment_of_pod(body)
+    if owner is not None:
+        context_of(memo).registry.mark_pods_changed(namespace or "", owner)
     return {namespace: trim_pod(body)}
 
 
@@ -62,13 +69,6 @@ async def pdb_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
 async def hpa_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.mark_namespace(namespace or "")
-
-
-@kopf.on.event("", "v1", "pods")
-async def pod_event(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    owner = deployment_of_pod(body)
-    if owner is not None:
-        context_of(memo).registry.mark_deployment(namespace or "", owner)
 
 
 @kopf.on.event("", "v1", "namespaces")
