@@ -119,6 +119,18 @@ def render_checks_md() -> str:
         "Ids are stable: use them in `spec.exemptions[].checks` and `spec.weights`. A check runs only when "
         "its rule group is present in `spec.rules` (see [policy-reference.md](policy-reference.md)).",
         "",
+        "Containers of every kind count where Kubernetes says they do: init containers for requests, limits, "
+        "images, security and env; sidecars (init containers with `restartPolicy: Always`) also for probes "
+        "and the HPA's requests; ephemeral containers cannot be part of a pod template. Bounds on requests "
+        "apply to the pod's effective request (KEP-753: the larger of app plus sidecar containers and the "
+        "largest init container plus the sidecars started before it), so a small init container never fails "
+        "a minimum.",
+        "",
+        "Live checks (category `live`, and the status part of `pdb-allows-disruption`) are judged only by the "
+        "operator, from the living cluster's state; they are Unknown in the CLI and never deny or warn at "
+        "admission in any mode, so a crash-looping Deployment stays fixable in Enforce. Checks that read "
+        "PDBs or HPAs are judged by the webhook and the CLI, not by the fail-safe ValidatingAdmissionPolicy.",
+        "",
         "| Id | Category | Default severity | Rule group |",
         "|---|---|---|---|",
     ]

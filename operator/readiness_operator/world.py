@@ -19,6 +19,7 @@ __all__ = [
     "SloMeasurement",
     "World",
     "Worlds",
+    "deployment_of_pod",
     "namespace_of",
 ]
 
@@ -42,6 +43,28 @@ class SloMeasurement:
     error: str | None = None
 
 
+def deployment_of_pod(pod: Mapping[str, Any]) -> str | None:
+    """The Deployment a pod belongs to, from its ReplicaSet owner and ``pod-template-hash`` label.
+
+    The Deployment controller names a ReplicaSet ``<deployment>-<pod-template-hash>``, so no
+    ReplicaSet lookup is needed. None for pods of other controllers (or odd shapes).
+    """
+    meta = pod.get("metadata") if isinstance(pod, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return None
+    labels = meta.get("labels")
+    hash_ = labels.get("pod-template-hash") if isinstance(labels, Mapping) else None
+    if not isinstance(hash_, str) or not hash_:
+        return None
+    for owner in meta.get("ownerReferences") or ():
+        if not isinstance(owner, Mapping) or owner.get("kind") != "ReplicaSet":
+            continue
+        name = owner.get("name")
+        if isinstance(name, str) and name.endswith("-" + hash_) and len(name) > len(hash_) + 1:
+            return name[: -len(hash_) - 1]
+    return None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -51,7 +74,9 @@ class World:
     """Related objects and measurements for one Deployment.
 
     ``pdbs`` and ``hpas`` are plain Kubernetes dicts; checks still filter them by namespace, so
-    passing a cluster-wide list is correct, only slower.
+    passing a cluster-wide list is correct, only slower. ``live`` is True only where the objects
+    are the living cluster's (the operator's passes): live checks (status, pods) are Unknown
+    otherwise, in the CLI and at admission. ``pods`` are the Deployment's own pods.
     """
 
     pdbs: Sequence[Mapping[str, Any]] = ()
@@ -59,6 +84,8 @@ class World:
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     slo_measurements: Mapping[str, SloMeasurement] = field(default_factory=dict)
     now: datetime = field(default_factory=_now)
+    live: bool = False
+    pods: Sequence[Mapping[str, Any]] = ()
 
 
 class RelatedIndex:
@@ -178,14 +205,30 @@ class Worlds:
 
     Reads the view once per namespace (a `RelatedIndex` and the namespace labels are kept for the
     life of this object: one pass, one admission request, one CLI run), so each Deployment is
-    matched only against the PDBs and HPAs that can select it.
+    matched only against the PDBs and HPAs that can select it. ``live=True`` (the operator's
+    passes) marks the Worlds as the living cluster's and hands each its pods, when the view has a
+    ``pods(namespace)`` method.
     """
 
-    __slots__ = ("_by_ns", "_slos", "now", "view")
+    __slots__ = ("_by_ns", "_pods", "_slos", "live", "now", "view")
 
-    def __init__(self, view: ClusterView, now: datetime | None = None, slos: SloLookup = _no_slos) -> None:
-        self.view, self.now, self._slos = view, now or _now(), slos
+    def __init__(
+        self, view: ClusterView, now: datetime | None = None, slos: SloLookup = _no_slos, *, live: bool = False
+    ) -> None:
+        self.view, self.now, self._slos, self.live = view, now or _now(), slos, live
         self._by_ns: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
+        self._pods: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
+
+    def _pods_of(self, namespace: str, deployment: str) -> Sequence[Mapping[str, Any]]:
+        by_deployment = self._pods.get(namespace)
+        if by_deployment is None:
+            by_deployment = self._pods[namespace] = {}
+            pods = getattr(self.view, "pods", None)
+            for pod in pods(namespace) if pods is not None else ():
+                owner = deployment_of_pod(pod)
+                if owner is not None:
+                    by_deployment.setdefault(owner, []).append(pod)
+        return by_deployment.get(deployment, ())
 
     def _namespace(self, namespace: str) -> tuple[RelatedIndex, Mapping[str, str]]:
         cached = self._by_ns.get(namespace)
@@ -204,6 +247,9 @@ class Worlds:
         related, labels = self._namespace(ns)
         pdbs, hpas = related.for_deployment(deployment)
         slos: Mapping[str, SloMeasurement] = {}
+        name = str((deployment.get("metadata") or {}).get("name", ""))
         if policy is not None:
-            slos = self._slos(policy, (ns, str((deployment.get("metadata") or {}).get("name", ""))))
-        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now)
+            slos = self._slos(policy, (ns, name))
+        pods = self._pods_of(ns, name) if self.live else ()
+        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now,
+                     live=self.live, pods=pods)

@@ -105,6 +105,7 @@ ALLOWED = [
     *[(verb, "poddisruptionbudgets.policy", ("-A",)) for verb in ("list", "watch")],
     *[(verb, "horizontalpodautoscalers.autoscaling", ("-A",)) for verb in ("list", "watch")],
     *[(verb, "namespaces", ()) for verb in ("list", "watch")],
+    *[(verb, "pods", ("-A",)) for verb in ("list", "watch")],
     *[(verb, "events", ("-n", "default")) for verb in ("create", "patch", "list")],
     *[(verb, "events.events.k8s.io", ("-n", "default")) for verb in ("create", "patch")],
     *[(verb, "policyreports.wgpolicyk8s.io", ("-n", "default"))
@@ -138,7 +139,7 @@ DENIED = [
     ("patch", "deployments.apps", ("-A",)),
     ("create", "deployments.apps", ("-n", "default")),
     ("create", "pods", ("-n", "default")),
-    ("list", "pods", ("-A",)),
+    ("get", "pods", ("-A",)),  # list/watch only (the live check pods-stable), never by name
     ("create", "pods/exec", ("-n", NAMESPACE)),
     ("get", "configmaps", ("-A",)),
     ("create", "serviceaccounts/token", ("-n", NAMESPACE)),

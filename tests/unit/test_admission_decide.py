@@ -19,6 +19,7 @@ from readiness_operator.admission.decide import (
     review_deployment,
     scale_as_deployment_update,
 )
+from readiness_operator.engine import evaluate
 from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.names import OVERRIDE_ANNOTATION
 from readiness_operator.world import SloMeasurement, World
@@ -508,3 +509,28 @@ def test_each_policy_judges_with_its_own_slo_measurements(order: tuple[str, str]
     d = review_deployment(request(deployment()), policies, world(), policy_world=policy_world)
     assert not d.allowed and d.denied_by == ["strict"]
     assert "slo:availability" in d.message
+
+
+def test_live_checks_never_deny_even_with_a_live_world() -> None:
+    """A crash-looping, unavailable Deployment must stay fixable in Enforce: live checks judge the cluster's
+    state, never the request (and the webhook's World is not live: there they are Unknown anyway)."""
+    crashing = {
+        "metadata": {"name": "web-5d8f9-x1", "namespace": "demo", "labels": {"pod-template-hash": "5d8f9"},
+                     "ownerReferences": [{"kind": "ReplicaSet", "name": "web-5d8f9"}]},
+        "status": {"containerStatuses": [{"name": "web", "restartCount": 9,
+                                          "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+    }
+    broken = {**deployment(), "status": {"observedGeneration": 1, "conditions": [
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]}}
+    policy = spec("Enforce", rules={"liveState": {}})
+
+    def live(obj: Mapping[str, Any]) -> World:
+        return World(now=NOW, live=True, pods=[crashing])
+
+    decision = review(request(broken), ("prod", policy), world_of=live)  # a create: every check is judged
+    assert decision.allowed and not decision.warnings
+    offline = review(request(broken, op="UPDATE", old=deployment(probes=True)), ("prod", policy))  # a rollout
+    assert offline.allowed and not offline.warnings
+    # the same World judged by the engine does fail: the guard above is what lets the fix through
+    verdict = evaluate(policy, broken, live(broken))
+    assert {f.check for f in verdict.failures} == {"pods-stable", "rollout-healthy"}

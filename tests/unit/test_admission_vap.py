@@ -25,18 +25,20 @@ EXCLUDED = ["kube-system", "readiness-system"]
 VAP_CHECKS = tuple(cid for cid, c in CATALOGUE.items() if c.cel is not None)
 
 ALL_RULES: dict[str, Any] = {
-    "probes": {"startup": True, "severity": "warning"},
+    "probes": {"startup": True, "distinct": True, "severity": "warning"},
     "resources": {
-        "requests": {"cpu": {"max": "2"}, "memory": {"min": "64Mi"}},
-        "limits": {"cpu": {}, "memory": {"max": "1Gi"}},
+        "requests": {"cpu": {"max": "2"}, "memory": {"min": "64Mi"}, "ephemeralStorage": {"min": "100Mi"}},
+        "limits": {"cpu": {}, "memory": {"max": "1Gi"}, "ephemeralStorage": {}},
         "severity": "warning",
     },
     "replicas": {"min": 2},
     "securityContext": {"runAsUserMin": 1000},
     "antiAffinity": {},
-    "images": {"requireDigest": True},
+    "images": {"requireDigest": True, "pullPolicies": ["Always"]},
     "rollingUpdate": {"maxUnavailable": "25%"},
     "gracefulShutdown": {"minTerminationGracePeriodSeconds": 20, "requirePreStopHook": True, "severity": "warning"},
+    "scheduling": {"requirePriorityClass": True, "allowedPriorityClasses": ["high"], "zoneSpread": True, "maxSkew": 1},
+    "env": {},
 }
 
 
@@ -176,17 +178,18 @@ def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("check", "fragments"),
     [
-        ("probe-liveness", ["variables.containers.all(c, has(c.livenessProbe))"]),
+        ("probe-liveness", ["(variables.containers + variables.pod.?initContainers.orValue([]).filter(s, "
+                            "s.?restartPolicy.orValue('') == 'Always')).all(c, has(c.livenessProbe))"]),
         ("probe-startup", ["has(c.startupProbe)"]),
         (
             "requests-cpu",
             [
                 'c.?resources.?requests[?"cpu"].or(c.?resources.?limits[?"cpu"]).hasValue()',
-                'compareTo(quantity("2")) <= 0',
+                '.sum() <= (quantity("2").asApproximateFloat() * (1.0 + 1e-12))',  # the pod's effective request
                 "variables.allContainers",
             ],
         ),
-        ("requests-memory", ['compareTo(quantity("64Mi")) >= 0']),
+        ("requests-memory", ['.sum() >= (quantity("64Mi").asApproximateFloat() * (1.0 - 1e-12))']),
         ("limits-memory", ['c.?resources.?limits[?"memory"].hasValue()', 'compareTo(quantity("1Gi")) <= 0']),
         ("replicas-min",
          ["variables.replicas >= 2", "!(variables.rollout || variables.reconfigured || variables.scaleDown) || "]),

@@ -18,13 +18,13 @@ from readiness_operator.checks import CATALOGUE, Cel
 from readiness_operator.checks.base import register
 from readiness_operator.checks.fields import field_tree, fields_read, trim
 from readiness_operator.engine import compile_policy, evaluate
-from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_pdb
+from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_pdb, trim_pod
 from readiness_operator.model import CATEGORIES, CHECK_IDS, ReadinessPolicySpec
 from tests.unit.test_admission_vap import ALL_RULES
 from tests.unit.test_check_fixtures import FILES, load_fixture
 
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\[\])?(\.[A-Za-z][A-Za-z0-9]*(\[\])?)*$")
-_KINDS = {"Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Prometheus"}
+_KINDS = {"Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Pod", "Prometheus"}
 
 
 @pytest.mark.parametrize("check_id", list(CATALOGUE))
@@ -95,7 +95,7 @@ def test_field_tree_keeps_whole_values_and_lists() -> None:
 
 
 def test_trimming_keeps_every_declared_field() -> None:
-    for kind in ("Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+    for kind in ("Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Pod"):
         declared = {p for c in CATALOGUE.values() for p in c.reads.get(kind, ())}
         assert declared <= set(fields_read(kind))
 
@@ -106,7 +106,10 @@ def test_trimming_never_changes_a_verdict(path: Path) -> None:
     policy, deployment, world = load_fixture(path)
     padded = _with_unread_fields(deployment)
     trimmed_world = dataclasses.replace(
-        world, pdbs=[trim_pdb(p) for p in world.pdbs], hpas=[trim_hpa(h) for h in world.hpas]
+        world,
+        pdbs=[trim_pdb(p) for p in world.pdbs],
+        hpas=[trim_hpa(h) for h in world.hpas],
+        pods=[trim_pod(p) for p in world.pods],
     )
     full = evaluate(policy.spec, padded, world)
     trimmed = evaluate(policy.spec, trim_deployment(padded), trimmed_world)
@@ -114,7 +117,7 @@ def test_trimming_never_changes_a_verdict(path: Path) -> None:
         (f.check, f.status, f.message) for f in full.findings
     ]
     assert (trimmed.score, trimmed.compliant) == (full.score, full.compliant)
-    assert "env" not in str(trim_deployment(padded)["spec"])  # trimming did drop something
+    assert "scratch" not in str(trim_deployment(padded)["spec"])  # trimming did drop something (volumes)
 
 
 def _with_unread_fields(deployment: dict) -> dict:
@@ -124,4 +127,5 @@ def _with_unread_fields(deployment: dict) -> dict:
     pod = dict(template.get("spec") or {})
     pod["volumes"] = [{"name": "scratch", "emptyDir": {}}]
     pod["containers"] = [{**c, "env": [{"name": "MODE", "value": "x"}]} for c in pod.get("containers") or ()]
-    return {**deployment, "spec": {**spec, "template": {**template, "spec": pod}}, "status": {"replicas": 1}}
+    status = {**(deployment.get("status") or {"replicas": 1}), "collisionCount": 3}
+    return {**deployment, "spec": {**spec, "template": {**template, "spec": pod}}, "status": status}

@@ -1,8 +1,9 @@
 """Polaris-style fixtures: tests/fixtures/checks/<check-id>/{pass,fail,unknown}-*.yaml.
 
-Each file holds a ReadinessPolicy, one Deployment, optional PDBs/HPAs and an optional
-``kind: FixtureWorld`` document (now, sloMeasurements, namespaceLabels). The file name's prefix is
-the expected status of that check's finding.
+Each file holds a ReadinessPolicy, one Deployment, optional PDBs/HPAs/Pods and an optional
+``kind: FixtureWorld`` document (now, sloMeasurements, namespaceLabels, ``live: true`` for the
+living cluster's state; its Pods are mapped to the Deployment like the operator maps them). The file
+name's prefix is the expected status of that check's finding.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from readiness_operator.checks import CATALOGUE, SLO_CHECK_ID
 from readiness_operator.engine import evaluate
 from readiness_operator.manifests import iter_documents
 from readiness_operator.model import ReadinessPolicy
-from readiness_operator.world import SloMeasurement, World
+from readiness_operator.world import SloMeasurement, World, deployment_of_pod
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "checks"
 FILES = sorted(FIXTURES.glob("*/*.yaml"))
@@ -44,6 +45,9 @@ def load_fixture(path: Path) -> tuple[ReadinessPolicy, dict[str, Any], World]:
         namespace_labels=extra.get("namespaceLabels") or {},
         slo_measurements=measurements,
         now=_time(extra.get("now")) or datetime(2025, 1, 1, tzinfo=UTC),
+        live=bool(extra.get("live")),
+        pods=[d for d in docs if d.get("kind") == "Pod"
+              and deployment_of_pod(d) == deployments[0]["metadata"]["name"]] if extra.get("live") else [],
     )
     return policy, deployments[0], world
 

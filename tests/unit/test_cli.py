@@ -250,3 +250,20 @@ def test_run_builds_the_leader_election(monkeypatch: pytest.MonkeyPatch, flags: 
     if lease is not None:
         assert election.namespace == namespace and not election.standalone
         assert election.me.startswith(f"{pod}_") if pod else "_" in election.me
+
+
+def test_live_checks_are_unknown_offline(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A manifest's status or a PDB's is not the living cluster's: in the CLI live checks are Unknown,
+    so a Deployment whose exported status says its rollout failed is still compliant here."""
+    import yaml
+
+    fixture = ROOT / "tests" / "fixtures" / "checks" / "rollout-healthy" / "fail-progress-deadline.yaml"
+    docs = list(yaml.safe_load_all(fixture.read_text()))
+    policy, manifest = tmp_path / "policy.yaml", tmp_path / "deploy.yaml"
+    policy.write_text(yaml.safe_dump(docs[0]))
+    manifest.write_text(yaml.safe_dump(next(d for d in docs if d.get("kind") == "Deployment")))
+    code, report = audit_json(capsys, "--policy", str(policy), "-f", str(manifest))
+    [result] = report["results"]
+    assert (code, result["compliant"], result["findings"]) == (0, True, [])
+    # the same file judged as the cluster's state fails (tests/fixtures/.../fail-progress-deadline.yaml)
+    assert "status" in docs[1] and docs[2] == {"kind": "FixtureWorld", "live": True}

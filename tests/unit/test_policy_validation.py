@@ -265,7 +265,7 @@ def test_known_slo_refs_are_suggested_and_listed() -> None:
     assert problem.startswith(
         'spec.exemptions[0].checks[0]: unknown check id "sl:availability"; did you mean "slo:availability"?'
     )
-    assert problem.endswith("pre-stop-hook, slo:availability, slo:<name>, *")
+    assert problem.endswith("pods-stable, slo:availability, slo:<name>, *")
 
 
 def test_every_placeholder_problem_and_level_problem_of_one_slo() -> None:

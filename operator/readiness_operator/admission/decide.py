@@ -33,6 +33,10 @@ that builds the :class:`~readiness_operator.world.World` of a Deployment from th
 * SLO findings (``slo:<name>``) follow the SLO's ``onBreach`` regardless of mode: ``Block`` denies a
   ``create``/``rollout`` of a breaching Deployment (unless it is a rollback, see ``is_rollback``),
   ``Warn`` warns, ``Report`` says nothing. ``unknown`` only denies with ``blockOnUnknown: true``.
+* Live checks (category ``live``: ``rollout-healthy``, ``hpa-active``, ``pods-stable``) never deny
+  or warn at admission, whatever the mode: they judge the cluster's state, not the request, and a
+  crash-looping Deployment must stay fixable in Enforce. (The webhook's World is not live, so they
+  are Unknown there anyway; this holds even for a caller that passes a live World.)
 * The strictest answer wins across policies; the message names every denying policy and check.
 * Break-glass: a non-blank ``readiness.dev/override: "<reason>"`` annotation on the new object turns
   denials into a warning and sets ``override_reason`` (the glue records an Event). When a denying policy
@@ -49,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from readiness_operator.checks import CATALOGUE
+from readiness_operator.checks.live import LIVE_CATEGORY
 from readiness_operator.engine import CompiledPolicy, DeploymentVerdict, Finding, compile_policy, evaluate, matches
 from readiness_operator.model.check_ids import SLO_PREFIX
 from readiness_operator.model.common import BLOCKING
@@ -262,7 +267,7 @@ def _judge(
                 else:
                     j.warn.append(f)
             continue
-        if f.status != "fail":
+        if f.status != "fail" or f.category == LIVE_CATEGORY:
             continue
         if change == "scale-down" and f.check not in SCALE_CHECKS:
             continue

@@ -68,7 +68,9 @@ Adding a check
 from readiness_operator.checks import (
     autoscaling,
     disruption,
+    environment,
     images,
+    live,
     probes,
     replicas,
     resources,
@@ -94,7 +96,11 @@ __all__ = [
 
 #: Catalogue (and docs/checks.md) order: by topic, then registration order within a module.
 _MODULE_ORDER = tuple(
-    m.__name__ for m in (probes, resources, replicas, disruption, autoscaling, security, scheduling, images, rollout, slo)
+    m.__name__
+    for m in (
+        probes, resources, replicas, disruption, autoscaling, security, scheduling, images, environment, rollout, live,
+        slo,
+    )
 )
 _SORTED = sorted(CATALOGUE.items(), key=lambda kv: _MODULE_ORDER.index(kv[1].func.__module__))
 CATALOGUE.clear()

@@ -7,10 +7,11 @@ bound and metric checks pass (there is nothing to misconfigure).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Context, Outcome, failed, passed, register
+from readiness_operator.checks.base import Context, Outcome, failed, passed, register, unknown
 from readiness_operator.severity import Severity
 
 if TYPE_CHECKING:
@@ -175,3 +176,130 @@ def hpa_metrics(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     if problems:
         return failed(problems)
     return passed(f"HPA '{name}' scales on {', '.join(sorted(targets)) or 'its metrics'}")
+
+
+def utilization_targets(hpa: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(resource, container or None) for every metric the HPA computes as a utilization of requests."""
+    spec = hpa.get("spec") or {}
+    out: list[tuple[str, str | None]] = []
+    for metric in spec.get("metrics") or ():
+        if not isinstance(metric, Mapping):
+            continue
+        if metric.get("type") == "Resource":
+            res = metric.get("resource") or {}
+            if (res.get("target") or {}).get("type") == "Utilization":
+                out.append((str(res.get("name")), None))
+        elif metric.get("type") == "ContainerResource":
+            res = metric.get("containerResource") or {}
+            if (res.get("target") or {}).get("type") == "Utilization":
+                out.append((str(res.get("name")), str(res.get("container"))))
+    if spec.get("targetCPUUtilizationPercentage") is not None:
+        out.append(("cpu", None))
+    return out
+
+
+@register(
+    "hpa-cpu-requests",
+    category="autoscaling",
+    severity=Severity.CRITICAL,
+    title="Requests for the HPA's utilization metrics",
+    why="An HPA scaling on a resource's utilization divides usage by the request: when a container has no "
+    "request for that resource the HPA cannot compute it and never scales (FailedGetResourceMetric).",
+    remediation="Set `resources.requests.<resource>` on every container and sidecar the HPA measures (only "
+    "the named container for a ContainerResource metric), or scale on an AverageValue target instead.",
+    group="horizontal_pod_autoscaler",
+    enabled=lambda rule: rule.requests_for_metrics,
+    reads={
+        "Deployment": (
+            "spec.template.spec.containers[].resources",
+            "spec.template.spec.initContainers[].resources",
+        ),
+        "HorizontalPodAutoscaler": ("spec.metrics", "spec.targetCPUUtilizationPercentage"),
+    },
+    cel_unavailable="live: reads the namespace's HorizontalPodAutoscalers",
+)
+def hpa_cpu_requests(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
+    """Every container the HPA's utilization metrics measure (app containers and sidecars, like the HPA
+    controller) requests that resource (a limit alone defaults the request)."""
+    if ctx.hpa is None:
+        return passed("no HorizontalPodAutoscaler targets the Deployment")
+    targets = utilization_targets(ctx.hpa)
+    if not targets:
+        return passed(f"HPA '{_name(ctx.hpa)}' scales on no utilization metric")
+    problems = []
+    for resource, only in targets:
+        for c in ctx.target.long_running():
+            if only is not None and c.name != only:
+                continue
+            res = c.get("resources") or {}
+            if (res.get("requests") or {}).get(resource) is None and (res.get("limits") or {}).get(resource) is None:
+                problems.append(
+                    f"HPA '{_name(ctx.hpa)}' scales on {resource} utilization but {c.label} has no {resource} "
+                    f"request; set {c.path}.resources.requests.{resource}"
+                )
+    if problems:
+        return failed(problems)
+    shown = ", ".join(sorted({r for r, _ in targets}))
+    return passed(f"every container HPA '{_name(ctx.hpa)}' measures requests {shown}")
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def replicas_applied(obj: Mapping[str, Any]) -> bool | None:
+    """Whether what is applied to the Deployment sets spec.replicas (None: an unreadable annotation).
+
+    The API server defaults spec.replicas, so a cluster object always has it: there the evidence is
+    ``kubectl apply``'s last-applied annotation, else a server-side-apply (``operation: Apply``) manager
+    owning ``f:spec.f:replicas``; a cluster object with neither was not applied with replicas. A
+    manifest (no uid, no managedFields) sets it when the key is there.
+    """
+    meta = obj.get("metadata") or {}
+    last = (meta.get("annotations") or {}).get(LAST_APPLIED)
+    if isinstance(last, str) and last:
+        try:
+            applied = json.loads(last)
+        except ValueError:
+            return None
+        return isinstance(applied, Mapping) and "replicas" in (applied.get("spec") or {})
+    managed = meta.get("managedFields")
+    if any(
+        isinstance(e, Mapping)
+        and e.get("operation") == "Apply"
+        and "f:replicas" in (((e.get("fieldsV1") or {}).get("f:spec")) or {})
+        for e in managed or ()
+    ):
+        return True
+    if managed or meta.get("uid"):
+        return False
+    return "replicas" in (obj.get("spec") or {})
+
+
+@register(
+    "replicas-unset-with-hpa",
+    category="autoscaling",
+    severity=Severity.WARNING,
+    title="No spec.replicas under an HPA",
+    why="When the applied manifest of an HPA-scaled Deployment sets `spec.replicas`, every apply resets the "
+    "replica count the HPA chose: a deploy at peak scales the service down.",
+    remediation="Remove `spec.replicas` from the applied manifest (and from the last-applied annotation: "
+    "`kubectl apply edit-last-applied` or one server-side apply without it); let the HPA own it.",
+    group="horizontal_pod_autoscaler",
+    enabled=lambda rule: rule.replicas_unset,
+    reads={
+        "Deployment": ("spec.replicas", "metadata.annotations", "metadata.managedFields", "metadata.uid"),
+        "HorizontalPodAutoscaler": ("spec.scaleTargetRef",),
+    },
+    cel_unavailable="live: reads the namespace's HorizontalPodAutoscalers",
+)
+def replicas_unset_with_hpa(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
+    """With an HPA, what is applied does not set spec.replicas."""
+    if ctx.hpa is None:
+        return passed("no HorizontalPodAutoscaler targets the Deployment")
+    applied = replicas_applied(ctx.deployment)
+    if applied is None:
+        return unknown(f"the {LAST_APPLIED} annotation is not valid JSON")
+    if applied:
+        return failed([f"HPA '{_name(ctx.hpa)}' scales the Deployment but the applied manifest sets spec.replicas; "
+                       "remove spec.replicas from the manifest so each apply stops resetting the HPA's count"])
+    return passed(f"HPA '{_name(ctx.hpa)}' owns the replica count (the manifest sets no spec.replicas)")

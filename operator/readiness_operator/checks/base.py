@@ -95,6 +95,11 @@ class Container:
         """A field of the container spec."""
         return self.spec.get(key)
 
+    @property
+    def sidecar(self) -> bool:
+        """A restartable init container (KEP-753): it starts before the app and runs beside it."""
+        return self.init and self.spec.get("restartPolicy") == "Always"
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -130,9 +135,18 @@ class Target:
         )
 
     def all_containers(self) -> Iterator[Container]:
-        """Init containers first (they run first), then app containers."""
+        """Init containers first (they run first), then app containers.
+
+        Ephemeral containers never appear here: the API server forbids them in pod templates.
+        """
         yield from self.init_containers
         yield from self.containers
+
+    def long_running(self) -> Iterator[Container]:
+        """App containers, then sidecars (restartable init containers): what runs while the pod serves,
+        so what probes and lifecycle checks apply to."""
+        yield from self.containers
+        yield from (c for c in self.init_containers if c.sidecar)
 
 
 class Context:
@@ -204,6 +218,7 @@ CONTEXT_READS: Mapping[str, tuple[str, ...]] = {
         "spec.template.metadata.labels",
         "spec.template.spec.containers[].name",
         "spec.template.spec.initContainers[].name",
+        "spec.template.spec.initContainers[].restartPolicy",
     ),
     "PodDisruptionBudget": ("metadata.name", "metadata.namespace", "spec.selector"),
     "HorizontalPodAutoscaler": (
@@ -213,6 +228,8 @@ CONTEXT_READS: Mapping[str, tuple[str, ...]] = {
         "spec.scaleTargetRef",
         "spec.minReplicas",
     ),
+    # World.pods holds the Deployment's pods already (world.deployment_of_pod); messages name them.
+    "Pod": ("metadata.name", "metadata.namespace"),
 }
 
 
@@ -243,8 +260,11 @@ class Check:
 
     @property
     def live(self) -> bool:
-        """Judged from more than the Deployment itself (PDBs, HPAs, measurements): not for CEL."""
-        return any(kind != "Deployment" for kind in self.reads)
+        """Judged from more than the Deployment's spec (its status, PDBs, HPAs, pods, measurements):
+        not for CEL."""
+        return any(kind != "Deployment" for kind in self.reads) or any(
+            p.startswith("status.") for p in self.reads.get("Deployment", ())
+        )
 
 
 #: Every check, by id, in registration order.

@@ -17,6 +17,8 @@ from readiness_operator.checks.base import Cel, CelBuilder
 __all__ = [
     "ALL_CONTAINERS",
     "APP_CONTAINERS",
+    "LONG_RUNNING",
+    "SIDECARS",
     "dyn_selector",
     "each_container",
     "effective_security",
@@ -26,6 +28,10 @@ __all__ = [
 
 APP_CONTAINERS = "variables.containers"
 ALL_CONTAINERS = "variables.allContainers"
+#: Restartable init containers (KEP-753 sidecars): they run beside the app containers.
+SIDECARS = "variables.pod.?initContainers.orValue([]).filter(s, s.?restartPolicy.orValue('') == 'Always')"
+#: App containers and sidecars: what runs while the pod serves (probes, lifecycle).
+LONG_RUNNING = f"(variables.containers + {SIDECARS})"
 
 
 def lit(value: object) -> str:

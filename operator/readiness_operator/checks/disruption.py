@@ -101,3 +101,116 @@ def pdb_min_available(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
             f"(policy requires {need}); {hint}"
         )
     return failed(problems)
+
+
+def _blocks_at(pdb: Mapping[str, Any], replicas: int) -> bool | None:
+    """The PDB permits no voluntary disruption with ``replicas`` healthy pods (None: invalid values)."""
+    kept = guaranteed_available(pdb, replicas)
+    if kept is None:
+        return None
+    return replicas > 0 and kept >= replicas
+
+
+def _spec_words(pdb: Mapping[str, Any]) -> str:
+    spec = pdb.get("spec") or {}
+    if spec.get("maxUnavailable") is not None:
+        return f"maxUnavailable: {spec['maxUnavailable']}"
+    return f"minAvailable: {spec.get('minAvailable')}"
+
+
+@register(
+    "pdb-allows-disruption",
+    category="disruption",
+    severity=Severity.WARNING,
+    title="PodDisruptionBudget allows a drain",
+    why="A PDB that permits no voluntary disruption (maxUnavailable 0, minAvailable 100% or >= the replicas) "
+    "blocks every node drain and cluster upgrade until someone deletes it by hand.",
+    remediation="Let the PDB lose at least one pod: `maxUnavailable: 1`, or `minAvailable` below the "
+    "replicas (raise `spec.replicas` if needed), and keep the pods healthy so `status.disruptionsAllowed` "
+    "stays above 0.",
+    group="pod_disruption_budget",
+    enabled=lambda rule: rule.allows_disruption,
+    reads={
+        "Deployment": ("spec.replicas",),
+        "PodDisruptionBudget": (
+            "spec.minAvailable",
+            "spec.maxUnavailable",
+            "status.disruptionsAllowed",
+            "status.currentHealthy",
+            "status.desiredHealthy",
+            "status.expectedPods",
+        ),
+    },
+    cel_unavailable="live: reads the namespace's PodDisruptionBudgets and their status",
+    judges_scale_down=True,
+)
+def pdb_allows_disruption(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
+    """Every selecting PDB permits a disruption at spec.replicas and, in the cluster, its status
+    says disruptionsAllowed > 0 (the disruption controller's own verdict, health included)."""
+    raw = ctx.target.spec.get("replicas")
+    replicas = 1 if raw is None else int(raw)
+    if not ctx.pdbs:
+        return passed("no PodDisruptionBudget restricts disruptions of the pods")
+    problems = []
+    for pdb in ctx.pdbs:
+        blocks = _blocks_at(pdb, replicas)
+        if blocks is None:
+            problems.append(f"PodDisruptionBudget '{_name(pdb)}' has an invalid minAvailable/maxUnavailable; "
+                            "set maxUnavailable: 1")
+            continue
+        if blocks:
+            problems.append(
+                f"PodDisruptionBudget '{_name(pdb)}' ({_spec_words(pdb)}) permits no disruption of "
+                f"{replicas} replicas, so every drain blocks; set maxUnavailable: 1 or a minAvailable below "
+                f"{replicas}"
+            )
+            continue
+        status = pdb.get("status") or {}
+        if ctx.world.live and status.get("disruptionsAllowed") == 0 and (status.get("expectedPods") or 0) > 0:
+            problems.append(
+                f"PodDisruptionBudget '{_name(pdb)}' allows 0 disruptions now ({status.get('currentHealthy', 0)} "
+                f"healthy, {status.get('desiredHealthy', 0)} required); restore the unhealthy pods or raise "
+                "spec.replicas so a drain can proceed"
+            )
+    if problems:
+        return failed(problems)
+    return passed(f"every PodDisruptionBudget selecting the pods permits a disruption of {replicas} replicas")
+
+
+@register(
+    "pdb-hpa-min-replicas",
+    category="disruption",
+    severity=Severity.WARNING,
+    title="PodDisruptionBudget below the HPA's minimum",
+    why="When the HPA scales in to its minReplicas, a PDB that keeps that many pods (or more) available "
+    "permits no disruption: every drain at quiet hours blocks.",
+    remediation="Keep the PDB's guaranteed pods below the HPA's `spec.minReplicas`: lower `minAvailable` "
+    "(or use `maxUnavailable: 1`), or raise `minReplicas`.",
+    group="pod_disruption_budget",
+    enabled=lambda rule: rule.below_hpa_min_replicas,
+    reads={
+        "PodDisruptionBudget": ("spec.minAvailable", "spec.maxUnavailable"),
+        "HorizontalPodAutoscaler": ("spec.minReplicas",),
+    },
+    cel_unavailable="live: reads the namespace's PodDisruptionBudgets and HorizontalPodAutoscalers",
+)
+def pdb_hpa_min_replicas(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
+    """With an HPA, every selecting PDB permits a disruption at the HPA's minReplicas."""
+    if ctx.hpa is None or not ctx.pdbs:
+        return passed("no HorizontalPodAutoscaler and PodDisruptionBudget both apply to the pods")
+    min_replicas = int((ctx.hpa.get("spec") or {}).get("minReplicas") or 1)
+    problems = []
+    for pdb in ctx.pdbs:
+        blocks = _blocks_at(pdb, min_replicas)
+        if blocks is None:
+            problems.append(f"PodDisruptionBudget '{_name(pdb)}' has an invalid minAvailable/maxUnavailable; "
+                            "set maxUnavailable: 1")
+        elif blocks:
+            problems.append(
+                f"PodDisruptionBudget '{_name(pdb)}' ({_spec_words(pdb)}) permits no disruption at HPA "
+                f"'{_name(ctx.hpa)}' minReplicas {min_replicas}; set minAvailable below {min_replicas} (or "
+                f"maxUnavailable: 1), or raise the HPA's spec.minReplicas"
+            )
+    if problems:
+        return failed(problems)
+    return passed(f"every PodDisruptionBudget permits a disruption at HPA minReplicas {min_replicas}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from readiness_operator.checks.base import Cel, Container, Context, Outcome, failed, passed, register
-from readiness_operator.checks.cel import ALL_CONTAINERS, per_container
+from readiness_operator.checks.cel import ALL_CONTAINERS, lit, per_container
 from readiness_operator.severity import Severity
 
 if TYPE_CHECKING:
     from readiness_operator.model.rules import ImagesRule
 
-__all__ = ["split_image"]
+__all__ = ["default_pull_policy", "split_image"]
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
@@ -76,3 +76,57 @@ def image_tag_pinned(ctx: Context, rule: ImagesRule) -> Outcome:
 
     problems = [p for c in ctx.target.all_containers() if (p := problem(c)) is not None]
     return failed(problems) if problems else passed("every image is pinned")
+
+
+def default_pull_policy(image: str) -> str:
+    """The API server's default imagePullPolicy: Always for `:latest` or no tag, else IfNotPresent
+    (a digest without a tag counts as tagged)."""
+    _, tag, digest = split_image(image)
+    return "Always" if not digest and (tag is None or tag == "latest") else "IfNotPresent"
+
+
+def _pull_policy_cel(check_id: str, rule: ImagesRule) -> Cel:
+    img = "c.?image.orValue('')"
+    repo = f"{img}.split('@')[0]"
+    untagged = (
+        f"(!{img}.contains('@') && ({repo}.lastIndexOf(':') <= {repo}.lastIndexOf('/') || "
+        f"{repo}.substring({repo}.lastIndexOf(':') + 1) == 'latest'))"
+    )
+    policy = f"c.?imagePullPolicy.orValue({untagged} ? 'Always' : 'IfNotPresent')"
+    allowed = list(rule.pull_policies)
+    return per_container(check_id, ALL_CONTAINERS, f"{policy} in {lit(allowed)}",
+                         f"use imagePullPolicy {' or '.join(allowed)}")
+
+
+@register(
+    "image-pull-policy",
+    category="images",
+    severity=Severity.WARNING,
+    title="Image pull policy",
+    why="With IfNotPresent a node keeps running whatever it cached under a tag, so a re-pushed tag or a "
+    "pruned registry goes unnoticed until a node is replaced; Never fails on every new node.",
+    remediation="Set `imagePullPolicy` on every container and init container to a policy the policy allows "
+    "(usually `Always`).",
+    group="images",
+    enabled=lambda rule: bool(rule.pull_policies),
+    reads={
+        "Deployment": (
+            "spec.template.spec.containers[].image",
+            "spec.template.spec.containers[].imagePullPolicy",
+            "spec.template.spec.initContainers[].image",
+            "spec.template.spec.initContainers[].imagePullPolicy",
+        )
+    },
+    cel=_pull_policy_cel,
+)
+def image_pull_policy(ctx: Context, rule: ImagesRule) -> Outcome:
+    """Every container's effective imagePullPolicy (set, or the API server's default) is allowed."""
+    allowed = list(rule.pull_policies)
+    problems = []
+    for c in ctx.target.all_containers():
+        raw = c.get("imagePullPolicy")
+        policy = str(raw) if raw else default_pull_policy(str(c.get("image") or ""))
+        if policy not in allowed:
+            shown = policy if raw else f"{policy} (the default for '{c.get('image')}')"
+            problems.append(f"{c.label} pulls with {shown}; set {c.path}.imagePullPolicy: {allowed[0]}")
+    return failed(problems) if problems else passed(f"every container pulls with {' or '.join(allowed)}")

@@ -14,9 +14,10 @@ import kopf
 
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
+from readiness_operator.world import deployment_of_pod
 
 from .context import context_of
-from .objects import trim_deployment, trim_hpa, trim_pdb
+from .objects import trim_deployment, trim_hpa, trim_pdb, trim_pod
 from .policy_loop import run_policy
 from .reconcile import PassInput
 from .view import IndexView
@@ -35,6 +36,19 @@ async def pdb_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[st
 @kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
 async def hpa_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
     return {namespace: trim_hpa(body)}
+
+
+@kopf.index("", "v1", "pods")
+async def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str | None, Any]:
+    """Pods trimmed to what live checks read (`pods-stable`) and their ReplicaSet owner.
+
+    Also marks the owning Deployment for a new pass: pods change often (restarts, readiness), and one
+    handler per event instead of an index plus an on.event handler keeps the event loop (which
+    serves admission too) free."""
+    owner = deployment_of_pod(body)
+    if owner is not None:
+        context_of(memo).registry.mark_pods_changed(namespace or "", owner)
+    return {namespace: trim_pod(body)}
 
 
 @kopf.index("", "v1", "namespaces")
@@ -79,7 +93,8 @@ async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
 async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
-    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], **_: Any,
+    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], pod_index: kopf.Index[str, Any],
+    **_: Any,
 ) -> None:
     """Keep one policy's status, reports, Events and fail-safe VAP current while this replica leads."""
 
@@ -89,7 +104,7 @@ async def policy_daemon(
     def deleted() -> bool:
         return stopped.reason is not None and bool(stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
 
-    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
+    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, pod_index)
     await run_policy(context_of(memo), name, uid, read, view, stopped, deleted)
 
 

@@ -150,7 +150,7 @@ async def judge(
             by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
         return by_ns[key[0]].get(key[1])
 
-    worlds = Worlds(view, now, slos)
+    worlds = Worlds(view, now, slos, live=True)  # the living cluster: live checks are judged
     changed_ns: set[str] = set()
     transitions: list[_Transition] = []
     for i, key in enumerate(sorted(keys)):

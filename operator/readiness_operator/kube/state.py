@@ -150,6 +150,13 @@ class Registry:
         for runtime in self.policies.values():
             runtime.mark(key=(namespace, name))
 
+    def mark_pods_changed(self, namespace: str, deployment: str) -> None:
+        """A pod of the Deployment changed: only policies with a check reading pods judge it again."""
+        for runtime in self.policies.values():
+            plan = runtime.compiled
+            if plan is None or any("Pod" in p.check.reads for p in plan.checks):
+                runtime.mark(key=(namespace, deployment))
+
     def mark_namespace(self, namespace: str) -> None:
         for runtime in self.policies.values():
             runtime.mark(namespace=namespace)

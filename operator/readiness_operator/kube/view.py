@@ -9,8 +9,9 @@ from typing import Any
 class IndexView:
     """Reads kopf indexes keyed by namespace; the stores are live, so a view never goes stale."""
 
-    def __init__(self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any) -> None:
+    def __init__(self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any, pods: Any = None) -> None:
         self._deployments, self._pdbs, self._hpas, self._namespaces = deployments, pdbs, hpas, namespaces
+        self._pods = pods
 
     @staticmethod
     def _in(index: Any, key: str) -> Iterable[Any]:
@@ -27,6 +28,10 @@ class IndexView:
 
     def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return self._in(self._hpas, namespace)
+
+    def pods(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        """Trimmed pods (live checks); none when the view was built without the pod index."""
+        return self._in(self._pods, namespace) if self._pods is not None else ()
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         for labels in self._in(self._namespaces, namespace):

@@ -12,10 +12,12 @@ from readiness_operator.quantity import parse_quantity
 
 __all__ = [
     "AntiAffinityRule",
+    "EnvRule",
     "GracefulShutdownRule",
     "HorizontalPodAutoscalerRule",
     "ImagesRule",
     "IntOrPercent",
+    "LiveStateRule",
     "PodDisruptionBudgetRule",
     "ProbesRule",
     "ReplicasRule",
@@ -24,6 +26,7 @@ __all__ = [
     "ResourcesRule",
     "RollingUpdateRule",
     "Rules",
+    "SchedulingRule",
     "SecurityContextRule",
     "TargetUtilization",
 ]
@@ -71,6 +74,10 @@ class ProbesRule(_Group):
     liveness: bool = Field(default=True, description="Require a livenessProbe (check `probe-liveness`).")
     readiness: bool = Field(default=True, description="Require a readinessProbe (check `probe-readiness`).")
     startup: bool = Field(default=False, description="Require a startupProbe (check `probe-startup`).")
+    distinct: bool = Field(
+        default=False,
+        description="The livenessProbe must not probe what the readinessProbe probes (check `probes-distinct`).",
+    )
 
 
 def _bounds_rule() -> dict[str, Any]:
@@ -87,7 +94,13 @@ def _bounds_rule() -> dict[str, Any]:
 
 
 class ResourceBounds(KubeModel):
-    """Whether one resource (cpu or memory) must be set, and optional bounds for its value."""
+    """Whether one resource must be set on every container, and optional bounds for its value.
+
+    For requests the bounds apply to the pod's effective request (what the scheduler reserves: the
+    larger of the sum of app and sidecar containers and the largest init container plus the sidecars
+    started before it), so a small init container never fails a minimum. For limits they apply to
+    every container.
+    """
 
     model_config = ConfigDict(json_schema_extra=_bounds_rule())
 
@@ -117,6 +130,11 @@ class ResourcePair(KubeModel):
     cpu: ResourceBounds | None = Field(default=None, description="CPU bounds (omit to skip the cpu check).")
     memory: ResourceBounds | None = Field(
         default=None, description="Memory bounds (omit to skip the memory check)."
+    )
+    ephemeral_storage: ResourceBounds | None = Field(
+        default=None,
+        description="Ephemeral-storage bounds (omit to skip the check; checks `requests-ephemeral-storage`, "
+        "`limits-ephemeral-storage`).",
     )
 
 
@@ -162,6 +180,17 @@ class PodDisruptionBudgetRule(_Group):
         le=10000,
         description="The PDB must keep at least this many pods available, with its minAvailable or "
         "maxUnavailable resolved against the replicas (check `pdb-min-available`).",
+    )
+    allows_disruption: bool = Field(
+        default=False,
+        description="Every selecting PDB must permit at least one voluntary disruption at spec.replicas "
+        "(not maxUnavailable 0, not minAvailable 100% or >= the replicas) and, in the cluster, its "
+        "status.disruptionsAllowed must be above 0 (check `pdb-allows-disruption`).",
+    )
+    below_hpa_min_replicas: bool = Field(
+        default=False,
+        description="With an HPA, every selecting PDB must permit a disruption at the HPA's minReplicas "
+        "(check `pdb-hpa-min-replicas`).",
     )
 
 
@@ -214,6 +243,16 @@ class HorizontalPodAutoscalerRule(_Group):
     target_utilization: TargetUtilization | None = Field(
         default=None,
         description="Highest allowed averageUtilization per resource metric (part of `hpa-metrics`).",
+    )
+    requests_for_metrics: bool = Field(
+        default=False,
+        description="Every container the HPA measures sets a request for each resource it scales on by "
+        "utilization (check `hpa-cpu-requests`).",
+    )
+    replicas_unset: bool = Field(
+        default=False,
+        description="A Deployment an HPA scales must not set spec.replicas in what is applied "
+        "(check `replicas-unset-with-hpa`).",
     )
 
     @model_validator(mode="after")
@@ -280,6 +319,12 @@ class ImagesRule(_Group):
 
     forbid_latest: bool = Field(default=True, description="Fail on `:latest` or a missing tag.")
     require_digest: bool = Field(default=False, description="Fail unless the image has an `@sha256:` digest.")
+    pull_policies: list[Literal["Always", "IfNotPresent", "Never"]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Allowed effective imagePullPolicy values (the default is Always for `:latest` or "
+        "untagged images, else IfNotPresent); empty: not checked (check `image-pull-policy`).",
+    )
 
     @property
     def active(self) -> bool:
@@ -313,6 +358,74 @@ class GracefulShutdownRule(_Group):
     )
 
 
+class SchedulingRule(_Group):
+    """Scheduling: a priority class and spreading across zones."""
+
+    require_priority_class: bool = Field(
+        default=False, description="priorityClassName must be set (check `priority-class`)."
+    )
+    allowed_priority_classes: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="When not empty, priorityClassName must be one of these (check `priority-class`).",
+    )
+    zone_spread: bool = Field(
+        default=False,
+        description="A topologySpreadConstraints entry over the zone key must select the pods "
+        "(check `topology-spread`).",
+    )
+    zone_topology_key: str = Field(
+        default="topology.kubernetes.io/zone",
+        min_length=1,
+        max_length=317,
+        description="The zone topology key for `topology-spread`.",
+    )
+    max_skew: int | None = Field(
+        default=None, ge=1, le=1000, description="Highest allowed maxSkew of that constraint."
+    )
+
+    @property
+    def priority_class_active(self) -> bool:
+        """priority-class has something to check."""
+        return self.require_priority_class or bool(self.allowed_priority_classes)
+
+
+class EnvRule(_Group):
+    """Container environment hygiene."""
+
+    no_duplicate_keys: bool = Field(
+        default=True,
+        description="No container lists an env name twice: the last one silently wins "
+        "(check `env-duplicate-keys`).",
+    )
+
+
+class LiveStateRule(_Group):
+    """Checks of the living cluster's state (status of the Deployment, its HPA and its pods).
+
+    Judged by the operator only: Unknown in the CLI and never a reason to deny at admission (a
+    crash-looping Deployment must stay fixable in Enforce). Their failures show in status, Events
+    and PolicyReports.
+    """
+
+    rollout_healthy: bool = Field(
+        default=True,
+        description="Available, no ProgressDeadlineExceeded, updated replicas caught up (check `rollout-healthy`).",
+    )
+    hpa_active: bool = Field(
+        default=True,
+        description="The HPA's ScalingActive and AbleToScale conditions are True (check `hpa-active`).",
+    )
+    pods_stable: bool = Field(
+        default=True,
+        description="No container in CrashLoopBackOff or last OOMKilled, restarts within maxRestarts "
+        "(check `pods-stable`).",
+    )
+    max_restarts: int = Field(
+        default=5, ge=0, le=1000000, description="Highest restartCount allowed per container (`pods-stable`)."
+    )
+
+
 class Rules(KubeModel):
     """Rule groups. A group that is absent is not evaluated; a group that is present evaluates its checks."""
 
@@ -332,3 +445,8 @@ class Rules(KubeModel):
     images: ImagesRule | None = Field(default=None, description="Pinned container images.")
     rolling_update: RollingUpdateRule | None = Field(default=None, description="RollingUpdate strategy.")
     graceful_shutdown: GracefulShutdownRule | None = Field(default=None, description="Graceful shutdown.")
+    scheduling: SchedulingRule | None = Field(default=None, description="Priority class and zone spread.")
+    env: EnvRule | None = Field(default=None, description="Container environment hygiene.")
+    live_state: LiveStateRule | None = Field(
+        default=None, description="The living cluster's state (operator only; never denies at admission)."
+    )
