@@ -32,9 +32,16 @@ ALL_RULES: dict[str, Any] = {
         "severity": "warning",
     },
     "replicas": {"min": 2},
-    "securityContext": {"runAsUserMin": 1000},
+    "securityContext": {"runAsUserMin": 1000, "runAsGroupMin": 1000},
     "antiAffinity": {},
-    "images": {"requireDigest": True},
+    "images": {"requireDigest": True, "allowedRegistries": ["registry.example.com"]},
+    "podSecurity": {
+        "noHostNetwork": True, "noHostPid": True, "noHostIpc": True, "noHostProcess": True,
+        "hostPath": {"allowedPrefixes": ["/var/log"]}, "hostPorts": {"allowed": [{"min": 30000, "max": 30100}]},
+        "capabilities": {}, "procMountDefault": True, "sysctls": {}, "noUnconfinedAppArmor": True, "seLinux": {},
+        "noUnconfinedSeccomp": True, "noProbeHost": True, "volumeTypes": {}, "noAutomountServiceAccountToken": True,
+        "noPlainSecretEnv": True,
+    },
     "rollingUpdate": {"maxUnavailable": "25%"},
     "gracefulShutdown": {"minTerminationGracePeriodSeconds": 20, "requirePreStopHook": True, "severity": "warning"},
 }

@@ -114,14 +114,15 @@ def test_trimming_never_changes_a_verdict(path: Path) -> None:
         (f.check, f.status, f.message) for f in full.findings
     ]
     assert (trimmed.score, trimmed.compliant) == (full.score, full.compliant)
-    assert "env" not in str(trim_deployment(padded)["spec"])  # trimming did drop something
+    kept = str(trim_deployment(padded)["spec"])
+    assert "terminationMessagePolicy" not in kept and "dnsConfig" not in kept  # trimming did drop something
 
 
 def _with_unread_fields(deployment: dict) -> dict:
-    """The fixture plus fields no check reads (env, volumes), as real Deployments carry them."""
+    """The fixture plus fields no check reads (dnsConfig, terminationMessagePolicy), as real Deployments carry them."""
     spec = dict(deployment.get("spec") or {})
     template = dict(spec.get("template") or {})
     pod = dict(template.get("spec") or {})
-    pod["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    pod["containers"] = [{**c, "env": [{"name": "MODE", "value": "x"}]} for c in pod.get("containers") or ()]
+    pod["dnsConfig"] = {"options": [{"name": "ndots", "value": "2"}]}
+    pod["containers"] = [{**c, "terminationMessagePolicy": "FallbackToLogsOnError"} for c in pod.get("containers") or ()]
     return {**deployment, "spec": {**spec, "template": {**template, "spec": pod}}, "status": {"replicas": 1}}

@@ -19,7 +19,7 @@ SPEC = {"match": {"namespaces": ["a", "b"]}, "rules": {"probes": {"liveness": Fa
 
 
 def deployment(ns: str, name: str, probe: bool) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "app", "image": "img:1", "env": [{"name": "X", "value": "y" * 100}]}
+    container: dict[str, Any] = {"name": "app", "image": "img:1", "terminationMessagePath": "/dev/" + "y" * 100}
     if probe:
         container["readinessProbe"] = {"tcpSocket": {"port": 80}}
     return {
@@ -187,7 +187,7 @@ def test_large_namespaces_are_split_into_bounded_reports() -> None:
 def test_trimmed_deployment_drops_what_the_engine_never_reads() -> None:
     trimmed = trim_deployment(deployment("a", "web", True))
     container = trimmed["spec"]["template"]["spec"]["containers"][0]
-    assert "env" not in container and "readinessProbe" in container
+    assert "terminationMessagePath" not in container and "readinessProbe" in container
     assert "managedFields" not in trimmed["metadata"] and "status" not in trimmed
 
 

@@ -69,6 +69,7 @@ from readiness_operator.checks import (
     autoscaling,
     disruption,
     images,
+    pod_security,
     probes,
     replicas,
     resources,
@@ -94,7 +95,8 @@ __all__ = [
 
 #: Catalogue (and docs/checks.md) order: by topic, then registration order within a module.
 _MODULE_ORDER = tuple(
-    m.__name__ for m in (probes, resources, replicas, disruption, autoscaling, security, scheduling, images, rollout, slo)
+    m.__name__
+    for m in (probes, resources, replicas, disruption, autoscaling, security, pod_security, scheduling, images, rollout, slo)
 )
 _SORTED = sorted(CATALOGUE.items(), key=lambda kv: _MODULE_ORDER.index(kv[1].func.__module__))
 CATALOGUE.clear()
