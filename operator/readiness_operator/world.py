@@ -59,6 +59,8 @@ class World:
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     slo_measurements: Mapping[str, SloMeasurement] = field(default_factory=dict)
     now: datetime = field(default_factory=_now)
+    #: The namespace's NetworkPolicies (the ``network-policy`` check matches their podSelectors).
+    network_policies: Sequence[Mapping[str, Any]] = ()
 
 
 class RelatedIndex:
@@ -131,6 +133,7 @@ class ClusterView(Protocol):
     def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
     def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
     def namespace_labels(self, namespace: str) -> Mapping[str, str]: ...
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
 
 
 class InMemoryView:
@@ -142,9 +145,14 @@ class InMemoryView:
         pdbs: Iterable[Mapping[str, Any]] = (),
         hpas: Iterable[Mapping[str, Any]] = (),
         namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+        network_policies: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        self._by_kind: dict[str, dict[str, list[Mapping[str, Any]]]] = {"deployments": {}, "pdbs": {}, "hpas": {}}
-        for kind, items in (("deployments", deployments), ("pdbs", pdbs), ("hpas", hpas)):
+        self._by_kind: dict[str, dict[str, list[Mapping[str, Any]]]] = {
+            "deployments": {}, "pdbs": {}, "hpas": {}, "network_policies": {}
+        }
+        for kind, items in (
+            ("deployments", deployments), ("pdbs", pdbs), ("hpas", hpas), ("network_policies", network_policies)
+        ):
             for obj in items:
                 self._by_kind[kind].setdefault(namespace_of(obj), []).append(obj)
         self._labels = {ns: dict(labels) for ns, labels in (namespace_labels or {}).items()}
@@ -164,6 +172,9 @@ class InMemoryView:
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self._labels.get(namespace, {})
 
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._by_kind["network_policies"].get(namespace, ())
+
 
 #: The SLO measurements one policy holds for one Deployment: (policy, (namespace, name)) -> by SLO name.
 SloLookup = Callable[[str, tuple[str, str]], Mapping[str, SloMeasurement]]
@@ -181,11 +192,12 @@ class Worlds:
     matched only against the PDBs and HPAs that can select it.
     """
 
-    __slots__ = ("_by_ns", "_slos", "now", "view")
+    __slots__ = ("_by_ns", "_network_policies", "_slos", "now", "view")
 
     def __init__(self, view: ClusterView, now: datetime | None = None, slos: SloLookup = _no_slos) -> None:
         self.view, self.now, self._slos = view, now or _now(), slos
         self._by_ns: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
+        self._network_policies: dict[str, tuple[Mapping[str, Any], ...]] = {}
 
     def _namespace(self, namespace: str) -> tuple[RelatedIndex, Mapping[str, str]]:
         cached = self._by_ns.get(namespace)
@@ -206,4 +218,8 @@ class Worlds:
         slos: Mapping[str, SloMeasurement] = {}
         if policy is not None:
             slos = self._slos(policy, (ns, str((deployment.get("metadata") or {}).get("name", ""))))
-        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now)
+        netpols = self._network_policies.get(ns)
+        if netpols is None:
+            netpols = self._network_policies[ns] = tuple(self.view.network_policies(ns))
+        return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now,
+                     network_policies=netpols)

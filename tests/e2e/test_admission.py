@@ -332,3 +332,24 @@ def test_webhook_judges_the_pod_security_checks_without_echoing_secrets(
     assert "DB_PASSWORD" in err and secret not in err
     crds.kubectl("delete", "rp", ns, "--wait=false")
     crds.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_webhook_sees_the_namespaces_network_policies(admission: OperatorProcess, crds: Cluster) -> None:
+    ns = "adm-netpol"
+    crds.kubectl("create", "namespace", ns)
+    crds.apply(yaml.safe_dump({
+        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": ns},
+        "spec": {"mode": "Warn", "match": {"namespaces": [ns]}, "rules": {"networkPolicy": {}}}}))
+    manifest = deployment(ns, "web", probe=True)
+
+    def warnings() -> str:
+        return crds.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest).stderr
+
+    eventually(lambda: "network-policy" in warnings(), timeout=30, what="a warning without a NetworkPolicy")
+    crds.apply(yaml.safe_dump({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
+    eventually(lambda: "network-policy" not in warnings(), timeout=30, what="no warning once a policy selects the pods")
+    crds.kubectl("delete", "rp", ns, "--wait=false")
+    crds.kubectl("delete", "namespace", ns, "--wait=false")

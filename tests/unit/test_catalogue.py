@@ -18,13 +18,13 @@ from readiness_operator.checks import CATALOGUE, Cel
 from readiness_operator.checks.base import register
 from readiness_operator.checks.fields import field_tree, fields_read, trim
 from readiness_operator.engine import compile_policy, evaluate
-from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_pdb
+from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb
 from readiness_operator.model import CATEGORIES, CHECK_IDS, ReadinessPolicySpec
 from tests.unit.test_admission_vap import ALL_RULES
 from tests.unit.test_check_fixtures import FILES, load_fixture
 
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\[\])?(\.[A-Za-z][A-Za-z0-9]*(\[\])?)*$")
-_KINDS = {"Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Prometheus"}
+_KINDS = {"Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Prometheus"}
 
 
 @pytest.mark.parametrize("check_id", list(CATALOGUE))
@@ -106,7 +106,8 @@ def test_trimming_never_changes_a_verdict(path: Path) -> None:
     policy, deployment, world = load_fixture(path)
     padded = _with_unread_fields(deployment)
     trimmed_world = dataclasses.replace(
-        world, pdbs=[trim_pdb(p) for p in world.pdbs], hpas=[trim_hpa(h) for h in world.hpas]
+        world, pdbs=[trim_pdb(p) for p in world.pdbs], hpas=[trim_hpa(h) for h in world.hpas],
+        network_policies=[trim_network_policy(n) for n in world.network_policies],
     )
     full = evaluate(policy.spec, padded, world)
     trimmed = evaluate(policy.spec, trim_deployment(padded), trimmed_world)

@@ -140,3 +140,14 @@ def test_cli_audits_with_the_pod_security_presets(capsys: pytest.CaptureFixture[
         [result] = json.loads(capsys.readouterr().out)["results"]
         assert code == exit_code, (preset, fixture)
         assert {f["check"] for f in result["findings"]} == failing, (preset, fixture, result["findings"])
+
+
+@pytest.mark.parametrize(("fixture", "exit_code"), [("pass-split-policies", 0), ("fail-ingress-only", 1)])
+def test_cli_reads_network_policies_from_the_files(
+    capsys: pytest.CaptureFixture[str], fixture: str, exit_code: int
+) -> None:
+    path = Path(__file__).resolve().parent.parent / "fixtures" / "checks" / "network-policy" / f"{fixture}.yaml"
+    code = main(["audit", "--policy", str(path), "-f", str(path), "-o", "json"])
+    [result] = json.loads(capsys.readouterr().out)["results"]
+    assert code == exit_code
+    assert [f["check"] for f in result["findings"]] == ([] if exit_code == 0 else ["network-policy"])

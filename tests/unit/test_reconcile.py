@@ -53,6 +53,9 @@ class View:
     def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return []
 
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return []
+
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return {}
 

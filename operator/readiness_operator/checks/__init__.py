@@ -69,6 +69,7 @@ from readiness_operator.checks import (
     autoscaling,
     disruption,
     images,
+    network,
     pod_security,
     probes,
     replicas,
@@ -96,7 +97,10 @@ __all__ = [
 #: Catalogue (and docs/checks.md) order: by topic, then registration order within a module.
 _MODULE_ORDER = tuple(
     m.__name__
-    for m in (probes, resources, replicas, disruption, autoscaling, security, pod_security, scheduling, images, rollout, slo)
+    for m in (
+        probes, resources, replicas, disruption, autoscaling, security, pod_security, network, scheduling, images,
+        rollout, slo,
+    )
 )
 _SORTED = sorted(CATALOGUE.items(), key=lambda kv: _MODULE_ORDER.index(kv[1].func.__module__))
 CATALOGUE.clear()

@@ -16,7 +16,7 @@ from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 
 from .context import context_of
-from .objects import trim_deployment, trim_hpa, trim_pdb
+from .objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb
 from .policy_loop import run_policy
 from .reconcile import PassInput
 from .view import IndexView
@@ -37,6 +37,11 @@ async def hpa_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[st
     return {namespace: trim_hpa(body)}
 
 
+@kopf.index("networking.k8s.io", "v1", "networkpolicies")
+async def network_policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
+    return {namespace: trim_network_policy(body)}
+
+
 @kopf.index("", "v1", "namespaces")
 async def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
     return {name: dict(labels)}
@@ -54,6 +59,11 @@ async def pdb_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
 async def hpa_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    context_of(memo).registry.mark_namespace(namespace or "")
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
+async def network_policy_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.mark_namespace(namespace or "")
 
 
@@ -79,7 +89,8 @@ async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
 async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
-    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], **_: Any,
+    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any],
+    network_policy_index: kopf.Index[str, Any], **_: Any,
 ) -> None:
     """Keep one policy's status, reports, Events and fail-safe VAP current while this replica leads."""
 
@@ -89,7 +100,7 @@ async def policy_daemon(
     def deleted() -> bool:
         return stopped.reason is not None and bool(stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
 
-    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
+    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, network_policy_index)
     await run_policy(context_of(memo), name, uid, read, view, stopped, deleted)
 
 

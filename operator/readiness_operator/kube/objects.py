@@ -19,6 +19,7 @@ _RUNTIME_READS: Mapping[str, tuple[str, ...]] = {
     "Deployment": ("spec.selector",),
     "PodDisruptionBudget": (),
     "HorizontalPodAutoscaler": (),
+    "NetworkPolicy": (),
 }
 
 
@@ -31,6 +32,7 @@ def _spec_tree(kind: str) -> Any:
 _DEPLOYMENT_SPEC = _spec_tree("Deployment")
 _PDB_SPEC = _spec_tree("PodDisruptionBudget")
 _HPA_SPEC = _spec_tree("HorizontalPodAutoscaler")
+_NETWORK_POLICY_SPEC = _spec_tree("NetworkPolicy")
 
 
 def trim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,6 +66,14 @@ def trim_hpa(body: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": body.get("apiVersion"),
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
         "spec": trim(body.get("spec") or {}, _HPA_SPEC),
+    }
+
+
+def trim_network_policy(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": trim(body.get("spec") or {}, _NETWORK_POLICY_SPEC),
     }
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "HostPortsRule",
     "ImagesRule",
     "IntOrPercent",
+    "NetworkPolicyRule",
     "PodDisruptionBudgetRule",
     "PodSecurityRule",
     "PortRange",
@@ -480,6 +481,13 @@ class PodSecurityRule(_Group):
     )
 
 
+class NetworkPolicyRule(_Group):
+    """Require a NetworkPolicy of the namespace selecting the pods (check `network-policy`)."""
+
+    ingress: bool = Field(default=True, description="A selecting NetworkPolicy has policyType Ingress.")
+    egress: bool = Field(default=True, description="A selecting NetworkPolicy has policyType Egress.")
+
+
 class AntiAffinityRule(_Group):
     """Require spreading replicas across nodes with pod anti-affinity or a topology spread constraint."""
 
@@ -561,4 +569,7 @@ class Rules(KubeModel):
     graceful_shutdown: GracefulShutdownRule | None = Field(default=None, description="Graceful shutdown.")
     pod_security: PodSecurityRule | None = Field(
         default=None, description="Host namespaces, host paths and ports, capabilities, kernel settings."
+    )
+    network_policy: NetworkPolicyRule | None = Field(
+        default=None, description="A NetworkPolicy isolates the pods."
     )
