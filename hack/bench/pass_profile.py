@@ -62,6 +62,9 @@ class View:
     def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return self.h.get(namespace, ())
 
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return []
+
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.n.get(namespace, {})
 

@@ -212,7 +212,9 @@ def _audit_files(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args.policy)
     inv = load_inventory(files, skip_non_manifests=args.skip_non_manifests)
     plan = compile_policy(policy.spec)
-    worlds = Worlds(InMemoryView(pdbs=inv.pdbs, hpas=inv.hpas, namespace_labels=inv.namespace_labels),
+    view = InMemoryView(pdbs=inv.pdbs, hpas=inv.hpas, namespace_labels=inv.namespace_labels,
+                        network_policies=inv.network_policies)
+    worlds = Worlds(view,
                     datetime.now(UTC))
     audited: list[Audited] = []
     for located in inv.deployments:

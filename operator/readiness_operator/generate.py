@@ -18,6 +18,7 @@ from readiness_operator.checks import CATALOGUE, SLO_CHECK_ID
 from readiness_operator.engine import DEFAULT_WEIGHTS
 from readiness_operator.model.crd import CRD_FILENAME, readiness_policy_crd, spec_schema
 from readiness_operator.model.policyreport_crd import policy_report_crd
+from readiness_operator.pss import CONTROLS, PSS_VERSION
 
 __all__ = ["main", "render_all", "render_checks_md", "render_policy_reference"]
 
@@ -152,7 +153,29 @@ def render_checks_md() -> str:
             f"*How to fix:* {check.remediation}",
             "",
         ]
+    out += _pss_table()
     return "\n".join(out).rstrip() + "\n"
+
+
+def _pss_table() -> list[str]:
+    """The Pod Security Standards controls and the check ids (and settings) that implement each."""
+    out = [
+        "## Pod Security Standards",
+        "",
+        f"The presets `builtin:pod-security-baseline` and `builtin:pod-security-restricted` "
+        f"(`examples/policies/pod-security-*.yaml`) equal the Kubernetes Pod Security Standards {PSS_VERSION}, "
+        "control by control; tests/e2e/test_pod_security.py requires the API server's own "
+        "`pod-security.kubernetes.io/enforce` verdict for every fixture. The restricted level includes every "
+        "baseline control.",
+        "",
+        "| Level | Control | Fields | Check ids | Setting |",
+        "|---|---|---|---|---|",
+    ]
+    for c in CONTROLS:
+        ids = ", ".join(f"[`{i}`](#{i})" for i in c.checks)
+        out.append(f"| {c.level} | {c.name} | {c.fields} | {ids} | {c.note} |")
+    out.append("")
+    return out
 
 
 def _camel(snake: str) -> str:

@@ -232,6 +232,7 @@ class Inventory:
     deployments: list[Located] = field(default_factory=list)
     pdbs: list[dict[str, Any]] = field(default_factory=list)
     hpas: list[dict[str, Any]] = field(default_factory=list)
+    network_policies: list[dict[str, Any]] = field(default_factory=list)
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     others: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
@@ -256,6 +257,10 @@ def load_inventory(sources: list[str], *, skip_non_manifests: bool = False) -> I
                 if problem := related_problem(doc):
                     raise ManifestError(f"{name}:{located.line}: malformed {kind}: {problem}")
                 (inv.pdbs if kind == "PodDisruptionBudget" else inv.hpas).append(doc)
+            elif kind == "NetworkPolicy":
+                if problem := related_problem(doc):
+                    raise ManifestError(f"{name}:{located.line}: malformed {kind}: {problem}")
+                inv.network_policies.append(doc)
             elif kind == "Namespace":
                 meta = doc.get("metadata") or {}
                 inv.namespace_labels[str(meta.get("name", ""))] = dict(meta.get("labels") or {})

@@ -86,6 +86,8 @@ class World:
     now: datetime = field(default_factory=_now)
     live: bool = False
     pods: Sequence[Mapping[str, Any]] = ()
+    #: The namespace's NetworkPolicies (the ``network-policy`` check matches their podSelectors).
+    network_policies: Sequence[Mapping[str, Any]] = ()
 
 
 class RelatedIndex:
@@ -158,6 +160,7 @@ class ClusterView(Protocol):
     def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
     def hpas(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
     def namespace_labels(self, namespace: str) -> Mapping[str, str]: ...
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]: ...
 
 
 class InMemoryView:
@@ -169,9 +172,14 @@ class InMemoryView:
         pdbs: Iterable[Mapping[str, Any]] = (),
         hpas: Iterable[Mapping[str, Any]] = (),
         namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+        network_policies: Iterable[Mapping[str, Any]] = (),
     ) -> None:
-        self._by_kind: dict[str, dict[str, list[Mapping[str, Any]]]] = {"deployments": {}, "pdbs": {}, "hpas": {}}
-        for kind, items in (("deployments", deployments), ("pdbs", pdbs), ("hpas", hpas)):
+        self._by_kind: dict[str, dict[str, list[Mapping[str, Any]]]] = {
+            "deployments": {}, "pdbs": {}, "hpas": {}, "network_policies": {}
+        }
+        for kind, items in (
+            ("deployments", deployments), ("pdbs", pdbs), ("hpas", hpas), ("network_policies", network_policies)
+        ):
             for obj in items:
                 self._by_kind[kind].setdefault(namespace_of(obj), []).append(obj)
         self._labels = {ns: dict(labels) for ns, labels in (namespace_labels or {}).items()}
@@ -190,6 +198,9 @@ class InMemoryView:
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self._labels.get(namespace, {})
+
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._by_kind["network_policies"].get(namespace, ())
 
 
 #: The SLO measurements one policy holds for one Deployment: (policy, (namespace, name)) -> by SLO name.
@@ -210,13 +221,14 @@ class Worlds:
     ``pods(namespace)`` method.
     """
 
-    __slots__ = ("_by_ns", "_pods", "_slos", "live", "now", "view")
+    __slots__ = ("_by_ns", "_network_policies", "_pods", "_slos", "live", "now", "view")
 
     def __init__(
         self, view: ClusterView, now: datetime | None = None, slos: SloLookup = _no_slos, *, live: bool = False
     ) -> None:
         self.view, self.now, self._slos, self.live = view, now or _now(), slos, live
         self._by_ns: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
+        self._network_policies: dict[str, tuple[Mapping[str, Any], ...]] = {}
         self._pods: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
 
     def _pods_of(self, namespace: str, deployment: str) -> Sequence[Mapping[str, Any]]:
@@ -251,5 +263,8 @@ class Worlds:
         if policy is not None:
             slos = self._slos(policy, (ns, name))
         pods = self._pods_of(ns, name) if self.live else ()
+        netpols = self._network_policies.get(ns)
+        if netpols is None:
+            netpols = self._network_policies[ns] = tuple(self.view.network_policies(ns))
         return World(pdbs=pdbs, hpas=hpas, namespace_labels=labels, slo_measurements=slos, now=self.now,
-                     live=self.live, pods=pods)
+                     live=self.live, pods=pods, network_policies=netpols)

@@ -341,3 +341,53 @@ def test_an_oversized_deployment_is_judged_not_failed_open(admission: OperatorPr
     assert 'admission webhook "deployments.readiness.dev" denied the request' in err, err[-2000:]
     assert "pdb-present" in err
     assert crds.kubectl("-n", "adm-enforce", "get", "deployment", "oversized", check=False).returncode != 0
+
+
+def test_webhook_judges_the_pod_security_checks_without_echoing_secrets(
+    admission: OperatorProcess, crds: Cluster
+) -> None:
+    ns, secret = "adm-podsec", "hunter2-e2e-value"
+    crds.kubectl("create", "namespace", ns)
+    crds.apply(yaml.safe_dump({
+        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": ns},
+        "spec": {"mode": "Warn", "match": {"namespaces": [ns]}, "rules": {
+            "podSecurity": {"noHostNetwork": True, "noPlainSecretEnv": True, "capabilities": {}},
+            "images": {"forbidLatest": False, "allowedRegistries": ["registry.example.com"]}}}}))
+    manifest = yaml.safe_load(deployment(ns, "web", probe=True, image="nginx:1.27"))
+    pod = manifest["spec"]["template"]["spec"]
+    pod["hostNetwork"] = True
+    pod["containers"][0]["env"] = [{"name": "DB_PASSWORD", "value": secret}]
+    pod["containers"][0]["securityContext"] = {"capabilities": {"add": ["NET_ADMIN"]}}
+
+    def warned() -> str:
+        result = crds.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(manifest))
+        assert "no-host-network" in result.stderr, result.stderr
+        return result.stderr
+
+    err = eventually(warned, timeout=30, what="the webhook judging the new policy")
+    for check in ("no-host-network", "no-plain-secret-env", "capabilities-allowed", "image-registry-allowed"):
+        assert check in err, err
+    assert "DB_PASSWORD" in err and secret not in err
+    crds.kubectl("delete", "rp", ns, "--wait=false")
+    crds.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_webhook_sees_the_namespaces_network_policies(admission: OperatorProcess, crds: Cluster) -> None:
+    ns = "adm-netpol"
+    crds.kubectl("create", "namespace", ns)
+    crds.apply(yaml.safe_dump({
+        "apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": ns},
+        "spec": {"mode": "Warn", "match": {"namespaces": [ns]}, "rules": {"networkPolicy": {}}}}))
+    manifest = deployment(ns, "web", probe=True)
+
+    def warnings() -> str:
+        return crds.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest).stderr
+
+    eventually(lambda: "network-policy" in warnings(), timeout=30, what="a warning without a NetworkPolicy")
+    crds.apply(yaml.safe_dump({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
+    eventually(lambda: "network-policy" not in warnings(), timeout=30, what="no warning once a policy selects the pods")
+    crds.kubectl("delete", "rp", ns, "--wait=false")
+    crds.kubectl("delete", "namespace", ns, "--wait=false")

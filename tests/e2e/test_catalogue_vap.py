@@ -50,7 +50,8 @@ class Case:
 def _static(path: Path) -> bool:
     check = CATALOGUE.get(path.parent.name)
     kinds = {doc.get("kind") for _, doc in iter_documents(str(path))}
-    return check is not None and check.cel is not None and not kinds & {"PodDisruptionBudget", "HorizontalPodAutoscaler"}
+    related = {"PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"}
+    return check is not None and check.cel is not None and not kinds & related
 
 
 STATIC = [p for p in FILES if _static(p)]

@@ -32,9 +32,16 @@ ALL_RULES: dict[str, Any] = {
         "severity": "warning",
     },
     "replicas": {"min": 2},
-    "securityContext": {"runAsUserMin": 1000},
+    "securityContext": {"runAsUserMin": 1000, "runAsGroupMin": 1000},
     "antiAffinity": {},
-    "images": {"requireDigest": True, "pullPolicies": ["Always"]},
+    "images": {"requireDigest": True, "pullPolicies": ["Always"], "allowedRegistries": ["registry.example.com"]},
+    "podSecurity": {
+        "noHostNetwork": True, "noHostPid": True, "noHostIpc": True, "noHostProcess": True,
+        "hostPath": {"allowedPrefixes": ["/var/log"]}, "hostPorts": {"allowed": [{"min": 30000, "max": 30100}]},
+        "capabilities": {}, "procMountDefault": True, "sysctls": {}, "noUnconfinedAppArmor": True, "seLinux": {},
+        "noUnconfinedSeccomp": True, "noProbeHost": True, "volumeTypes": {}, "noAutomountServiceAccountToken": True,
+        "noPlainSecretEnv": True,
+    },
     "rollingUpdate": {"maxUnavailable": "25%"},
     "gracefulShutdown": {"minTerminationGracePeriodSeconds": 20, "requirePreStopHook": True, "severity": "warning"},
     "scheduling": {"requirePriorityClass": True, "allowedPriorityClasses": ["high"], "zoneSpread": True, "maxSkew": 1},
@@ -390,6 +397,7 @@ def test_examples_generate_when_enforced(path: Path) -> None:
     g = generate_vap(p.name, p.spec, now=NOW, excluded_namespaces=EXCLUDED)
     vap, _ = vap_and_binding(g)
     assert vap["metadata"]["name"] == f"readiness-{p.name}"
-    assert "probe-readiness" in g.checks
+    assert ("probe-readiness" in g.checks) == (p.spec.rules.probes is not None)
+    assert g.checks  # the pod-security examples have no probe rules, but every check of theirs is static
     for expr in _all_expressions(g):
         assert check_promql_balance(expr) is None

@@ -18,13 +18,13 @@ from readiness_operator.checks import CATALOGUE, Cel
 from readiness_operator.checks.base import register
 from readiness_operator.checks.fields import field_tree, fields_read, trim
 from readiness_operator.engine import compile_policy, evaluate
-from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_pdb, trim_pod
+from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from readiness_operator.model import CATEGORIES, CHECK_IDS, ReadinessPolicySpec
 from tests.unit.test_admission_vap import ALL_RULES
 from tests.unit.test_check_fixtures import FILES, load_fixture
 
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\[\])?(\.[A-Za-z][A-Za-z0-9]*(\[\])?)*$")
-_KINDS = {"Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Pod", "Prometheus"}
+_KINDS = {"Deployment", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Pod", "NetworkPolicy", "Prometheus"}
 
 
 @pytest.mark.parametrize("check_id", list(CATALOGUE))
@@ -110,6 +110,7 @@ def test_trimming_never_changes_a_verdict(path: Path) -> None:
         pdbs=[trim_pdb(p) for p in world.pdbs],
         hpas=[trim_hpa(h) for h in world.hpas],
         pods=[trim_pod(p) for p in world.pods],
+        network_policies=[trim_network_policy(n) for n in world.network_policies],
     )
     full = evaluate(policy.spec, padded, world)
     trimmed = evaluate(policy.spec, trim_deployment(padded), trimmed_world)
@@ -117,15 +118,16 @@ def test_trimming_never_changes_a_verdict(path: Path) -> None:
         (f.check, f.status, f.message) for f in full.findings
     ]
     assert (trimmed.score, trimmed.compliant) == (full.score, full.compliant)
-    assert "scratch" not in str(trim_deployment(padded)["spec"])  # trimming did drop something (volumes)
+    kept = str(trim_deployment(padded)["spec"])
+    assert "terminationMessagePolicy" not in kept and "dnsConfig" not in kept  # trimming did drop something
 
 
 def _with_unread_fields(deployment: dict) -> dict:
-    """The fixture plus fields no check reads (env, volumes), as real Deployments carry them."""
+    """The fixture plus fields no check reads (dnsConfig, terminationMessagePolicy), as real Deployments carry them."""
     spec = dict(deployment.get("spec") or {})
     template = dict(spec.get("template") or {})
     pod = dict(template.get("spec") or {})
-    pod["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    pod["containers"] = [{**c, "env": [{"name": "MODE", "value": "x"}]} for c in pod.get("containers") or ()]
+    pod["dnsConfig"] = {"options": [{"name": "ndots", "value": "2"}]}
+    pod["containers"] = [{**c, "terminationMessagePolicy": "FallbackToLogsOnError"} for c in pod.get("containers") or ()]
     status = {**(deployment.get("status") or {"replicas": 1}), "collisionCount": 3}
     return {**deployment, "spec": {**spec, "template": {**template, "spec": pod}}, "status": status}

@@ -42,6 +42,7 @@ def load_fixture(path: Path) -> tuple[ReadinessPolicy, dict[str, Any], World]:
     world = World(
         pdbs=[d for d in docs if d.get("kind") == "PodDisruptionBudget"],
         hpas=[d for d in docs if d.get("kind") == "HorizontalPodAutoscaler"],
+        network_policies=[d for d in docs if d.get("kind") == "NetworkPolicy"],
         namespace_labels=extra.get("namespaceLabels") or {},
         slo_measurements=measurements,
         now=_time(extra.get("now")) or datetime(2025, 1, 1, tzinfo=UTC),

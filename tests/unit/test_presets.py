@@ -21,7 +21,9 @@ SYSTEM = ["kube-system", "kube-public", "kube-node-lease"]
 
 
 def test_the_shipped_presets() -> None:
-    assert presets.available() == ["baseline", "hardened", "pod-security-restricted", "production"]
+    assert presets.available() == [
+        "baseline", "hardened", "pod-security-baseline", "pod-security-restricted", "production"
+    ]
     for name in presets.available():
         assert presets.description(name), f"{name} needs a line for --help"
 
@@ -35,7 +37,9 @@ def test_preset_is_a_valid_policy_matching_all_but_system_namespaces(name: str) 
     assert match.selector is None and match.namespace_selector is None and not match.namespaces
 
 
-@pytest.mark.parametrize("name", ["baseline", "production", "hardened"])
+@pytest.mark.parametrize(
+    "name", ["baseline", "production", "hardened", "pod-security-baseline", "pod-security-restricted"]
+)
 def test_preset_checks_what_the_example_checks(name: str) -> None:
     example = ReadinessPolicy.model_validate(yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()))
     preset = load_policy(f"builtin:{name}")
@@ -51,6 +55,7 @@ def test_pod_security_restricted_checks() -> None:
     assert sc.run_as_non_root and sc.drop_all_capabilities and sc.seccomp_runtime_default
     assert sc.no_privilege_escalation and sc.no_privileged
     assert not sc.read_only_root_filesystem and sc.run_as_user_min is None  # not in the restricted profile
+    assert sc.strict  # judged like Pod Security admission
 
 
 def test_unknown_preset() -> None:

@@ -71,6 +71,8 @@ from readiness_operator.checks import (
     environment,
     images,
     live,
+    network,
+    pod_security,
     probes,
     replicas,
     resources,
@@ -98,8 +100,8 @@ __all__ = [
 _MODULE_ORDER = tuple(
     m.__name__
     for m in (
-        probes, resources, replicas, disruption, autoscaling, security, scheduling, images, environment, rollout, live,
-        slo,
+        probes, resources, replicas, disruption, autoscaling, security, pod_security, network, scheduling, images,
+        environment, rollout, live, slo,
     )
 )
 _SORTED = sorted(CATALOGUE.items(), key=lambda kv: _MODULE_ORDER.index(kv[1].func.__module__))

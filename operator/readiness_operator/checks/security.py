@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Container, Context, Outcome, failed, passed, register
-from readiness_operator.checks.cel import ALL_CONTAINERS, each_container
+from readiness_operator.checks.base import Cel, CelBuilder, Container, Context, Outcome, failed, passed, register
+from readiness_operator.checks.cel import ALL_CONTAINERS, each_container, per_container
 from readiness_operator.checks.cel import effective_security as _sc
 from readiness_operator.severity import Severity
 
@@ -36,6 +36,63 @@ def _per_container(ctx: Context, problem: Callable[[Container], str | None], ok:
     return failed(problems) if problems else passed(ok)
 
 
+_POD_SC = "spec.template.spec.securityContext"
+_GOOD_SECCOMP = "['RuntimeDefault', 'Localhost']"
+#: CEL: the pod is a Windows pod (Pod Security's restricted level skips some checks for those).
+_WINDOWS = "variables.pod.?os.?name.orValue('') == 'windows'"
+
+
+def _windows_exempt(ctx: Context, rule: SecurityContextRule) -> bool:
+    """Strict (Pod Security) mode skips seccomp, capabilities and privilege escalation on Windows pods."""
+    return rule.strict and (ctx.target.pod_spec.get("os") or {}).get("name") == "windows"
+
+
+def _strict_or(build: CelBuilder, strict: CelBuilder) -> CelBuilder:
+    """The CEL builder for the rule's mode: ``strict`` under ``securityContext.strict``."""
+    return lambda check_id, rule: strict(check_id, rule) if rule.strict else build(check_id, rule)
+
+
+def _windows_or(cel: Cel) -> Cel:
+    return Cel(f"{_WINDOWS} || ({cel.expression})", cel.message, cel.message_expression)
+
+
+def _run_as_non_root_strict(check_id: str, rule: Any) -> Cel:
+    pod_nonroot = "variables.pod.?securityContext.?runAsNonRoot"
+    pod = f"{pod_nonroot}.orValue(true) == true && variables.pod.?securityContext.?runAsUser.orValue(1) != 0"
+    cond = (
+        f"c.?securityContext.?runAsUser.orValue(1) != 0 && "
+        f"c.?securityContext.?runAsNonRoot.orValue({pod_nonroot}.orValue(false)) == true"
+    )
+    inner = per_container(check_id, ALL_CONTAINERS, cond, "set runAsNonRoot: true and no runAsUser 0")
+    return Cel(
+        f"{pod} && {inner.expression}",
+        f"{check_id}: set {_POD_SC}.runAsNonRoot: true (no pod or container may set runAsNonRoot: false or runAsUser: 0)",
+    )
+
+
+def _strict_non_root_problems(ctx: Context) -> list[str]:
+    """Pod Security 'restricted': runAsNonRoot true itself, and no level sets false or UID 0."""
+    pod = ctx.target.pod_spec.get("securityContext") or {}
+    problems = []
+    if pod.get("runAsNonRoot") is False:
+        problems.append(f"the pod sets runAsNonRoot: false; set {_POD_SC}.runAsNonRoot: true")
+    if pod.get("runAsUser") is not None and int(pod["runAsUser"]) == 0:
+        problems.append(f"the pod sets runAsUser: 0; set {_POD_SC}.runAsUser to a non-zero UID")
+    for c in ctx.target.all_containers():
+        own = _own(c, "runAsNonRoot")
+        user = _own(c, "runAsUser")
+        if user is not None and int(user) == 0:
+            problems.append(f"{c.label} runs as UID 0 (root); set {c.path}.securityContext.runAsUser to a non-zero UID")
+        if own is False:
+            problems.append(f"{c.label} sets runAsNonRoot: false; set {c.path}.securityContext.runAsNonRoot: true")
+        elif own is None and pod.get("runAsNonRoot") is not True:
+            problems.append(
+                f"{c.label} does not require a non-root user; set {_POD_SC}.runAsNonRoot: true "
+                f"(or {c.path}.securityContext.runAsNonRoot: true)"
+            )
+    return problems
+
+
 @register(
     "run-as-non-root",
     category="security",
@@ -52,15 +109,25 @@ def _per_container(ctx: Context, problem: Callable[[Container], str | None], ok:
         "spec.template.spec.initContainers[].securityContext",
         "spec.template.spec.securityContext",
     )},
-    cel=each_container(
-        ALL_CONTAINERS,
-        f"{_sc('runAsUser')}.orValue(-1) != 0 && "
-        f"({_sc('runAsNonRoot')}.orValue(false) == true || {_sc('runAsUser')}.orValue(0) > 0)",
-        "run as non-root (runAsNonRoot: true or a non-zero runAsUser)",
+    cel=_strict_or(
+        each_container(
+            ALL_CONTAINERS,
+            f"{_sc('runAsUser')}.orValue(-1) != 0 && "
+            f"({_sc('runAsNonRoot')}.orValue(false) == true || {_sc('runAsUser')}.orValue(0) > 0)",
+            "run as non-root (runAsNonRoot: true or a non-zero runAsUser)",
+        ),
+        _run_as_non_root_strict,
     ),
 )
 def run_as_non_root(ctx: Context, rule: SecurityContextRule) -> Outcome:
-    """Effective runAsNonRoot true, or effective runAsUser > 0; runAsUser 0 always fails."""
+    """Effective runAsNonRoot true, or effective runAsUser > 0; runAsUser 0 always fails.
+
+    Strict (Pod Security 'restricted'): runAsNonRoot must be true itself, and neither the pod nor a
+    container may set runAsNonRoot false or runAsUser 0, whatever the other level says.
+    """
+    if rule.strict:
+        problems = _strict_non_root_problems(ctx)
+        return failed(problems) if problems else passed("every container must run as non-root")
 
     def problem(c: Container) -> str | None:
         user = effective(ctx, c, "runAsUser")
@@ -120,6 +187,46 @@ def run_as_user_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
 
 
 @register(
+    "run-as-group-min",
+    category="security",
+    severity=Severity.WARNING,
+    title="Minimum GID",
+    why="Without an explicit, high primary group the process runs as GID 0 (root's group) and can read "
+    "and write files that group owns, on volumes too.",
+    remediation="Set `securityContext.runAsGroup` (pod or container level) to at least the policy "
+    "minimum, e.g. 10001.",
+    group="security_context",
+    enabled=lambda rule: rule.run_as_group_min is not None,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+        "spec.template.spec.securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        lambda rule: f"{_sc('runAsGroup')}.orValue(-1) >= {int(rule.run_as_group_min)}",
+        lambda rule: f"set runAsGroup >= {int(rule.run_as_group_min)}",
+    ),
+)
+def run_as_group_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
+    """Effective runAsGroup >= rule.run_as_group_min (an unset GID fails: the image decides, often 0)."""
+    need = rule.run_as_group_min or 0
+
+    def problem(c: Container) -> str | None:
+        group = effective(ctx, c, "runAsGroup")
+        if group is None:
+            return (
+                f"{c.label} sets no runAsGroup (the image decides, often GID 0); set "
+                f"spec.template.spec.securityContext.runAsGroup: {need} or higher"
+            )
+        if int(group) < need:
+            return f"{c.label} runs as GID {group}, below {need}; set {c.path}.securityContext.runAsGroup to at least {need}"
+        return None
+
+    return _per_container(ctx, problem, f"every container runs as GID >= {need}")
+
+
+@register(
     "read-only-root-fs",
     category="security",
     severity=Severity.WARNING,
@@ -169,19 +276,28 @@ def read_only_root_fs(ctx: Context, rule: SecurityContextRule) -> Outcome:
     reads={"Deployment": (
         "spec.template.spec.containers[].securityContext",
         "spec.template.spec.initContainers[].securityContext",
+        "spec.template.spec.os",
     )},
-    cel=each_container(
-        ALL_CONTAINERS,
-        "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d.upperAscii() == 'ALL')",
-        "set securityContext.capabilities.drop: [ALL]",
+    cel=_strict_or(
+        each_container(
+            ALL_CONTAINERS,
+            "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d.upperAscii() == 'ALL')",
+            "set securityContext.capabilities.drop: [ALL]",
+        ),
+        lambda check_id, rule: _windows_or(per_container(
+            check_id, ALL_CONTAINERS, "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')",
+            "set securityContext.capabilities.drop: [ALL]",
+        )),
     ),
 )
 def drop_all_capabilities(ctx: Context, rule: SecurityContextRule) -> Outcome:
-    """capabilities.drop contains ALL on every container."""
+    """capabilities.drop contains ALL on every container (any case; exactly ``ALL`` when strict)."""
+    if _windows_exempt(ctx, rule):
+        return passed("a Windows pod: Linux capabilities do not apply")
 
     def problem(c: Container) -> str | None:
         drop = (_own(c, "capabilities") or {}).get("drop") or ()
-        if any(str(cap).upper() == "ALL" for cap in drop):
+        if any(str(cap) == "ALL" if rule.strict else str(cap).upper() == "ALL" for cap in drop):
             return None
         return (
             f"{c.label} keeps the default capabilities; set {c.path}.securityContext.capabilities.drop: [ALL]"
@@ -205,15 +321,35 @@ def drop_all_capabilities(ctx: Context, rule: SecurityContextRule) -> Outcome:
         "spec.template.spec.containers[].securityContext",
         "spec.template.spec.initContainers[].securityContext",
         "spec.template.spec.securityContext",
+        "spec.template.spec.os",
     )},
-    cel=each_container(
-        ALL_CONTAINERS,
-        f"{_sc('seccompProfile')}.?type.orValue('') in ['RuntimeDefault', 'Localhost']",
-        "run with seccompProfile RuntimeDefault or Localhost",
+    cel=_strict_or(
+        each_container(
+            ALL_CONTAINERS,
+            f"{_sc('seccompProfile')}.?type.orValue('') in ['RuntimeDefault', 'Localhost']",
+            "run with seccompProfile RuntimeDefault or Localhost",
+        ),
+        lambda check_id, rule: _windows_or(Cel(
+            f"variables.pod.?securityContext.?seccompProfile.?type.orValue('RuntimeDefault') in {_GOOD_SECCOMP} && "
+            f"{ALL_CONTAINERS}.all(c, c.?securityContext.?seccompProfile.hasValue() ? "
+            f"c.securityContext.seccompProfile.?type.orValue('') in {_GOOD_SECCOMP} : "
+            f"variables.pod.?securityContext.?seccompProfile.?type.orValue('') in {_GOOD_SECCOMP})",
+            f"{check_id}: set {_POD_SC}.seccompProfile.type: RuntimeDefault (no pod or container may set another type)",
+        )),
     ),
 )
 def seccomp_runtime_default(ctx: Context, rule: SecurityContextRule) -> Outcome:
-    """Effective seccompProfile.type is RuntimeDefault or Localhost."""
+    """Effective seccompProfile.type is RuntimeDefault or Localhost.
+
+    Strict (Pod Security 'restricted'): a bad pod-level profile fails even where every container sets
+    its own; Windows pods are exempt.
+    """
+    if _windows_exempt(ctx, rule):
+        return passed("a Windows pod: seccomp does not apply")
+    if rule.strict:
+        pod = (ctx.target.pod_spec.get("securityContext") or {}).get("seccompProfile")
+        if pod is not None and pod.get("type") not in ("RuntimeDefault", "Localhost"):
+            return failed([f"the pod sets seccompProfile {pod.get('type')}; set {_POD_SC}.seccompProfile.type: RuntimeDefault"])
 
     def problem(c: Container) -> str | None:
         profile = effective(ctx, c, "seccompProfile") or {}
@@ -241,15 +377,25 @@ def seccomp_runtime_default(ctx: Context, rule: SecurityContextRule) -> Outcome:
     reads={"Deployment": (
         "spec.template.spec.containers[].securityContext",
         "spec.template.spec.initContainers[].securityContext",
+        "spec.template.spec.os",
     )},
-    cel=each_container(
-        ALL_CONTAINERS,
-        "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
-        "set securityContext.allowPrivilegeEscalation: false",
+    cel=_strict_or(
+        each_container(
+            ALL_CONTAINERS,
+            "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
+            "set securityContext.allowPrivilegeEscalation: false",
+        ),
+        lambda check_id, rule: _windows_or(per_container(
+            check_id, ALL_CONTAINERS, "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
+            "set securityContext.allowPrivilegeEscalation: false",
+        )),
     ),
 )
 def no_privilege_escalation(ctx: Context, rule: SecurityContextRule) -> Outcome:
-    """allowPrivilegeEscalation explicitly false on every container (unset means true)."""
+    """allowPrivilegeEscalation explicitly false on every container (unset means true); strict mode
+    exempts Windows pods like Pod Security does."""
+    if _windows_exempt(ctx, rule):
+        return passed("a Windows pod: privilege escalation does not apply")
     return _per_container(
         ctx,
         lambda c: (

@@ -17,7 +17,7 @@ from readiness_operator.model.crd import PLURAL
 from readiness_operator.world import deployment_of_pod
 
 from .context import context_of
-from .objects import trim_deployment, trim_hpa, trim_pdb, trim_pod
+from .objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from .policy_loop import run_policy
 from .reconcile import PassInput
 from .view import IndexView
@@ -51,6 +51,11 @@ async def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_
     return {namespace: trim_pod(body)}
 
 
+@kopf.index("networking.k8s.io", "v1", "networkpolicies")
+async def network_policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
+    return {namespace: trim_network_policy(body)}
+
+
 @kopf.index("", "v1", "namespaces")
 async def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
     return {name: dict(labels)}
@@ -68,6 +73,11 @@ async def pdb_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
 async def hpa_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    context_of(memo).registry.mark_namespace(namespace or "")
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies")
+async def network_policy_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.mark_namespace(namespace or "")
 
 
@@ -94,7 +104,7 @@ async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
     hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], pod_index: kopf.Index[str, Any],
-    **_: Any,
+    network_policy_index: kopf.Index[str, Any], **_: Any,
 ) -> None:
     """Keep one policy's status, reports, Events and fail-safe VAP current while this replica leads."""
 
@@ -104,7 +114,8 @@ async def policy_daemon(
     def deleted() -> bool:
         return stopped.reason is not None and bool(stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
 
-    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, pod_index)
+    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, pods=pod_index,
+                     network_policies=network_policy_index)
     await run_policy(context_of(memo), name, uid, read, view, stopped, deleted)
 
 

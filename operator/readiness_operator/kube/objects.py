@@ -22,6 +22,7 @@ _RUNTIME_READS: Mapping[str, tuple[str, ...]] = {
     "PodDisruptionBudget": (),
     "HorizontalPodAutoscaler": (),
     "Pod": ("metadata.labels", "metadata.ownerReferences"),  # world.deployment_of_pod
+    "NetworkPolicy": (),
 }
 
 
@@ -76,6 +77,8 @@ def _replicas_evidence(meta: Mapping[str, Any]) -> dict[str, Any]:
         if owners:  # without one the uid alone says "a cluster object, not applied with replicas"
             out["managedFields"] = owners
     return out
+_NETWORK_POLICY_SPEC = _spec_tree("NetworkPolicy")
+
 
 
 def trim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -122,6 +125,14 @@ def trim_hpa(body: Mapping[str, Any]) -> dict[str, Any]:
 def trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
     """A pod reduced to what live checks read and what maps it to its Deployment (a few hundred bytes)."""
     return trim(body, _POD)
+
+
+def trim_network_policy(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+        "spec": trim(body.get("spec") or {}, _NETWORK_POLICY_SPEC),
+    }
 
 
 def deployment_ref(deployment: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,12 @@ from typing import Any
 class IndexView:
     """Reads kopf indexes keyed by namespace; the stores are live, so a view never goes stale."""
 
-    def __init__(self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any, pods: Any = None) -> None:
+    def __init__(
+        self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any, pods: Any = None, network_policies: Any = None
+    ) -> None:
         self._deployments, self._pdbs, self._hpas, self._namespaces = deployments, pdbs, hpas, namespaces
         self._pods = pods
+        self._network_policies = network_policies if network_policies is not None else {}
 
     @staticmethod
     def _in(index: Any, key: str) -> Iterable[Any]:
@@ -32,6 +35,9 @@ class IndexView:
     def pods(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         """Trimmed pods (live checks); none when the view was built without the pod index."""
         return self._in(self._pods, namespace) if self._pods is not None else ()
+
+    def network_policies(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return self._in(self._network_policies, namespace)
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         for labels in self._in(self._namespaces, namespace):

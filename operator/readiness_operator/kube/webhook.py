@@ -70,7 +70,7 @@ def _is_rollback(replicaset_index: Any, new: Mapping[str, Any]) -> bool:
 async def validate_deployment(
     body: kopf.Body, old: kopf.Body | None, operation: str, subresource: str | None, userinfo: Mapping[str, Any],
     dryrun: bool, warnings: list[str], memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any,
-    hpa_index: Any, namespace_index: Any, replicaset_index: Any, **_: Any,
+    hpa_index: Any, namespace_index: Any, replicaset_index: Any, network_policy_index: Any, **_: Any,
 ) -> None:
     meta = body.get("metadata") or {}
     request = {
@@ -80,7 +80,7 @@ async def validate_deployment(
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }
     indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
-    await _review(context_of(memo), request, warnings, *indexes)
+    await _review(context_of(memo), request, warnings, *indexes, network_policy_index=network_policy_index)
 
 
 @kopf.on.validate("apps", "v1", "deployments", id="validate-deployment-scale", operations=["UPDATE"],  # type: ignore[arg-type]
@@ -88,7 +88,7 @@ async def validate_deployment(
 async def validate_deployment_scale(
     body: kopf.Body, old: kopf.Body | None, userinfo: Mapping[str, Any], dryrun: bool, warnings: list[str],
     memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any, hpa_index: Any, namespace_index: Any,
-    replicaset_index: Any, **_: Any,
+    replicaset_index: Any, network_policy_index: Any, **_: Any,
 ) -> None:
     """``kubectl scale`` (the scale subresource): judged as the replicas-only UPDATE it is, on the
     indexed Deployment (the Scale object carries only ``spec.replicas``)."""
@@ -104,16 +104,17 @@ async def validate_deployment_scale(
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }, current)
     indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
-    await _review(context_of(memo), request, warnings, *indexes)
+    await _review(context_of(memo), request, warnings, *indexes, network_policy_index=network_policy_index)
 
 
 async def _review(
     ctx: OperatorContext, request: Mapping[str, Any], warnings: list[str], policy_index: Any, deployment_index: Any,
-    pdb_index: Any, hpa_index: Any, namespace_index: Any, replicaset_index: Any,
+    pdb_index: Any, hpa_index: Any, namespace_index: Any, replicaset_index: Any, network_policy_index: Any = None,
 ) -> None:
     """Judge a Deployment request, count it, record an override; raise to deny."""
     started = time.perf_counter()
-    worlds = Worlds(IndexView(deployment_index, pdb_index, hpa_index, namespace_index), slos=ctx.slos.measurements)
+    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, network_policies=network_policy_index)
+    worlds = Worlds(view, slos=ctx.slos.measurements)
     decision = review_deployment(
         request, _policies(ctx, policy_index), worlds.of, policy_world=worlds.of,
         excluded_namespaces=ctx.settings.excluded_namespaces,

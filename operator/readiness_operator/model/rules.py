@@ -8,17 +8,24 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from readiness_operator.model.common import KubeModel, Quantity, Severity
+from readiness_operator.pss import BASELINE_CAPABILITIES, RESTRICTED_VOLUME_TYPES, SAFE_SYSCTLS, SELINUX_TYPES
 from readiness_operator.quantity import parse_quantity
 
 __all__ = [
     "AntiAffinityRule",
+    "CapabilitiesRule",
     "EnvRule",
     "GracefulShutdownRule",
     "HorizontalPodAutoscalerRule",
+    "HostPathRule",
+    "HostPortsRule",
     "ImagesRule",
     "IntOrPercent",
     "LiveStateRule",
+    "NetworkPolicyRule",
     "PodDisruptionBudgetRule",
+    "PodSecurityRule",
+    "PortRange",
     "ProbesRule",
     "ReplicasRule",
     "ResourceBounds",
@@ -27,8 +34,11 @@ __all__ = [
     "RollingUpdateRule",
     "Rules",
     "SchedulingRule",
+    "SeLinuxRule",
     "SecurityContextRule",
+    "SysctlsRule",
     "TargetUtilization",
+    "VolumeTypesRule",
 ]
 
 _PERCENT = re.compile(r"^[0-9]+%$")
@@ -301,6 +311,220 @@ class SecurityContextRule(_Group):
         default=True, description="allowPrivilegeEscalation false (check `no-privilege-escalation`)."
     )
     no_privileged: bool = Field(default=True, description="privileged not true (check `no-privileged`).")
+    run_as_group_min: int | None = Field(
+        default=None,
+        ge=1,
+        description="Effective runAsGroup must be at least this GID (check `run-as-group-min`).",
+    )
+    strict: bool = Field(
+        default=False,
+        description="Judge like the Pod Security Standards 'restricted' level: `run-as-non-root` needs "
+        "runAsNonRoot true itself (pod level, or every container) and no level may set runAsUser 0 or "
+        "runAsNonRoot false; `seccomp-runtime-default` fails a bad pod-level profile even where "
+        "containers override it; `drop-all-capabilities` wants exactly `ALL`; pods with "
+        "`spec.os.name: windows` skip the seccomp, capability and privilege-escalation checks.",
+    )
+
+
+_CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SYSCTL = re.compile(r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?([./][a-z0-9]([-_a-z0-9]*[a-z0-9])?)*$")
+
+
+def _no_repeats(values: list[str], what: str) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must not repeat an entry")
+    return values
+
+
+def _capabilities(values: list[str]) -> list[str]:
+    for cap in values:
+        if cap == "ALL" or not _CAPABILITY.match(cap):
+            raise ValueError(
+                f"{cap!r} is not a capability name like NET_BIND_SERVICE (upper case, no CAP_ prefix; ALL "
+                "cannot be allowed)"
+            )
+        if cap.startswith("CAP_"):
+            raise ValueError(f"{cap!r}: write capabilities without the CAP_ prefix, as Kubernetes does")
+    return _no_repeats(values, "allowed")
+
+
+class PortRange(KubeModel):
+    """An inclusive range of host ports."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.min <= self.max", "message": "min must be less than or equal to max",
+                 "fieldPath": ".min"}
+            ]
+        }
+    )
+
+    min: int = Field(ge=1, le=65535, description="Lowest allowed host port.")
+    max: int = Field(ge=1, le=65535, description="Highest allowed host port.")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> PortRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be less than or equal to max ({self.max})")
+        return self
+
+
+class HostPathRule(KubeModel):
+    """hostPath volumes (check `no-host-path`): none, unless under an allowed prefix."""
+
+    allowed_prefixes: list[Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Absolute host paths a hostPath volume may use (the path itself or below it, by "
+        "whole path segments). Empty: no hostPath volume at all (Pod Security baseline).",
+    )
+    read_only: bool = Field(
+        default=True,
+        description="Every mount of an allowed hostPath volume must be `readOnly: true`.",
+    )
+
+
+class HostPortsRule(KubeModel):
+    """Host ports (check `no-host-ports`): none, unless in an allowed range."""
+
+    allowed: list[PortRange] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Ranges a container's hostPort may use. Empty: no host port at all (Pod Security "
+        "baseline). With hostNetwork, an unset hostPort counts as the containerPort, as Kubernetes "
+        "defaults it.",
+    )
+
+
+class CapabilitiesRule(KubeModel):
+    """Added capabilities (check `capabilities-allowed`): only from the allow-list."""
+
+    allowed: Annotated[list[str], AfterValidator(_capabilities)] = Field(
+        default_factory=lambda: list(BASELINE_CAPABILITIES),
+        max_length=64,
+        description="Capabilities a container may add in `securityContext.capabilities.add`, compared "
+        "case-sensitively like Pod Security admission. Default: the Pod Security baseline list. `ALL` "
+        "can never be added.",
+        json_schema_extra={"default": list(BASELINE_CAPABILITIES)},
+    )
+
+
+def _sysctl_names(values: list[str]) -> list[str]:
+    for name in values:
+        if not _SYSCTL.match(name):
+            raise ValueError(f"{name!r} is not a sysctl name like net.ipv4.tcp_syncookies")
+    return _no_repeats(values, "allowed")
+
+
+class SysctlsRule(KubeModel):
+    """Pod sysctls (check `sysctls-safe`): only names from the allow-list."""
+
+    allowed: Annotated[list[str], AfterValidator(_sysctl_names)] = Field(
+        default_factory=lambda: list(SAFE_SYSCTLS),
+        max_length=256,
+        description="Sysctl names `spec.securityContext.sysctls` may set. Default: the Pod Security "
+        "baseline's safe set.",
+        json_schema_extra={"default": list(SAFE_SYSCTLS)},
+    )
+
+
+class SeLinuxRule(KubeModel):
+    """SELinux options (check `selinux-allowed`): an allowed type, no user, no role."""
+
+    allowed_types: Annotated[list[Annotated[str, Field(min_length=1, max_length=253)]], AfterValidator(
+        lambda v: _no_repeats(v, "allowedTypes"))] = Field(
+        default_factory=lambda: list(SELINUX_TYPES),
+        max_length=64,
+        description="seLinuxOptions.type values allowed besides an empty type. Default: the Pod Security "
+        "baseline's types.",
+        json_schema_extra={"default": list(SELINUX_TYPES)},
+    )
+
+
+def _volume_types(values: list[str]) -> list[str]:
+    if "name" in values:
+        raise ValueError("'name' is not a volume type")
+    return _no_repeats(values, "allowed")
+
+
+class VolumeTypesRule(KubeModel):
+    """Volume sources (check `volume-types-allowed`): only from the allow-list."""
+
+    allowed: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z][A-Za-z0-9]*$", max_length=63)]], AfterValidator(_volume_types)
+    ] = Field(
+        default_factory=lambda: list(RESTRICTED_VOLUME_TYPES),
+        max_length=64,
+        description="Volume source fields (`configMap`, `emptyDir`, `hostPath`...) a pod volume may use. "
+        "Default: the Pod Security restricted list.",
+        json_schema_extra={"default": list(RESTRICTED_VOLUME_TYPES)},
+    )
+
+
+class PodSecurityRule(_Group):
+    """Pod-level isolation: host namespaces, host paths and ports, capabilities, kernel settings.
+
+    Every setting is off unless given (so adding the group changes nothing by itself); the presets
+    `pod-security-baseline` and `pod-security-restricted` switch on what the Pod Security Standards
+    demand. Containers of every kind count (init, sidecar and ephemeral containers).
+    """
+
+    no_host_network: bool = Field(default=False, description="hostNetwork not true (check `no-host-network`).")
+    no_host_pid: bool = Field(default=False, description="hostPID not true (check `no-host-pid`).")
+    no_host_ipc: bool = Field(default=False, description="hostIPC not true (check `no-host-ipc`).")
+    no_host_process: bool = Field(
+        default=False,
+        description="windowsOptions.hostProcess not true, pod or container level (check `no-host-process`).",
+    )
+    host_path: HostPathRule | None = Field(
+        default=None, description="Restrict hostPath volumes (check `no-host-path`); `{}` forbids them."
+    )
+    host_ports: HostPortsRule | None = Field(
+        default=None, description="Restrict host ports (check `no-host-ports`); `{}` forbids them."
+    )
+    capabilities: CapabilitiesRule | None = Field(
+        default=None, description="Restrict added capabilities (check `capabilities-allowed`)."
+    )
+    proc_mount_default: bool = Field(
+        default=False, description="securityContext.procMount unset or Default (check `proc-mount-default`)."
+    )
+    sysctls: SysctlsRule | None = Field(default=None, description="Restrict pod sysctls (check `sysctls-safe`).")
+    no_unconfined_app_armor: bool = Field(
+        default=False,
+        description="AppArmor profile (field or legacy annotation) not Unconfined (check `apparmor-allowed`).",
+    )
+    se_linux: SeLinuxRule | None = Field(
+        default=None, description="Restrict seLinuxOptions (check `selinux-allowed`)."
+    )
+    no_unconfined_seccomp: bool = Field(
+        default=False,
+        description="No pod or container sets seccompProfile.type Unconfined (check `seccomp-not-unconfined`).",
+    )
+    no_probe_host: bool = Field(
+        default=False,
+        description="Probes and lifecycle hooks do not set httpGet.host or tcpSocket.host (check "
+        "`no-probe-host`).",
+    )
+    volume_types: VolumeTypesRule | None = Field(
+        default=None, description="Restrict volume sources (check `volume-types-allowed`)."
+    )
+    no_automount_service_account_token: bool = Field(
+        default=False,
+        description="spec.template.spec.automountServiceAccountToken false (check "
+        "`automount-service-account-token`).",
+    )
+    no_plain_secret_env: bool = Field(
+        default=False,
+        description="No literal env value under a secret-looking name (check `no-plain-secret-env`).",
+    )
+
+
+class NetworkPolicyRule(_Group):
+    """Require a NetworkPolicy of the namespace selecting the pods (check `network-policy`)."""
+
+    ingress: bool = Field(default=True, description="A selecting NetworkPolicy has policyType Ingress.")
+    egress: bool = Field(default=True, description="A selecting NetworkPolicy has policyType Egress.")
 
 
 class AntiAffinityRule(_Group):
@@ -314,6 +538,10 @@ class AntiAffinityRule(_Group):
     )
 
 
+#: A registry host, optionally with a port and a path prefix: ``registry.example.com:5000/team``.
+_REGISTRY = r"^[^\s/@:]+(:[0-9]+)?(/[^\s@:]+)*$"
+
+
 class ImagesRule(_Group):
     """Require pinned images on every container and init container (check `image-tag-pinned`)."""
 
@@ -324,6 +552,13 @@ class ImagesRule(_Group):
         max_length=3,
         description="Allowed effective imagePullPolicy values (the default is Always for `:latest` or "
         "untagged images, else IfNotPresent); empty: not checked (check `image-pull-policy`).",
+    )
+    allowed_registries: list[Annotated[str, Field(min_length=1, max_length=253, pattern=_REGISTRY)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Registries (host, optionally with a port and a path prefix, e.g. "
+        "`registry.example.com/team`) every image must come from (check `image-registry-allowed`). "
+        "An image without a registry host is from docker.io. Empty: not checked.",
     )
 
     @property
@@ -449,4 +684,10 @@ class Rules(KubeModel):
     env: EnvRule | None = Field(default=None, description="Container environment hygiene.")
     live_state: LiveStateRule | None = Field(
         default=None, description="The living cluster's state (operator only; never denies at admission)."
+    )
+    pod_security: PodSecurityRule | None = Field(
+        default=None, description="Host namespaces, host paths and ports, capabilities, kernel settings."
+    )
+    network_policy: NetworkPolicyRule | None = Field(
+        default=None, description="A NetworkPolicy isolates the pods."
     )

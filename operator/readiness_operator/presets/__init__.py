@@ -16,7 +16,8 @@ _DESCRIPTIONS = {
     "baseline": "probes, requests, memory limit, no :latest image, not privileged",
     "production": "design checklist 1: replicas 3, requests/limits, probes, rolling update, HPA, PDB, SLOs",
     "hardened": "design checklist 2: hardened securityContext, all probes, PDB, anti-affinity, HPA, SLOs",
-    "pod-security-restricted": "the Pod Security 'restricted' settings the catalogue checks",
+    "pod-security-baseline": "the Kubernetes Pod Security Standards (v1.34) 'baseline' level, control by control",
+    "pod-security-restricted": "the Kubernetes Pod Security Standards (v1.34) 'restricted' level, control by control",
 }
 
 
