@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from readiness_operator.engine import Finding, evaluate, matches
+from readiness_operator.engine import DeploymentVerdict, Finding, evaluate, matches
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
@@ -102,6 +102,26 @@ def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[
     return keys
 
 
+def _outcome(finding: Finding) -> Finding:
+    """A finding without its measurement (value, when, and the message quoting the value)."""
+    if finding.measured_at is None and finding.value is None:
+        return finding
+    return replace(finding, value=None, measured_at=None, message="")
+
+
+def only_measurement_moved(old: DeploymentVerdict, new: DeploymentVerdict) -> bool:
+    """Same verdict, score and finding outcomes; only SLO measurements (value, time) differ.
+
+    Such a re-judgement keeps the recorded verdict: rewriting a namespace's PolicyReports because a
+    value moved in its last digits, or an Unknown was re-confirmed at a later time, made every SLO tick
+    and every resync rewrite hundreds of reports on an idle cluster (issue 16). The report keeps the
+    value with the time it was measured; status.slos and the metrics carry the latest measurement.
+    """
+    if (old.compliant, old.score, old.level, len(old.findings)) != (new.compliant, new.score, new.level, len(new.findings)):
+        return False
+    return all(a == b or _outcome(a) == _outcome(b) for a, b in zip(old.findings, new.findings, strict=True))
+
+
 @dataclass
 class _Transition:
     judged: Judged
@@ -144,7 +164,8 @@ async def judge(
         verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
         if metrics is not None:
             metrics.evaluations.inc()
-        if old is not None and old.verdict == verdict and old.deployment == deployment:
+        if old is not None and old.deployment == deployment and (
+                old.verdict == verdict or only_measurement_moved(old.verdict, verdict)):
             continue
         prior = runtime.prior.pop(key, None)
         if old is not None:
