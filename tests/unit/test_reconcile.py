@@ -281,3 +281,23 @@ def test_a_moving_measurement_rewrites_no_report_but_a_breach_does() -> None:
     web = [r for r in writer.reports[("a", "readiness-p")]["results"]
            if r["rule"] == "slo:e" and r["resources"][0]["name"] == "web"]
     assert web[0]["result"] == "fail" and web[0]["properties"]["value"] == "5.0"
+
+
+def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
+    """Minutes of first report writes must not hold back the SLO ticks (issue 16): once something more
+    urgent is due, namespaces not started yet stay pending for the next pass."""
+    from readiness_operator.kube.reconcile import REPORT_WRITERS, _write_reports
+
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    spec = {"match": {"namespaces": [f"n{i}" for i in range(12)]}, "rules": SPEC["rules"]}
+    for i in range(12):
+        view.put(deployment(f"n{i}", "web", True))
+    rt.reports_pending.clear()
+    writer.reports_on = False  # judge only: the reports are written below
+    run(rt, view, writer, spec=spec)
+    rt.reports_pending |= {f"n{i}" for i in range(12)}
+    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True))
+    assert len(writer.reports) == REPORT_WRITERS
+    assert len(rt.reports_pending) == 12 - REPORT_WRITERS
+    asyncio.run(_write_reports(writer, rt, NOW))
+    assert len(writer.reports) == 12 and not rt.reports_pending

@@ -255,7 +255,8 @@ async def _put_report(
 
 
 async def _write_reports(
-    writer: Writer, runtime: PolicyRuntime, now: datetime | None = None, metrics: OperatorMetrics | None = None
+    writer: Writer, runtime: PolicyRuntime, now: datetime | None = None, metrics: OperatorMetrics | None = None,
+    more_urgent: Callable[[], bool] = lambda: False,
 ) -> None:
     """Write the pending namespaces' reports whose content changed, delete the ones no longer wanted.
 
@@ -264,6 +265,8 @@ async def _write_reports(
     work arrives meanwhile (the runtime is woken), the namespaces not started yet stay pending for
     the next pass, so a status update never waits behind minutes of report writes. A report the API
     server refuses is not resent until its backoff passes; its namespace stays pending until then.
+    ``more_urgent`` (an SLO query falling due) stops it the same way: minutes of first report writes
+    must not hold the SLO ticks back (issue 16 saw no Prometheus query for a whole idle minute).
     """
     now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
@@ -281,7 +284,7 @@ async def _write_reports(
     async def one(ns: str) -> None:
         nonlocal started
         async with semaphore:
-            if started >= REPORT_WRITERS and runtime.wake.is_set():
+            if started >= REPORT_WRITERS and (runtime.wake.is_set() or more_urgent()):
                 return  # new work came in: the next pass continues with this namespace
             started += 1
             wanted: set[tuple[str, str]] = set()
@@ -356,6 +359,14 @@ async def _refresh_slos(
         runtime.mark(everything=True)
     for key in changed - {EVERYTHING}:
         runtime.mark(key=key)
+
+
+def _slo_due(runtime: PolicyRuntime, slo_store: SloStore | None) -> bool:
+    """An SLO query of this policy is due now (the clock, not the pass's start time)."""
+    if slo_store is None or runtime.compiled is None:
+        return False
+    now = datetime.now(UTC)
+    return any(slo_store.seconds_until_due(runtime.name, s, now) <= 0 for s in runtime.compiled.spec.slos)
 
 
 def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime, slo_store: SloStore | None = None) -> float:
@@ -444,7 +455,7 @@ async def run_pass(
         patched = True
     if reports_on:
         runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
-        await _write_reports(writer, runtime, now, metrics)
+        await _write_reports(writer, runtime, now, metrics, more_urgent=lambda: _slo_due(runtime, slo_store))
         after = _with_report_errors(status, runtime, now, previous)
         if after != status:  # a report was refused (or finally written): say so now, not next pass
             await writer.patch_policy_status(runtime.name, after)
