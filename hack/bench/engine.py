@@ -10,7 +10,15 @@ same files in one run:
 
 - ours: ``readiness-operator audit --policy examples/policies/{production,hardened}.yaml -f DIR -o json``
 - ``kube-score score -o json FILES...``
-- ``polaris audit --audit-path DIR --format json``
+- ``polaris audit --audit-path DIR --format json`` (the binary named by ``POLARIS_BIN``: Polaris is
+  not on the Go module proxy, build it from its public source; reported as not run when unset)
+- the floor: the same files parsed by PyYAML with libyaml (``yaml.load_all(..., CSafeLoader)``) and
+  nothing else, in a Python process like ours (garbage collector off, as ours runs): no tool that
+  reads YAML into Python objects can cost less; ours is judged by its CPU time over the floor's.
+
+With ``--json`` the tables go to stderr and stdout carries one JSON object (keys named after the
+measures: ``ours_cpu_vs_floor``, ``kube_score_cpu_vs_ours``, ``polaris_cpu_vs_ours`` per size, with the
+targets), so runs can be compared over time.
 
 Peers are benchmark-only tools, ``go install``ed into ``~/.cache/readiness-operator/bin/<tool>-<version>``
 on first use (never project dependencies). A peer that cannot be installed here is reported as such
@@ -55,10 +63,26 @@ CACHE_ROOT = Path(
 # Peers: benchmark-only tools, pinned (the cache directory is keyed by the version).
 KUBE_SCORE_MODULE = "github.com/zegl/kube-score/cmd/kube-score"
 KUBE_SCORE_VERSION = "v1.20.0"
-# Polaris tags releases without the "v" prefix (e.g. 9.6.1) and its go.mod has no /vN suffix, so the
-# Go toolchain can only address it by pseudo-version; "latest" resolves to the newest one.
-POLARIS_MODULE = "github.com/fairwindsops/polaris"
-POLARIS_VERSION = os.environ.get("POLARIS_VERSION", "latest")
+# Polaris is not served by the Go module proxy (403 for its module path), so it is taken from a binary
+# built from its public source: POLARIS_BIN=/path/to/polaris.
+POLARIS_BIN_ENV = "POLARIS_BIN"
+
+# Targets of issue 16 at 10,000 Deployments (CPU time ratios).
+TARGET_OURS_VS_FLOOR = 1.5  # at most
+TARGET_KUBE_SCORE_VS_OURS = 10.0  # at least
+TARGET_POLARIS_VS_OURS = 50.0  # at least
+
+# The floor: read every file the way a Python tool must before it can judge anything.
+FLOOR_CODE = """
+import gc, sys, pathlib, yaml
+gc.disable()
+n = 0
+for path in sorted(pathlib.Path(sys.argv[1]).glob("*.yaml")):
+    with path.open("rb") as fh:
+        for doc in yaml.load_all(fh, Loader=yaml.CSafeLoader):
+            n += doc.get("kind") == "Deployment"
+print(n)
+"""
 
 POLICIES = ("production", "hardened")
 
@@ -343,12 +367,22 @@ def go_install(tool: str, module: str, version: str, binary: str) -> Tool:
     return Tool(tool, version, exe)
 
 
+def polaris_from_env() -> Tool:
+    """Polaris from ``POLARIS_BIN`` (its version as it reports it), or why it is not run."""
+    given = os.environ.get(POLARIS_BIN_ENV)
+    if not given:
+        return Tool("polaris", "-", None, f"{POLARIS_BIN_ENV} is not set (Polaris is not on the Go module proxy; "
+                    "build it from github.com/FairwindsOps/polaris with `go build` and name the binary)")
+    exe = Path(given)
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        return Tool("polaris", "-", None, f"{POLARIS_BIN_ENV}={given} is not an executable file")
+    version = _cmd([str(exe), "version"]).replace("Polaris version:", "").strip() or "?"
+    return Tool("polaris", version, exe)
+
+
 def install_peers() -> list[Tool]:
     """kube-score and Polaris, each either installed or with the reason it could not be."""
-    return [
-        go_install("kube-score", KUBE_SCORE_MODULE, KUBE_SCORE_VERSION, "kube-score"),
-        go_install("polaris", POLARIS_MODULE, POLARIS_VERSION, "polaris"),
-    ]
+    return [go_install("kube-score", KUBE_SCORE_MODULE, KUBE_SCORE_VERSION, "kube-score"), polaris_from_env()]
 
 
 def our_command() -> list[str]:
@@ -425,6 +459,10 @@ def count_kube_score(path: Path) -> int:
     return sum(1 for obj in data if (obj.get("type_meta") or {}).get("kind") == "Deployment")
 
 
+def count_floor(path: Path) -> int:
+    return int(path.read_text().strip())
+
+
 def count_polaris(path: Path) -> int:
     data = json.loads(path.read_text())
     return sum(1 for r in data.get("Results") or () if r.get("Kind") == "Deployment")
@@ -439,6 +477,7 @@ class Plan:
     argv: list[str]
     ok_exit: tuple[int, ...]
     counter: Callable[[Path], int]
+    runs: int | None = None  # fewer runs than the others (a slow peer); None: all of them
 
 
 def measure_all(plans: list[Plan], work: Path, *, runs: int) -> list[Measured]:
@@ -447,6 +486,8 @@ def measure_all(plans: list[Plan], work: Path, *, runs: int) -> list[Measured]:
     results = [Measured(p.tool, p.label) for p in plans]
     for i in range(runs):
         for plan, m in zip(plans, results, strict=True):
+            if plan.runs is not None and i >= plan.runs:
+                continue
             run = run_measured(plan.argv, work / f"{plan.label}.{i}.out")
             _check_exit(plan.label, run, plan.ok_exit)
             m.runs.append(run)
@@ -465,6 +506,9 @@ def measure_all(plans: list[Plan], work: Path, *, runs: int) -> list[Measured]:
     return results
 
 
+FLOOR_LABEL = "floor: libyaml parse only"
+
+
 @dataclass
 class SizeResult:
     n: int
@@ -473,7 +517,7 @@ class SizeResult:
     skipped: list[Tool]
 
 
-def bench_size(n: int, work: Path, *, seed: int, runs: int, peers: list[Tool]) -> SizeResult:
+def bench_size(n: int, work: Path, *, seed: int, runs: int, peers: list[Tool], polaris_runs: int | None = None) -> SizeResult:
     gen = generate(n, work / f"manifests-{n}", seed=seed)
     print(
         f"[bench] N={n}: {gen.deployments} Deployments, {gen.pdbs} PDBs, {gen.hpas} HPAs "
@@ -482,7 +526,9 @@ def bench_size(n: int, work: Path, *, seed: int, runs: int, peers: list[Tool]) -
     )
     out = work / f"out-{n}"
     out.mkdir(exist_ok=True)
-    plans: list[Plan] = []
+    python = ROOT / ".venv" / "bin" / "python"
+    floor_argv = [str(python if python.is_file() else sys.executable), "-c", FLOOR_CODE, str(gen.directory)]
+    plans: list[Plan] = [Plan(FLOOR_LABEL, "floor", floor_argv, (0,), count_floor)]
     for policy in POLICIES:
         argv = [*our_command(), "audit", "--policy", str(ROOT / "examples" / "policies" / f"{policy}.yaml")]
         argv += ["-f", str(gen.directory), "-o", "json"]
@@ -496,7 +542,7 @@ def bench_size(n: int, work: Path, *, seed: int, runs: int, peers: list[Tool]) -
             plans.append(Plan("kube-score", "kube-score", argv, (0, 1), count_kube_score))
         elif peer.name == "polaris":
             argv = [str(peer.binary), "audit", "--audit-path", str(gen.directory), "--format", "json"]
-            plans.append(Plan("polaris", "polaris", argv, (0,), count_polaris))
+            plans.append(Plan("polaris", "polaris", argv, (0,), count_polaris, polaris_runs))
     results = measure_all(plans, out, runs=runs)
     return SizeResult(n, gen, results, skipped)
 
@@ -544,11 +590,49 @@ def _ours_baseline(size: SizeResult) -> Measured:
     return next(m for m in size.results if m.tool == "ours" and "production" in m.label)
 
 
+def _by_tool(size: SizeResult, tool: str) -> Measured | None:
+    return next((m for m in size.results if m.tool == tool), None)
+
+
+def ratios(size: SizeResult) -> dict[str, float | None]:
+    """CPU-time ratios of this size: ours over the floor, each peer over ours (None: not run)."""
+    base = _ours_baseline(size)
+    floor = _by_tool(size, "floor")
+    peers = {"kube_score": _by_tool(size, "kube-score"), "polaris": _by_tool(size, "polaris")}
+    out: dict[str, float | None] = {
+        "ours_cpu_s": round(base.cpu, 3),
+        "floor_cpu_s": round(floor.cpu, 3) if floor else None,
+        "ours_cpu_vs_floor": round(base.cpu / floor.cpu, 3) if floor else None,
+    }
+    for name, m in peers.items():
+        out[f"{name}_cpu_s"] = round(m.cpu, 3) if m else None
+        out[f"{name}_cpu_vs_ours"] = round(m.cpu / base.cpu, 3) if m else None
+    return out
+
+
+def targets_line(size: SizeResult) -> str:
+    r = ratios(size)
+
+    def verdict(value: float | None, target: float, at_most: bool) -> str:
+        if value is None:
+            return "not measured"
+        met = value <= target if at_most else value >= target
+        return f"{value:.2f}x: {'yes' if met else '**no**'}"
+
+    return (
+        f"Targets (CPU time, N={size.n:,}): ours <= {TARGET_OURS_VS_FLOOR}x the floor: "
+        f"{verdict(r['ours_cpu_vs_floor'], TARGET_OURS_VS_FLOOR, True)}; kube-score >= {TARGET_KUBE_SCORE_VS_OURS:.0f}x "
+        f"ours: {verdict(r['kube_score_cpu_vs_ours'], TARGET_KUBE_SCORE_VS_OURS, False)}; Polaris >= "
+        f"{TARGET_POLARIS_VS_OURS:.0f}x ours: {verdict(r['polaris_cpu_vs_ours'], TARGET_POLARIS_VS_OURS, False)}."
+    )
+
+
 def table(size: SizeResult) -> list[str]:
     base = _ours_baseline(size)
     rows = [
         f"**N = {size.n:,}** Deployments (+ {size.generated.pdbs:,} PDBs, {size.generated.hpas:,} HPAs) "
-        f"in {len(size.generated.files)} files; median of {len(base.runs)} runs",
+        f"in {len(size.generated.files)} files; median of {len(base.runs)} runs"
+        + "".join(f" ({m.label}: {len(m.runs)})" for m in size.results if len(m.runs) != len(base.runs)),
         "",
         "| tool | Deployments judged | wall (s) | CPU user+sys (s) | wall per Deployment (ms) | peak RSS (MiB) "
         "| wall / ours | CPU / ours |",
@@ -563,7 +647,7 @@ def table(size: SizeResult) -> list[str]:
             f"| {m.cpu / base.cpu:.2f} |"
         )
     for t in size.skipped:
-        rows.append(f"| {t.name} {t.version} | - | not run (could not be installed) | - | - | - | - | - |")
+        rows.append(f"| {t.name} | - | not run: {t.error} | - | - | - | - | - |")
     return rows
 
 
@@ -615,9 +699,10 @@ def render_section(sizes: list[SizeResult], peers: list[Tool], info: dict[str, s
         "",
         "Peers: "
         + "; ".join(
-            f"{t.name} {t.version} (`go install`ed into the cache)"
+            (f"{t.name} {t.version} (from {POLARIS_BIN_ENV}, built from its public source)" if t.name == "polaris"
+             else f"{t.name} {t.version} (`go install`ed into the cache)")
             if t.binary
-            else f"{t.name} {t.version}: **not run**, it could not be installed here ({t.error})"
+            else f"{t.name}: **not run** ({t.error})"
             for t in peers
         )
         + ".",
@@ -625,7 +710,7 @@ def render_section(sizes: list[SizeResult], peers: list[Tool], info: dict[str, s
     ]
     for size in sizes:
         out += table(size)
-        out += ["", counts_line(size), ""]
+        out += ["", counts_line(size), "", targets_line(size), ""]
     out += [
         f"Work per Deployment differs: ours runs the policy's checks (production {counts['production']}, "
         f"hardened {counts['hardened']}, SLO checks included, reported Unknown offline) with PDB/HPA lookups, "
@@ -656,7 +741,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, default=None, help="write manifests and outputs here and keep them")
     parser.add_argument("--write-docs", action="store_true", help=f"update '{SECTION}' in docs/benchmarks.md")
-    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object (tables to stderr)")
+    parser.add_argument("--polaris-runs", type=int, default=None, help="runs of Polaris (slow) if fewer than --runs")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     if args.runs < 1 or not sizes or min(sizes) < 1:
@@ -676,24 +762,35 @@ def main(argv: list[str] | None = None) -> int:
         cleanup = tempfile.TemporaryDirectory(prefix="ro-bench-engine-")
         work = Path(cleanup.name)
     try:
-        results = [bench_size(n, work, seed=args.seed, runs=args.runs, peers=peers) for n in sizes]
+        results = [
+            bench_size(n, work, seed=args.seed, runs=args.runs, peers=peers, polaris_runs=args.polaris_runs) for n in sizes
+        ]
     finally:
         if cleanup is not None:
             cleanup.cleanup()
 
-    section = render_section(results, peers, info, args.seed, (load_before, load_average()))
-    print(section)
+    load_after = load_average()
+    section = render_section(results, peers, info, args.seed, (load_before, load_after))
+    print(section, file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(
             json.dumps(
                 {
                     "machine": info,
+                    "load_average_before": load_before,
+                    "load_average_after": load_after,
+                    "targets": {
+                        "ours_cpu_vs_floor_at_most": TARGET_OURS_VS_FLOOR,
+                        "kube_score_cpu_vs_ours_at_least": TARGET_KUBE_SCORE_VS_OURS,
+                        "polaris_cpu_vs_ours_at_least": TARGET_POLARIS_VS_OURS,
+                    },
                     "peers": [{"name": t.name, "version": t.version, "error": t.error} for t in peers],
                     "sizes": [
                         {
                             "n": s.n,
                             "pdbs": s.generated.pdbs,
                             "hpas": s.generated.hpas,
+                            **ratios(s),
                             "tools": [
                                 {
                                     "label": m.label,

@@ -244,15 +244,27 @@ def _exit_code(audit: Audit, fail_below: int | None, allow_no_match: bool) -> in
     return EXIT_OK
 
 
+def _write_json(data: object, out: TextIO) -> None:
+    """Indented JSON written in chunks of ~64k pieces: ``json.dump`` writes each of the millions of
+    tokens of a 10,000-Deployment report separately (a third of the run), ``json.dumps`` would hold
+    the whole text and its pieces at once (+170 MB)."""
+    pending: list[str] = []
+    for piece in json.JSONEncoder(indent=2).iterencode(data):
+        pending.append(piece)
+        if len(pending) >= 65536:
+            out.write("".join(pending))
+            pending.clear()
+    pending.append("\n")
+    out.write("".join(pending))
+
+
 def _write(audit: Audit, args: argparse.Namespace, out: TextIO, code: int) -> None:
     if args.output == "json":
-        json.dump(document(audit), out, indent=2)
-        out.write("\n")
+        _write_json(document(audit), out)
     elif args.output == "yaml":
         yaml.dump(document(audit), out, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
     elif args.output == "sarif":
-        json.dump(sarif(audit, exit_code=code), out, indent=2)
-        out.write("\n")
+        _write_json(sarif(audit, exit_code=code), out)
     elif args.output == "junit":
         out.write(junit(audit))
     else:

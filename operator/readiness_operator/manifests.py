@@ -28,7 +28,99 @@ __all__ = ["Inventory", "Located", "ManifestError", "Skipped", "iter_documents",
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 # libyaml's parser when PyYAML was built with it (the wheels are): ~10x faster than pure Python.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+# Plain scalars other than strings that the safe loader turns into Python values (by tag).
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:null": "construct_yaml_null",
+    "tag:yaml.org,2002:bool": "construct_yaml_bool",
+    "tag:yaml.org,2002:int": "construct_yaml_int",
+    "tag:yaml.org,2002:float": "construct_yaml_float",
+}
+# Scalars resolved to a tag, shared by every file of a run (manifests repeat the same keys and values);
+# bounded so a stream of distinct values cannot grow it without end.
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}
+_RESOLVED_MAX = 200_000
+
+
+class _Slow(Exception):
+    """The document needs PyYAML's full constructor (merge keys, other tags, complex keys)."""
+
+
+class _Loader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """The safe loader with a faster path to the same Python objects.
+
+    PyYAML's constructor spends most of a large audit's parse time on per-node bookkeeping
+    (generators, a registry lookup per node, an ABC check per key) and its resolver runs the same
+    regular expressions for every repeated scalar. Documents made only of maps, sequences and the
+    plain scalar types (what Kubernetes manifests are) are built directly, aliases shared as the safe
+    loader shares them; any other document goes through the full constructor, so the result is
+    always what ``yaml.safe_load`` gives.
+    """
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not yaml.ScalarNode:
+            return str(super().resolve(kind, value, implicit))
+        key = (value, implicit)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = str(super().resolve(kind, value, implicit))
+            if len(_RESOLVED) >= _RESOLVED_MAX:
+                _RESOLVED.clear()
+            _RESOLVED[key] = tag
+        return tag
+
+    def construct_fast(self, node: yaml.Node) -> Any:
+        """The document's object, as ``construct_document`` would build it."""
+        try:
+            return self._build(node, {}, {})
+        except (_Slow, RecursionError):
+            return self.construct_document(node)
+
+    def _build(self, node: yaml.Node, shared: dict[int, Any], scalars: dict[tuple[str, str], Any]) -> Any:
+        cls = node.__class__
+        tag = node.tag
+        if cls is yaml.ScalarNode:
+            if tag == _STR:
+                return node.value
+            method = _SCALAR_TAGS.get(tag)
+            if method is None:
+                raise _Slow
+            key = (tag, node.value)
+            if key in scalars:
+                return scalars[key]
+            value = scalars[key] = getattr(self, method)(node)
+            return value
+        ident = id(node)
+        if ident in shared:  # an alias: the same object, as the safe loader gives
+            return shared[ident]
+        if cls is yaml.MappingNode and tag == _MAP:
+            mapping: dict[Any, Any] = {}
+            shared[ident] = mapping
+            for key_node, value_node in node.value:
+                if key_node.__class__ is not yaml.ScalarNode:
+                    raise _Slow  # complex keys: the full constructor accepts or rejects them
+                key_tag = key_node.tag
+                if key_tag == _STR:
+                    key = key_node.value
+                elif key_tag in _SCALAR_TAGS:
+                    key = self._build(key_node, shared, scalars)
+                else:
+                    raise _Slow  # merge keys (<<), '=' and other tags
+                mapping[key] = self._build(value_node, shared, scalars)
+            return mapping
+        if cls is yaml.SequenceNode and tag == _SEQ:
+            sequence: list[Any] = []
+            shared[ident] = sequence
+            sequence.extend([self._build(item, shared, scalars) for item in node.value])
+            return sequence
+        raise _Slow
+
+
+_LOADER = _Loader
 
 #: File names that are never Kubernetes manifests (Helm and Kustomize inputs), with the reason shown.
 _NOT_MANIFESTS = (
@@ -171,7 +263,7 @@ def _parse(shown: str, text: str) -> list[_Doc]:
             if node is None:
                 break
             index += 1
-            obj = loader.construct_document(node)
+            obj = loader.construct_fast(node)
             if obj is not None:
                 docs.append((index, obj, _objects(shown, node, obj) if isinstance(obj, dict) else None))
     except yaml.YAMLError as exc:

@@ -330,3 +330,71 @@ def test_a_new_leader_does_not_repeat_a_flip_the_killed_leader_posted_before_its
     view.put(deployment("a", "web", True))
     run(PolicyRuntime("p", "uid-p"), view, writer, now=NOW + timedelta(seconds=60))
     assert writer.events[-1] == ("web", "ReadinessCompliant") and len(writer.events) == posted + 1
+
+
+def test_a_moving_measurement_rewrites_no_report_but_a_breach_does() -> None:
+    """Idle must stay idle (issue 16): an SLO value moving in its last digits, or an Unknown confirmed
+    again at a later tick or resync, rewrites no PolicyReport; a value that breaks the objective does."""
+    from readiness_operator.slo.store import SloStore
+
+    spec = {**SPEC, "slos": [{"name": "e", "interval": "10s", "comparison": "<", "threshold": 1,
+                              "query": 'x{namespace="{{namespace}}", deployment="{{name}}"}'}]}
+    store, values = SloStore(), {"web": "0.0001"}
+
+    async def query(_: str) -> list[dict[str, Any]]:
+        return [{"metric": {"namespace": "a", "deployment": name}, "value": [0, v]} for name, v in values.items()]
+
+    puts: list[str] = []
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    original_put = writer.put_policy_report
+
+    async def counting_put(report: Mapping[str, Any]) -> None:
+        puts.append(report["metadata"]["name"])
+        await original_put(report)
+
+    writer.put_policy_report = counting_put  # type: ignore[method-assign]
+    view.put(deployment("a", "web", True))
+    view.put(deployment("a", "unmeasured", True))  # no series: Unknown at every tick
+    item = PassInput("p", "uid-p", 1, spec, {})
+
+    def tick(seconds: int, *, resync: bool = False) -> None:
+        if resync:
+            rt.mark(everything=True)
+        asyncio.run(run_pass(rt, item, view, writer, slo_store=store, slo_query=lambda _c: query,
+                             now=NOW + timedelta(seconds=seconds)))
+
+    tick(0)
+    assert len(puts) == 1
+    report = writer.reports[("a", "readiness-p")]
+    assert {r["properties"].get("value") for r in report["results"] if r["rule"] == "slo:e"} == {"0.0001", None}
+    values["web"] = "0.00010000001"
+    tick(10)
+    tick(20, resync=True)
+    assert len(puts) == 1  # nothing a reader acts on changed
+    assert writer.statuses[-1]["slos"][0]["measuredAt"].startswith("2026-11-24T12:00:20")  # status stays current
+    values["web"] = "5"  # breaches the objective (< 1)
+    tick(30)
+    assert len(puts) == 2
+    web = [r for r in writer.reports[("a", "readiness-p")]["results"]
+           if r["rule"] == "slo:e" and r["resources"][0]["name"] == "web"]
+    assert web[0]["result"] == "fail" and web[0]["properties"]["value"] == "5.0"
+
+
+def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
+    """Minutes of first report writes must not hold back the SLO ticks (issue 16): once something more
+    urgent is due, namespaces not started yet stay pending for the next pass."""
+    from readiness_operator.kube.reconcile import REPORT_WRITERS, _write_reports
+
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    spec = {"match": {"namespaces": [f"n{i}" for i in range(12)]}, "rules": SPEC["rules"]}
+    for i in range(12):
+        view.put(deployment(f"n{i}", "web", True))
+    rt.reports_pending.clear()
+    writer.reports_on = False  # judge only: the reports are written below
+    run(rt, view, writer, spec=spec)
+    rt.reports_pending |= {f"n{i}" for i in range(12)}
+    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True))
+    assert len(writer.reports) == REPORT_WRITERS
+    assert len(rt.reports_pending) == 12 - REPORT_WRITERS
+    asyncio.run(_write_reports(writer, rt, NOW))
+    assert len(writer.reports) == 12 and not rt.reports_pending

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from readiness_operator.engine import Finding, evaluate, matches
+from readiness_operator.engine import DeploymentVerdict, Finding, evaluate, matches
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
@@ -126,6 +126,26 @@ def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[
     return keys
 
 
+def _outcome(finding: Finding) -> Finding:
+    """A finding without its measurement (value, when, and the message quoting the value)."""
+    if finding.measured_at is None and finding.value is None:
+        return finding
+    return replace(finding, value=None, measured_at=None, message="")
+
+
+def only_measurement_moved(old: DeploymentVerdict, new: DeploymentVerdict) -> bool:
+    """Same verdict, score and finding outcomes; only SLO measurements (value, time) differ.
+
+    Such a re-judgement keeps the recorded verdict: rewriting a namespace's PolicyReports because a
+    value moved in its last digits, or an Unknown was re-confirmed at a later time, made every SLO tick
+    and every resync rewrite hundreds of reports on an idle cluster (issue 16). The report keeps the
+    value with the time it was measured; status.slos and the metrics carry the latest measurement.
+    """
+    if (old.compliant, old.score, old.level, len(old.findings)) != (new.compliant, new.score, new.level, len(new.findings)):
+        return False
+    return all(a == b or _outcome(a) == _outcome(b) for a, b in zip(old.findings, new.findings, strict=True))
+
+
 @dataclass
 class _Transition:
     judged: Judged
@@ -168,7 +188,8 @@ async def judge(
         verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
         if metrics is not None:
             metrics.evaluations.inc()
-        if old is not None and old.verdict == verdict and old.deployment == deployment:
+        if old is not None and old.deployment == deployment and (
+                old.verdict == verdict or only_measurement_moved(old.verdict, verdict)):
             continue
         prior = runtime.prior.pop(key, None)
         if old is not None:
@@ -290,7 +311,8 @@ async def _put_report(
 
 
 async def _write_reports(
-    writer: Writer, runtime: PolicyRuntime, now: datetime | None = None, metrics: OperatorMetrics | None = None
+    writer: Writer, runtime: PolicyRuntime, now: datetime | None = None, metrics: OperatorMetrics | None = None,
+    more_urgent: Callable[[], bool] = lambda: False,
 ) -> None:
     """Write the pending namespaces' reports whose content changed, delete the ones no longer wanted.
 
@@ -299,6 +321,8 @@ async def _write_reports(
     work arrives meanwhile (the runtime is woken), the namespaces not started yet stay pending for
     the next pass, so a status update never waits behind minutes of report writes. A report the API
     server refuses is not resent until its backoff passes; its namespace stays pending until then.
+    ``more_urgent`` (an SLO query falling due) stops it the same way: minutes of first report writes
+    must not hold the SLO ticks back (issue 16 saw no Prometheus query for a whole idle minute).
     """
     now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
@@ -316,7 +340,7 @@ async def _write_reports(
     async def one(ns: str) -> None:
         nonlocal started
         async with semaphore:
-            if started >= REPORT_WRITERS and runtime.wake.is_set():
+            if started >= REPORT_WRITERS and (runtime.wake.is_set() or more_urgent()):
                 return  # new work came in: the next pass continues with this namespace
             started += 1
             wanted: set[tuple[str, str]] = set()
@@ -432,6 +456,14 @@ async def _refresh_slos(
         runtime.mark(key=key)
 
 
+def _slo_due(runtime: PolicyRuntime, slo_store: SloStore | None) -> bool:
+    """An SLO query of this policy is due now (the clock, not the pass's start time)."""
+    if slo_store is None or runtime.compiled is None:
+        return False
+    now = datetime.now(UTC)
+    return any(slo_store.seconds_until_due(runtime.name, s, now) <= 0 for s in runtime.compiled.spec.slos)
+
+
 def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime, slo_store: SloStore | None = None) -> float:
     """When the next pass is due without any watch event: the resync, the next SLO query that falls
     due, or the next exemption expiry (the fail-safe CEL must change then). SLO queries are due by
@@ -533,7 +565,7 @@ async def run_pass(
         patched = True
     if reports_on:
         runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
-        await _write_reports(writer, runtime, now, metrics)
+        await _write_reports(writer, runtime, now, metrics, more_urgent=lambda: _slo_due(runtime, slo_store))
         after = _with_report_errors(status, runtime, now, previous)
         if after != status:  # a report was refused (or finally written): say so now, not next pass
             await writer.patch_policy_status(runtime.name, after)
