@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from readiness_operator.slo.budget import BudgetState
+
 __all__ = [
     "ClusterView",
     "InMemoryView",
@@ -40,6 +42,7 @@ class SloMeasurement:
     value: float | None
     measured_at: datetime | None = None
     error: str | None = None
+    budget: BudgetState | None = None  # objective SLOs: budget remaining, burn rates, what fired
 
 
 def _now() -> datetime:

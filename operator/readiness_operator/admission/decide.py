@@ -32,7 +32,9 @@ that builds the :class:`~readiness_operator.world.World` of a Deployment from th
   turns every failure into an admission warning; ``Audit`` says nothing (reported by the operator only).
 * SLO findings (``slo:<name>``) follow the SLO's ``onBreach`` regardless of mode: ``Block`` denies a
   ``create``/``rollout`` of a breaching Deployment (unless it is a rollback, see ``is_rollback``),
-  ``Warn`` warns, ``Report`` says nothing. ``unknown`` only denies with ``blockOnUnknown: true``.
+  ``Warn`` warns, ``Report`` says nothing. For an SLO with an ``objective``, "breaching" for ``Block``
+  means the budget over the period is exhausted or a page-level burn fires (state ``critical``); a
+  ticket-level burn (state ``warning``) only warns. ``unknown`` only denies with ``blockOnUnknown: true``.
 * The strictest answer wins across policies; the message names every denying policy and check.
 * Break-glass: a non-blank ``readiness.dev/override: "<reason>"`` annotation on the new object turns
   denials into a warning and sets ``override_reason`` (the glue records an Event). When a denying policy
@@ -249,7 +251,10 @@ def _judge(
             if slo is None or change in ("scale-down", "scale-up"):
                 continue
             if f.status == "fail":
-                if slo.on_breach == OnBreach.BLOCK and rollout and not rollback:
+                # An objective freezes only at page level (budget exhausted or a page burn): a ticket
+                # burn warns, whether the SLO blocks or warns.
+                freezes = not slo.has_budget or f.state == "critical"
+                if slo.on_breach == OnBreach.BLOCK and freezes and rollout and not rollback:
                     j.deny.append(f)
                     j.slo_gate = True
                 elif slo.on_breach in (OnBreach.BLOCK, OnBreach.WARN):

@@ -37,6 +37,13 @@ async def hpa_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[st
     return {namespace: trim_hpa(body)}
 
 
+@kopf.index("apps", "v1", "replicasets")
+async def replicaset_owner_index(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> dict[Any, Any]:
+    """(namespace, ReplicaSet) -> its Deployment: maps the pods in SLI series to their Deployments."""
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"), None)
+    return {(namespace, name): owner} if owner else {}
+
+
 @kopf.index("", "v1", "namespaces")
 async def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
     return {name: dict(labels)}
@@ -79,7 +86,8 @@ async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
 async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
-    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], **_: Any,
+    hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any],
+    replicaset_owner_index: kopf.Index[Any, Any], **_: Any,
 ) -> None:
     """Keep one policy's status, reports, Events and fail-safe VAP current while this replica leads."""
 
@@ -89,7 +97,7 @@ async def policy_daemon(
     def deleted() -> bool:
         return stopped.reason is not None and bool(stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
 
-    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index)
+    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, replicaset_owner_index)
     await run_policy(context_of(memo), name, uid, read, view, stopped, deleted)
 
 

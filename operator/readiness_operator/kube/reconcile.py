@@ -20,13 +20,14 @@ from readiness_operator.engine import Finding, evaluate, matches
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
+from readiness_operator.slo.sli import OwnerOf
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import summarize
 from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 
 from .metrics import OperatorMetrics
 from .objects import deployment_ref
-from .reports import ReportRejected, as_written, build_reports, digest, prior_verdicts
+from .reports import ReportRejected, as_written, build_reports, digest, prior_verdicts, stable_digest
 from .state import Dirty, Judged, Key, PolicyRuntime, ReportFailure
 from .vap_sync import VapSync
 
@@ -214,7 +215,7 @@ async def _put_report(
 ) -> bool:
     """Write one report unless it was refused and its backoff has not passed; False when not written."""
     key = (str(report["metadata"]["namespace"]), str(report["metadata"]["name"]))
-    d = digest(report)
+    d = stable_digest(report)
     failure = runtime.report_failures.get(key)
     if failure is not None and now < failure.retry_at:
         return False
@@ -230,6 +231,7 @@ async def _put_report(
         return False
     runtime.report_failures.pop(key, None)
     runtime.written_reports[key] = d
+    runtime.written_live[key] = digest(report)
     return True
 
 
@@ -246,6 +248,7 @@ async def _write_reports(
     """
     now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
+    resync = runtime.full_pass_at == now  # a full pass also brings the live values up to date
     by_ns: dict[str, list[Judged]] = {}
     for (ns, _), judged in runtime.judged.items():
         if ns in runtime.reports_pending:
@@ -269,12 +272,14 @@ async def _write_reports(
                 for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns]):
                     key = (ns, report["metadata"]["name"])
                     wanted.add(key)
-                    if runtime.written_reports.get(key) != digest(report):
+                    if runtime.written_reports.get(key) != stable_digest(report) or (
+                            resync and runtime.written_live.get(key) != digest(report)):
                         complete = await _put_report(writer, runtime, report, now, metrics) and complete
             for key in written_by_ns.get(ns, ()):
                 if key not in wanted:
                     await writer.delete_policy_report(*key)
                     runtime.written_reports.pop(key, None)
+                    runtime.written_live.pop(key, None)
             for key in [k for k in runtime.report_failures if k[0] == ns and k not in wanted]:
                 del runtime.report_failures[key]  # no longer wanted: nothing left to retry
             if complete:
@@ -286,7 +291,7 @@ async def _write_reports(
 def label_values(spec: ReadinessPolicySpec, deployments: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
     """The values of each `{{labels.<key>}}` the SLO queries use, over the given Deployments, so the
     batched query selects them all."""
-    keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
+    keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query or "") if p.startswith("labels.")}
     if not keys:
         return {}
     labels = [(d.get("metadata") or {}).get("labels") or {} for d in deployments]
@@ -316,15 +321,23 @@ def _with_report_errors(
     return out
 
 
+def pod_owner(view: ClusterView) -> OwnerOf | None:
+    """How the view maps a pod to its Deployment (IndexView: through the ReplicaSet index)."""
+    owner_of: OwnerOf | None = getattr(view, "owner_of_pod", None)
+    return owner_of
+
+
 async def _refresh_slos(
-    runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None
+    runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None,
+    view: ClusterView | None = None,
 ) -> None:
     """Query the due SLOs (one query each, for all Deployments) and mark what changed dirty."""
     assert runtime.compiled is not None
     spec = runtime.compiled.spec
     deployments = [j.deployment for j in runtime.judged.values()]
     done = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
-                               label_values=label_values(spec, deployments))
+                               label_values=label_values(spec, deployments),
+                               owner_of=pod_owner(view) if view is not None else None)
     if metrics is not None:
         for slo in done.queried:
             metrics.prometheus_queries.labels(policy=runtime.name, slo=slo).inc()
@@ -365,7 +378,7 @@ async def _judge_pass(
     extra: list[Condition] = []
     if slo_store is not None and spec.slos:
         if slo_query is not None:
-            await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now, metrics)
+            await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now, metrics, view)
         slos = slo_store.measurements
         condition = slo_store.condition(runtime.name, spec.slos)
         extra = [condition] if condition is not None else []
@@ -373,7 +386,9 @@ async def _judge_pass(
     if first and reports_on:
         for report in await writer.list_policy_reports(runtime.name):
             meta = report["metadata"]
-            runtime.written_reports[(meta["namespace"], meta["name"])] = digest(as_written(report))
+            written = as_written(report)
+            runtime.written_reports[(meta["namespace"], meta["name"])] = stable_digest(written)
+            runtime.written_live[(meta["namespace"], meta["name"])] = digest(written)
             runtime.prior.update(prior_verdicts(report))
     changed_ns, transitions = await judge(runtime, view, now, slos, metrics)
     # After a restart, only flips against the recorded verdicts count.

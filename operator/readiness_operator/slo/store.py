@@ -18,7 +18,9 @@ from readiness_operator.model.slo import duration_seconds, holds
 from readiness_operator.model.status import Condition
 from readiness_operator.world import SloMeasurement
 
+from .budget import BudgetState
 from .promql import BatchQuery, QueryError, batch_query
+from .sli import OwnerOf, read_sli, sli_query
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -37,6 +39,7 @@ class SloSeries:
     """The latest answer to one SLO query."""
 
     values: dict[Key, float] = field(default_factory=dict)  # finite values only: they reach status and patches
+    budgets: dict[Key, BudgetState] = field(default_factory=dict)  # objective SLOs: budget and burn rates
     problems: dict[Key, str] = field(default_factory=dict)  # Deployments whose answer is no verdict, and why
     measured_at: datetime | None = None  # last successful query
     attempted_at: datetime | None = None
@@ -76,9 +79,10 @@ class SloStore:
 
     async def refresh(
         self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
-        label_values: Mapping[str, Iterable[str]] | None = None,
+        label_values: Mapping[str, Iterable[str]] | None = None, owner_of: OwnerOf | None = None,
     ) -> Refresh:
-        """Run the due queries (one per SLO, for every Deployment at once)."""
+        """Run the due queries (one per SLO, for every Deployment at once). `owner_of` maps a pod to
+        its Deployment for `sli` SLOs (without it they see no pod of any Deployment)."""
         state = self.policies.setdefault(policy, PolicySlos())
         done = Refresh()
         changed = done.changed
@@ -91,12 +95,20 @@ class SloStore:
                 continue
             series.attempted_at = now
             before_error, before, before_problems = series.error, dict(series.values), dict(series.problems)
+            before_budgets = dict(series.budgets)
             try:
-                batch: BatchQuery = batch_query(slo.query, namespaces=namespaces, label_values=label_values)
-                done.queried.append(slo.name)
-                state.queries += 1
-                result = await query(batch.promql)
-                series.values, series.problems = read_samples(result, batch.namespace_label, batch.name_label)
+                if slo.sli is not None:
+                    done.queried.append(slo.name)
+                    state.queries += 1
+                    result = await query(sli_query(slo, namespaces))
+                    measured = read_sli(slo, result, owner_of or _no_owner)
+                    series.values, series.budgets, series.problems = measured.values, measured.budgets, measured.problems
+                else:
+                    batch: BatchQuery = batch_query(slo.query or "", namespaces=namespaces, label_values=label_values)
+                    done.queried.append(slo.name)
+                    state.queries += 1
+                    result = await query(batch.promql)
+                    series.values, series.problems = read_samples(result, batch.namespace_label, batch.name_label)
                 series.measured_at, series.error = now, None
             except QueryError as exc:
                 series.error = f"query cannot be batched: {exc}"
@@ -110,6 +122,8 @@ class SloStore:
                 changed.add(EVERYTHING)  # every target may flip between known and Unknown
             else:
                 changed.update(k for k in set(before) | set(series.values) if before.get(k) != series.values.get(k))
+                changed.update(k for k in set(before_budgets) | set(series.budgets)
+                               if before_budgets.get(k) != series.budgets.get(k))
         return done
 
     def measurements(self, policy: str, key: Key) -> dict[str, SloMeasurement]:
@@ -123,7 +137,7 @@ class SloStore:
             elif key in series.problems:
                 out[name] = SloMeasurement(None, series.measured_at, series.problems[key])
             elif key in series.values:
-                out[name] = SloMeasurement(series.values[key], series.measured_at)
+                out[name] = SloMeasurement(series.values[key], series.measured_at, budget=series.budgets.get(key))
             elif series.measured_at is not None:
                 out[name] = SloMeasurement(None, series.measured_at, "no data for this Deployment")
         return out
@@ -147,31 +161,61 @@ class SloStore:
                                          "message": message})
 
     def status(self, policy: str, slos: Iterable[Slo], targets: Iterable[Key]) -> list[dict[str, Any]]:
-        """A small per-SLO summary for the policy status: counts, worst values, last measurement."""
+        """A small per-SLO summary for the policy status: counts, worst values, last measurement; for an
+        objective, the Deployments with the least budget left, their burn rates and what fired."""
         state = self.policies.get(policy)
         targets = list(targets)
         out = []
         for slo in slos:
             series = state.series.get(slo.name) if state else None
-            entry: dict[str, Any] = {"name": slo.name, "comparison": slo.comparison, "threshold": slo.threshold}
+            entry: dict[str, Any] = {"name": slo.name}
+            if slo.has_budget:
+                entry.update(objective=slo.objective, period=slo.period)
+            else:
+                entry.update(comparison=slo.comparison, threshold=slo.threshold)
             if series is None:
                 out.append({**entry, "state": "Unknown"})
                 continue
             measured = {k: series.values[k] for k in targets if k in series.values}
-            breaching = {k: v for k, v in measured.items() if not holds(v, slo.comparison, slo.threshold)}
-            lower_is_better = slo.comparison in ("<", "<=")
-            worst = sorted(breaching.items(), key=lambda kv: -kv[1] if lower_is_better else kv[1])[:5]
+            if slo.has_budget:
+                budgets = {k: series.budgets[k] for k in measured if k in series.budgets}
+                breaching = {k: v for k, v in measured.items() if k in budgets and budgets[k].level != "ok"}
+                ordered = sorted(budgets.items(), key=lambda kv: (kv[1].budget_remaining or 0.0, kv[0]))
+                worst = [_budget_entry(k, measured[k], b) for k, b in ordered if k in breaching][:5]
+                entry["frozen"] = sum(1 for b in budgets.values() if b.level == "page")
+                entry["lowestBudgetRemaining"] = round(ordered[0][1].budget_remaining or 0.0, 6) if ordered else None
+            else:
+                assert slo.comparison is not None and slo.threshold is not None
+                comparison, threshold = slo.comparison, slo.threshold
+                breaching = {k: v for k, v in measured.items() if not holds(v, comparison, threshold)}
+                lower_is_better = comparison in ("<", "<=")
+                ranked = sorted(breaching.items(), key=lambda kv: -kv[1] if lower_is_better else kv[1])[:5]
+                worst = [{"namespace": k[0], "name": k[1], "value": v} for k, v in ranked]
             entry.update(
                 state="Unknown" if series.error else ("Breaching" if breaching else "Met"),
-                measured=len(measured), breaching=len(breaching), noData=len(targets) - len(measured),
-                worst=[{"namespace": k[0], "name": k[1], "value": v} for k, v in worst],
+                measured=len(measured), breaching=len(breaching), noData=len(targets) - len(measured), worst=worst,
             )
+            if entry.get("lowestBudgetRemaining") is None:
+                entry.pop("lowestBudgetRemaining", None)
             if series.measured_at is not None:
                 entry["measuredAt"] = series.measured_at.isoformat().replace("+00:00", "Z")
             if series.error:
                 entry["error"] = series.error[:512]
             out.append(entry)
         return out
+
+
+def _budget_entry(key: Key, value: float, budget: BudgetState) -> dict[str, Any]:
+    return {
+        "namespace": key[0], "name": key[1], "value": round(value, 6),
+        "budgetRemaining": round(budget.budget_remaining or 0.0, 6),
+        "burnRates": {w: round(b, 3) for w, b in budget.burn_rates.items() if b is not None},
+        "fired": budget.why(),
+    }
+
+
+def _no_owner(_namespace: str, _pod: str) -> str | None:
+    return None
 
 
 def read_samples(
