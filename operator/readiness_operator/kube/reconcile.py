@@ -177,6 +177,10 @@ def _invalid_status(runtime: PolicyRuntime, now: datetime, previous: ReadinessPo
 
 def _describe_failure(finding: Finding) -> str:
     """A check id, plus the measurement for SLOs: value, objective and when it was measured."""
+    detail = dict(finding.detail)
+    if "firing" in detail:  # an objective: what fired, the budget left and the burn rates
+        return (f"{finding.check} (objective {detail['objective']}% over {detail['period']}, budget remaining "
+                f"{float(detail['budgetRemaining']):.1%}, firing: {detail['firing']}, burn rates {detail['burnRates']})")
     if finding.value is None or finding.threshold is None:
         return finding.check
     when = f" at {finding.measured_at.isoformat()}" if finding.measured_at is not None else ""
