@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from readiness_operator.admission.decide import review_deployment
+from readiness_operator.checks.slo import slo_state
 from readiness_operator.engine import evaluate
 from readiness_operator.kube.reconcile import PassInput, run_pass
 from readiness_operator.kube.reports import build_reports, digest, stable_digest
@@ -305,6 +308,7 @@ def test_a_report_is_rewritten_when_the_level_changes_or_at_resync_not_when_a_va
     errors["bad"] = 50.0  # 5% errors in both short windows: 50x burn, page
     tick(40)
     assert writer.puts == 2
+    assert ("checkout", "ErrorBudgetFreeze") in writer.events
     result = next(r for r in writer.reports[("shop", "readiness-p")]["results"] if r["rule"] == "slo:availability")
     assert result["properties"]["firing"] == "page 1m/15s"  # 0.05% over the period: half the budget left
     status = writer.statuses[-1]["slos"][0]
@@ -315,6 +319,10 @@ def test_a_report_is_rewritten_when_the_level_changes_or_at_resync_not_when_a_va
     assert writer.puts == 2  # still page: not rewritten for a value
     tick(50 + 301)  # the resync writes the values as they are
     assert writer.puts == 3
+    errors["bad"] = 1.0
+    tick(400)
+    assert writer.events.count(("checkout", "ErrorBudgetFreeze")) == 1
+    assert ("checkout", "ErrorBudgetFreezeLifted") in writer.events
 
 
 class ViewWithPods(View):
@@ -323,3 +331,27 @@ class ViewWithPods(View):
 
     def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return super().deployments(namespace)
+
+
+def test_the_worked_examples_of_docs_slo_md() -> None:
+    # 1. success rate 99% over 30d: 18,000 of 3,000,000 failed; the quantiles of the example buckets.
+    web = budget_state(0.99, "30d", {"30d": Counts(3_000_000, 18_000), "1h": Counts(10_000, 600),
+                                     "5m": Counts(800, 50)}, [PAGE])
+    assert web.budget_remaining == pytest.approx(0.4) and web.fired == ()
+    assert (web.burn_rates["1h"], web.burn_rates["5m"]) == (pytest.approx(6.0), pytest.approx(6.25))
+    buckets = {0.005: 1200.0, 0.01: 3900.0, 0.025: 8600.0, 0.05: 9700.0, 0.1: 9960.0, 0.25: 9993.0, 0.5: 9999.0,
+               1.0: 10000.0, float("inf"): 10000.0}
+    assert [round(histogram_quantile(q, buckets) or 0, 4) for q in (0.5, 0.95, 0.99, 0.999)] == [0.0135, 0.0455, 0.0885,
+                                                                                                 0.2364]
+    # 2. availability 99.95%: 60% of the budget left, and still a page on the 1h/5m burn.
+    prod = budget_state(0.9995, "30d", {"30d": Counts(10_000_000, 2_000), "1h": Counts(100_000, 1_000),
+                                        "5m": Counts(8_000, 120)}, [PAGE])
+    assert prod.budget_remaining == pytest.approx(0.6) and prod.level == "page"
+    assert (prod.burn_rates["1h"], prod.burn_rates["5m"]) == (pytest.approx(20.0), pytest.approx(30.0))
+    # 4. p95 of the load generator's default shape (90% <= 5 ms, all <= 10 ms).
+    assert histogram_quantile(0.95, {0.005: 90.0, 0.01: 100.0, float("inf"): 100.0}) == pytest.approx(0.0075)
+    # 3. graded: error rate 0.4% ok, 2% warning, 6% critical; p99 350 ms ok, 700 ms warning, 1.2 s critical.
+    graded = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples/policies/graded-slos.yaml").read_text())
+    errors, p99 = (Slo.model_validate(s) for s in graded["spec"]["slos"])
+    assert [slo_state(errors, v)[0] for v in (0.004, 0.02, 0.06)] == ["ok", "warning", "critical"]
+    assert [slo_state(p99, v)[0] for v in (0.35, 0.7, 1.2)] == ["ok", "warning", "critical"]

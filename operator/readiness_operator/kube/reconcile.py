@@ -107,6 +107,13 @@ def _candidates(runtime: PolicyRuntime, dirty: Dirty, view: ClusterView) -> set[
 class _Transition:
     judged: Judged
     was_compliant: bool | None
+    freeze: Finding | None = None  # an objective SLO entering (frozen) or leaving its freeze
+    frozen: bool = False
+
+
+def _freezing(findings: Iterable[Finding]) -> dict[str, Finding]:
+    """The objective SLOs at page level (their finding says what fired): a Block gate's freeze."""
+    return {f.check: f for f in findings if f.state == "critical" and any(k == "firing" for k, _ in f.detail)}
 
 
 async def judge(
@@ -158,6 +165,10 @@ async def judge(
         changed_ns.add(ns)
         if was != verdict.compliant:
             transitions.append(_Transition(judged, was))
+        if old is not None:  # the freeze starting or lifting is news even when compliance does not flip
+            before, after = _freezing(old.verdict.findings), _freezing(verdict.findings)
+            transitions += [_Transition(judged, was, after[c], True) for c in sorted(after.keys() - before.keys())]
+            transitions += [_Transition(judged, was, before[c], False) for c in sorted(before.keys() - after.keys())]
     return changed_ns, transitions
 
 
@@ -192,7 +203,11 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
 
     async def one(t: _Transition) -> None:
         v = t.judged.verdict
-        if v.compliant:
+        if t.freeze is not None:
+            reason = "ErrorBudgetFreeze" if t.frozen else "ErrorBudgetFreezeLifted"
+            text = (f"is frozen by ReadinessPolicy {policy!r}: {_describe_failure(t.freeze)}" if t.frozen else
+                    f"is no longer frozen by ReadinessPolicy {policy!r}: {t.freeze.check} is below page level")
+        elif v.compliant:
             reason, text = "ReadinessCompliant", f"now complies with ReadinessPolicy {policy!r} (score {v.score}, {v.level})"
         else:
             reason = "ReadinessNoncompliant"
@@ -200,7 +215,7 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
                     + ", ".join(_describe_failure(f) for f in v.failures))
         async with semaphore:
             await writer.post_event(deployment_ref(t.judged.deployment), reason=reason, message=f"Deployment {text}",
-                                    warning=not v.compliant)
+                                    warning=t.frozen or (t.freeze is None and not v.compliant))
 
     await asyncio.gather(*(one(t) for t in transitions))
 
