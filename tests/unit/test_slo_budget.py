@@ -355,3 +355,26 @@ def test_the_worked_examples_of_docs_slo_md() -> None:
     errors, p99 = (Slo.model_validate(s) for s in graded["spec"]["slos"])
     assert [slo_state(errors, v)[0] for v in (0.004, 0.02, 0.06)] == ["ok", "warning", "critical"]
     assert [slo_state(p99, v)[0] for v in (0.35, 0.7, 1.2)] == ["ok", "warning", "critical"]
+
+
+def test_pods_named_otherwise_are_mapped_through_kube_pod_owner_at_most_once_a_minute() -> None:
+    slo = Slo.model_validate({"name": "memory", "comparison": "<", "threshold": 500e6, "interval": "1s",
+                              "sli": {"gauge": {"selector": "container_memory_working_set_bytes"}}})
+    asked: list[str] = []
+
+    async def query(promql: str) -> list[dict[str, Any]]:
+        asked.append(promql)
+        if "kube_pod_owner" in promql:
+            return [{"metric": {"namespace": "shop", "pod": "legacy-worker", "owner_name": "checkout-6d4b9c7f5"},
+                     "value": [0, "1"]}]
+        return [sample("checkout-6d4b9c7f5-abcde", 100e6), sample("legacy-worker", 600e6)]
+
+    def by_name(namespace: str, pod: str) -> str | None:  # the ReplicaSet index: <replicaset>-<suffix>
+        return "checkout" if pod.rsplit("-", 1)[0] == "checkout-6d4b9c7f5" else None
+
+    store = SloStore()
+    asyncio.run(store.refresh("p", [slo], query, NOW, owner_of=by_name))
+    assert store.measurements("p", ("shop", "checkout"))["memory"].value == 600e6
+    assert sum("kube_pod_owner" in q for q in asked) == 1
+    asyncio.run(store.refresh("p", [slo], query, NOW + timedelta(seconds=2), owner_of=by_name))
+    assert sum("kube_pod_owner" in q for q in asked) == 1  # known pods: not asked again

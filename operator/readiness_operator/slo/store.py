@@ -60,6 +60,15 @@ class Refresh:
 class PolicySlos:
     series: dict[str, SloSeries] = field(default_factory=dict)
     queries: int = 0
+    # kube_pod_owner (kube-state-metrics), for pods whose name does not say their ReplicaSet:
+    # (namespace, pod) -> ReplicaSet, read at most every POD_OWNER_SECONDS and only when needed.
+    pod_replicasets: dict[Key, str] = field(default_factory=dict)
+    pod_owners_read_at: datetime | None = None
+
+
+#: How long kube_pod_owner answers are reused (pods keep their owner; new pods resolve by name).
+POD_OWNER_SECONDS = 60.0
+POD_OWNER_QUERY = 'max by (namespace, pod, owner_name) (kube_pod_owner{owner_kind="ReplicaSet"})'
 
 
 class SloStore:
@@ -101,7 +110,8 @@ class SloStore:
                     done.queried.append(slo.name)
                     state.queries += 1
                     result = await query(sli_query(slo, namespaces))
-                    measured = read_sli(slo, result, owner_of or _no_owner)
+                    mapped = await self._owners(state, result, owner_of or _no_owner, query, now)
+                    measured = read_sli(slo, result, mapped)
                     series.values, series.budgets, series.problems = measured.values, measured.budgets, measured.problems
                 else:
                     batch: BatchQuery = batch_query(slo.query or "", namespaces=namespaces, label_values=label_values)
@@ -125,6 +135,35 @@ class SloStore:
                 changed.update(k for k in set(before_budgets) | set(series.budgets)
                                if before_budgets.get(k) != series.budgets.get(k))
         return done
+
+    async def _owners(
+        self, state: PolicySlos, result: list[dict[str, Any]], owner_of: OwnerOf, query: QueryFn, now: datetime
+    ) -> OwnerOf:
+        """`owner_of`, falling back to kube_pod_owner's ReplicaSet for pods it cannot resolve by name
+        (queried only when such pods appear, and at most once a minute; without kube-state-metrics
+        the answer is empty and those pods stay unmapped)."""
+        unresolved = {(str(m.get("namespace", "")), str(m.get("pod", ""))) for r in result
+                      if (m := r.get("metric") or {}).get("pod") and owner_of(str(m.get("namespace", "")),
+                                                                             str(m.get("pod", ""))) is None}
+        stale = state.pod_owners_read_at is None or (now - state.pod_owners_read_at).total_seconds() >= POD_OWNER_SECONDS
+        if unresolved - set(state.pod_replicasets) and stale:
+            state.pod_owners_read_at = now
+            try:
+                answer = await query(POD_OWNER_QUERY)
+                state.pod_replicasets = {
+                    (str(m.get("namespace", "")), str(m.get("pod", ""))): str(m.get("owner_name", ""))
+                    for r in answer if (m := r.get("metric") or {}).get("owner_name")}
+            except Exception as exc:  # no verdict depends on it: the pods stay unmapped
+                log.warning("kube_pod_owner query failed: %s", _describe(exc))
+        replicasets = state.pod_replicasets
+
+        def mapped(namespace: str, pod: str) -> str | None:
+            found = owner_of(namespace, pod)
+            if found is None and (rs := replicasets.get((namespace, pod))):
+                found = owner_of(namespace, f"{rs}-x")  # the ReplicaSet's Deployment, as for its own pods
+            return found
+
+        return mapped
 
     def measurements(self, policy: str, key: Key) -> dict[str, SloMeasurement]:
         state = self.policies.get(policy)
