@@ -110,8 +110,9 @@ for p in json.load(sys.stdin)["items"]:
     for s in (p.get("status") or {}).get("slos", []):
         if "objective" in s:
             objective = "%g%% / %s" % (s["objective"], s["period"])
-            worst = ", ".join("%s budget %.0f%% (%s)" % (w["name"], 100 * w["budgetRemaining"], w["fired"])
-                              for w in s.get("worst", [])[:2])
+            worst = ", ".join("%s: budget %s, %s" % (
+                w["name"], "%.0f%% left" % (100 * w["budgetRemaining"]) if w["budgetRemaining"] > 0 else "spent",
+                w["firing"]) for w in s.get("worst", [])[:2])
         else:
             objective = "%s %g" % (s.get("comparison"), s.get("threshold"))
             worst = ", ".join("%s=%.4g" % (w["name"], w["value"]) for w in s.get("worst", [])[:2])

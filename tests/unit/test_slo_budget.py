@@ -313,7 +313,7 @@ def test_a_report_is_rewritten_when_the_level_changes_or_at_resync_not_when_a_va
     assert result["properties"]["firing"] == "page 1m/15s"  # 0.05% over the period: half the budget left
     status = writer.statuses[-1]["slos"][0]
     assert status["state"] == "Breaching" and status["frozen"] == 1
-    assert status["worst"][0]["name"] == "checkout" and "page burn" in status["worst"][0]["fired"]
+    assert status["worst"][0]["name"] == "checkout" and status["worst"][0]["firing"] == "page 1m/15s"
     errors["bad"] = 51.0
     tick(50)
     assert writer.puts == 2  # still page: not rewritten for a value

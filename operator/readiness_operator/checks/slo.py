@@ -56,11 +56,10 @@ def _budget_outcome(slo: Slo, m: SloMeasurement, budget: BudgetState) -> Outcome
              f"{_percent(max(left, 0.0)) if left > 0 else 'none'} of the error budget left")
     page = [r for r in slo.alert_rules() if r.severity == "page"]
     burns = ", ".join(f"{budget.burn_rates.get(r.long_window) or 0:.3g}x over {r.long_window}" for r in page[:2])
-    firing = ", ".join(f"{a.rule.severity} {a.rule.long_window}/{a.rule.short_window}" for a in budget.fired)
     detail = (
         ("objective", f"{slo.objective:g}"), ("period", slo.period), ("budgetRemaining", f"{left:.6g}"),
         ("burnRates", ",".join(f"{w}={b:.4g}" for w, b in budget.burn_rates.items() if b is not None)),
-        ("firing", ("budget-exhausted, " if budget.exhausted else "") + (firing or "none")),
+        ("firing", budget.firing()),
     )
     common = {"threshold": budget.objective, "measured_at": m.measured_at, "state": state, "value": budget.sli,
               "detail": detail}

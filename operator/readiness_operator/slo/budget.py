@@ -102,6 +102,12 @@ class BudgetState:
             return "page"
         return "ticket" if self.ticketing else "ok"
 
+    def firing(self) -> str:
+        """What fires, compactly and without live numbers: `budget-exhausted, page 1h/5m` or `none`."""
+        parts = (["budget-exhausted"] if self.exhausted else []) + [
+            f"{a.rule.severity} {a.rule.long_window}/{a.rule.short_window}" for a in self.fired]
+        return ", ".join(parts) or "none"
+
     def why(self) -> str:
         """What fired, for messages: the exhausted budget and/or the alerts with their windows."""
         parts = []

@@ -249,7 +249,7 @@ def _budget_entry(key: Key, value: float, budget: BudgetState) -> dict[str, Any]
         "namespace": key[0], "name": key[1], "value": round(value, 6),
         "budgetRemaining": round(budget.budget_remaining or 0.0, 6),
         "burnRates": {w: round(b, 3) for w, b in budget.burn_rates.items() if b is not None},
-        "fired": budget.why(),
+        "firing": budget.firing(),
     }
 
 

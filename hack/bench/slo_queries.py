@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Prometheus query time per SLO interval with many Deployments' series (issue 14, item 3).
+
+Serves per-pod series for `--deployments` Deployments x `--pods` pods (kube-prometheus labels
+`namespace`, `pod`, `container`, `code`; no `deployment` label) from an in-process exporter, has a
+fresh Prometheus (hack/prometheus.sh, its own PROM_DIR) scrape them for `--scrape-seconds`, then
+times the queries one SLO interval sends for the example policy production.yaml (the batched direct
+queries of the SLO model: one per SLO for every Deployment at once) next to a floor: an instant read
+of the same raw series, `count by (namespace, pod) (http_requests_total)`. Also times the
+operator-side part (pods summed per Deployment, budgets and burn rates) on the answer.
+
+Without recording rules (not built yet) each query reads raw per-pod series; the windows hold only
+the scraped minutes here, so a 30-day window on 30 days of data costs more than measured.
+
+    hack/bench/slo_queries.py [--deployments 10000] [--pods 2] [--scrape-seconds 60] [--repeat 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "operator"))
+
+import yaml  # noqa: E402
+from prometheus_client import start_http_server  # noqa: E402
+from prometheus_client.core import REGISTRY, CounterMetricFamily, HistogramMetricFamily  # noqa: E402
+from prometheus_client.registry import Collector  # noqa: E402
+
+from readiness_operator.model import ReadinessPolicy  # noqa: E402
+from readiness_operator.slo.sli import read_sli, sli_query  # noqa: E402
+
+BUCKETS = ("0.005", "0.01", "0.1", "1.0", "+Inf")
+
+
+class Synthetic(Collector):
+    """`pods` pods per Deployment `d<i>` in 100 namespaces, counters growing with wall time."""
+
+    def __init__(self, deployments: int, pods: int) -> None:
+        self.pods = [(f"ns{i % 100}", f"d{i}-5d9c7b8f6-p{j:04d}") for i in range(deployments) for j in range(pods)]
+        self.started = time.monotonic()
+
+    def collect(self) -> Iterator[Any]:
+        elapsed = time.monotonic() - self.started
+        requests = CounterMetricFamily("http_requests", "requests", labels=["namespace", "pod", "container", "code"])
+        latency = HistogramMetricFamily("http_request_duration_seconds", "latency", labels=["namespace", "pod", "container"])
+        for k, (ns, pod) in enumerate(self.pods):
+            n = 10.0 * elapsed
+            errors = n * (0.001 if k % 50 else 0.05)
+            requests.add_metric([ns, pod, "app", "200"], n - errors)
+            requests.add_metric([ns, pod, "app", "500"], errors)
+            latency.add_metric([ns, pod, "app"], [(b, n * s) for b, s in zip(BUCKETS, (0.5, 0.9, 0.99, 1, 1), strict=True)],
+                               n * 0.006)
+        yield requests
+        yield latency
+
+
+def prometheus_sh(state: Path, *args: str) -> str:
+    env = {**os.environ, "PROM_DIR": str(state), "SCRAPE_INTERVAL": "5s"}
+    result = subprocess.run([str(ROOT / "hack" / "prometheus.sh"), *args], env=env, capture_output=True, text=True,
+                            timeout=300, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def query(url: str, promql: str) -> tuple[float, list[dict[str, Any]]]:
+    data = urllib.parse.urlencode({"query": promql}).encode()
+    started = time.perf_counter()
+    with urllib.request.urlopen(f"{url}/api/v1/query", data=data, timeout=300) as r:
+        body = json.load(r)
+    seconds = time.perf_counter() - started
+    if body.get("status") != "success":
+        raise RuntimeError(body)
+    return seconds, list(body["data"]["result"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deployments", type=int, default=10_000)
+    parser.add_argument("--pods", type=int, default=2)
+    parser.add_argument("--scrape-seconds", type=float, default=60.0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    collector = Synthetic(args.deployments, args.pods)
+    REGISTRY.register(collector)
+    server, _ = start_http_server(0, addr="127.0.0.1")
+    port = server.server_address[1]
+    policy = ReadinessPolicy.model_validate(yaml.safe_load((ROOT / "examples/policies/production.yaml").read_text()))
+    owner = {(ns, pod): pod.split("-", 1)[0] for ns, pod in collector.pods}
+    figures: dict[str, Any] = {"deployments": args.deployments, "pods": len(collector.pods),
+                               "series": len(collector.pods) * (2 + len(BUCKETS) + 2), "queries": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-slo-") as tmp:
+        state = Path(tmp) / "prometheus"
+        url = prometheus_sh(state, "up", "--scrape", f"127.0.0.1:{port}")
+        try:
+            stop = time.monotonic() + args.scrape_seconds
+            while time.monotonic() < stop:
+                time.sleep(1)
+            floor = [query(url, "count by (namespace, pod) (http_requests_total)")[0] for _ in range(args.repeat)]
+            figures["floor_seconds"] = statistics.median(floor)
+            for slo in policy.spec.slos:
+                promql = sli_query(slo)
+                runs = [query(url, promql) for _ in range(args.repeat)]
+                answer = runs[-1][1]
+                started = time.perf_counter()
+                measured = read_sli(slo, answer, lambda ns, pod: owner.get((ns, pod)))
+                figures["queries"][slo.name] = {
+                    "seconds": statistics.median(r[0] for r in runs), "series_returned": len(answer),
+                    "deployments_measured": len(measured.values), "operator_seconds": time.perf_counter() - started,
+                }
+        finally:
+            prometheus_sh(state, "down")
+    total = sum(q["seconds"] for q in figures["queries"].values())
+    figures["interval_seconds"] = total
+    figures["interval_vs_floor"] = total / figures["floor_seconds"] if figures["floor_seconds"] else None
+    figures["load"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{args.deployments} Deployments, {len(collector.pods)} pods, {figures['series']} series, "
+          f"{args.scrape_seconds:g} s scraped every 5 s (load {figures['load'][0]:.1f})")
+    print(f"floor (instant read of the raw series): {figures['floor_seconds'] * 1000:.0f} ms")
+    for name, q in figures["queries"].items():
+        print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  "
+              f"{q['deployments_measured']:6d} Deployments  operator {q['operator_seconds'] * 1000:.0f} ms")
+    print(f"one interval: {total * 1000:.0f} ms = {figures['interval_vs_floor']:.1f}x the floor")
+    return 0
+
+
+if __name__ == "__main__":
+    threading.excepthook = lambda exc: None  # the exporter thread dies with the process
+    sys.exit(main())
