@@ -72,7 +72,8 @@ def prometheus_sh(state: Path, *args: str) -> str:
     env = {**os.environ, "PROM_DIR": str(state), "SCRAPE_INTERVAL": "5s"}
     result = subprocess.run([str(ROOT / "hack" / "prometheus.sh"), *args], env=env, capture_output=True, text=True,
                             timeout=300, check=True)
-    return result.stdout.strip().splitlines()[-1]
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def query(url: str, promql: str) -> tuple[float, list[dict[str, Any]]]:

@@ -244,6 +244,8 @@ DEFAULT_BURN_RATES = (
     ("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0), ("ticket", "1d", "2h", 3.0), ("ticket", "3d", "6h", 1.0),
 )
 MIN_WINDOW_SECONDS = 10  # an increase() needs two scrapes inside the window
+_DEFAULT_RULES = tuple(BurnRate.model_validate({"severity": s, "longWindow": lw, "shortWindow": sw, "factor": f})
+                       for s, lw, sw, f in DEFAULT_BURN_RATES)
 
 
 def _at(field_name: str, message: str) -> ValidationError:
@@ -418,10 +420,7 @@ class Slo(KubeModel):
 
     def alert_rules(self) -> list[BurnRate]:
         """The burn-rate alerts in force (the workbook defaults unless overridden)."""
-        if self.burn_rates is not None:
-            return list(self.burn_rates)
-        return [BurnRate.model_validate({"severity": s, "longWindow": lw, "shortWindow": sw, "factor": f})
-                for s, lw, sw, f in DEFAULT_BURN_RATES]
+        return list(self.burn_rates) if self.burn_rates is not None else list(_DEFAULT_RULES)
 
     def render_query(self, namespace: str, name: str, labels: dict[str, str]) -> str:
         """The query for one Deployment (the SLO module may instead aggregate; this is for tests/CLI)."""

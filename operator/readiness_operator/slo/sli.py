@@ -141,6 +141,8 @@ def read_sli(slo: Slo, result: Iterable[Mapping[str, Any]], owner_of: OwnerOf) -
     for key, values in per_pod.items():
         if key not in broken:
             out.values[key] = _aggregate(sli.gauge.aggregate if sli.gauge is not None else "max", values)
+    rules = [AlertRule(r.severity, r.long_window, r.short_window, r.factor) for r in slo.alert_rules()]
+    counts_bad = sli.ratio is not None and sli.ratio.bad is not None  # else good + total (ratio or latency)
     for key, slots in sums.items():
         if key in broken:
             continue
@@ -152,11 +154,9 @@ def read_sli(slo: Slo, result: Iterable[Mapping[str, Any]], owner_of: OwnerOf) -
             else:
                 out.values[key] = q
             continue
-        counts_bad = "bad" in _parts(slo)
         counts = {w: _counts(slots, w, counts_bad) for w in {w for w, _ in slots}}
         if slo.has_budget:
             assert slo.objective is not None
-            rules = [AlertRule(r.severity, r.long_window, r.short_window, r.factor) for r in slo.alert_rules()]
             state = budget_state(slo.objective / 100, slo.period, counts, rules)
             if state.sli is None:
                 out.problems[key] = f"no requests over the period ({slo.period}): no budget spent or left to judge"
