@@ -3,7 +3,8 @@
 
 Serves per-pod series for `--deployments` Deployments x `--pods` pods (kube-prometheus labels
 `namespace`, `pod`, `container`, `code`; no `deployment` label) from an in-process exporter, has a
-fresh Prometheus (hack/prometheus.sh, its own PROM_DIR) scrape them for `--scrape-seconds`, then
+fresh Prometheus (hack/prometheus.sh, its own PROM_DIR) scrape them every 15 s for `--scrape-seconds`
+(and until every series has two samples), then
 times the queries one SLO interval sends for the example policy production.yaml (the batched direct
 queries of the SLO model: one per SLO for every Deployment at once) next to a floor: an instant read
 of the same raw series, `count by (namespace, pod) (http_requests_total)`. Also times the
@@ -44,6 +45,7 @@ from readiness_operator.model import ReadinessPolicy  # noqa: E402
 from readiness_operator.slo.sli import read_sli, sli_query  # noqa: E402
 
 BUCKETS = ("0.005", "0.01", "0.1", "1.0", "+Inf")
+SCRAPE_SECONDS = 15  # a Python exporter needs seconds for 180,000 samples
 
 
 class Synthetic(Collector):
@@ -69,7 +71,7 @@ class Synthetic(Collector):
 
 
 def prometheus_sh(state: Path, *args: str) -> str:
-    env = {**os.environ, "PROM_DIR": str(state), "SCRAPE_INTERVAL": "5s"}
+    env = {**os.environ, "PROM_DIR": str(state), "SCRAPE_INTERVAL": f"{SCRAPE_SECONDS}s"}
     result = subprocess.run([str(ROOT / "hack" / "prometheus.sh"), *args], env=env, capture_output=True, text=True,
                             timeout=300, check=True)
     lines = result.stdout.strip().splitlines()
@@ -87,11 +89,16 @@ def query(url: str, promql: str) -> tuple[float, list[dict[str, Any]]]:
     return seconds, list(body["data"]["result"])
 
 
+def _count(url: str, promql: str) -> int:
+    _, result = query(url, promql)
+    return int(float(result[0]["value"][1])) if result else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=10_000)
     parser.add_argument("--pods", type=int, default=2)
-    parser.add_argument("--scrape-seconds", type=float, default=60.0)
+    parser.add_argument("--scrape-seconds", type=float, default=60.0, help="scrape for this long (every 15 s)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -111,6 +118,13 @@ def main() -> int:
             stop = time.monotonic() + args.scrape_seconds
             while time.monotonic() < stop:
                 time.sleep(1)
+            # At least two scrapes of every pod, or the windows hold nothing to compute a rate from.
+            want, deadline = len(collector.pods) * 2, time.monotonic() + 300
+            while (got := _count(url, "count(increase(http_requests_total[5m]))")) < want:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"only {got} of {want} series have two samples after 5 minutes more; "
+                                     f"see {state}/prometheus.log")
+                time.sleep(5)
             floor = [query(url, "count by (namespace, pod) (http_requests_total)")[0] for _ in range(args.repeat)]
             figures["floor_seconds"] = statistics.median(floor)
             for slo in policy.spec.slos:
@@ -133,7 +147,7 @@ def main() -> int:
         print(json.dumps(figures, indent=2))
         return 0
     print(f"{args.deployments} Deployments, {len(collector.pods)} pods, {figures['series']} series, "
-          f"{args.scrape_seconds:g} s scraped every 5 s (load {figures['load'][0]:.1f})")
+          f"{args.scrape_seconds:g} s scraped every {SCRAPE_SECONDS} s (load {figures['load'][0]:.1f})")
     print(f"floor (instant read of the raw series): {figures['floor_seconds'] * 1000:.0f} ms")
     for name, q in figures["queries"].items():
         print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  "

@@ -134,6 +134,12 @@ def test_budget_from_pods_and_history_is_traffic_weighted(budget_operator: Any, 
     assert float(props["value"]) == pytest.approx(UNEVEN_SLI, rel=1e-9)
     assert float(props["budgetRemaining"]) == pytest.approx(UNEVEN_REMAINING, rel=1e-5)
     assert (props["objective"], props["period"]) == ("99", "1h")
+    # Live values move every 2 s; the report, whose verdicts do not change, is not rewritten for them.
+    version = crds.get_json("-n", NS, "policyreport", "readiness-budget")["metadata"]["resourceVersion"]
+    for _ in range(3):
+        seen = slo_status(crds).get("measuredAt")
+        eventually(lambda seen=seen: slo_status(crds).get("measuredAt") != seen, timeout=20, what="a new measurement")
+    assert crds.get_json("-n", NS, "policyreport", "readiness-budget")["metadata"]["resourceVersion"] == version
     # shop: 2,700 errors of 2.7M requests in its history (mapped through kube_pod_owner) plus the
     # live, error-free traffic of its pods (mapped by their names): just under 99.9%.
     shop = float(result(crds, "shop")["properties"]["value"])

@@ -378,3 +378,18 @@ def test_pods_named_otherwise_are_mapped_through_kube_pod_owner_at_most_once_a_m
     assert sum("kube_pod_owner" in q for q in asked) == 1
     asyncio.run(store.refresh("p", [slo], query, NOW + timedelta(seconds=2), owner_of=by_name))
     assert sum("kube_pod_owner" in q for q in asked) == 1  # known pods: not asked again
+
+
+def test_share_of_requests_under_a_bound_reads_that_bucket_over_the_inf_bucket() -> None:
+    slo = Slo.model_validate({"name": "fast", "objective": 99, "period": "10m", "sli": {"latency": {
+        "bucket": 'http_request_duration_seconds_bucket{job="api"}', "below": 1}},
+        "burnRates": [{"severity": "page", "longWindow": "1m", "shortWindow": "15s", "factor": 14.4}]})
+    promql = sli_query(slo)
+    assert 'http_request_duration_seconds_bucket{le=~"1|1\\\\.0", job="api"}[10m]' in promql
+    assert 'http_request_duration_seconds_bucket{le="+Inf", job="api"}[1m]' in promql
+    result = []
+    for w in ("10m", "1m", "15s"):
+        result += [sample("checkout-6d4b9c7f5-abcde", 1000, slo_window=w, slo_part="total"),
+                   sample("checkout-6d4b9c7f5-abcde", 995, slo_window=w, slo_part="good")]
+    budget = read_sli(slo, result, owner_of).budgets[("shop", "checkout")]
+    assert budget.sli == pytest.approx(0.995) and budget.budget_remaining == pytest.approx(0.5)
