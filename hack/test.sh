@@ -10,4 +10,4 @@ cd "$REPO_ROOT"
 log "ruff"; .venv/bin/ruff check operator tests hack
 log "mypy"; .venv/bin/mypy
 log "import-linter"; .venv/bin/lint-imports
-log "pytest"; exec .venv/bin/pytest -ra "$@"
+log "pytest"; exec .venv/bin/pytest -ra --durations=15 "$@"

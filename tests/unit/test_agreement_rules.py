@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from readiness_operator.admission.vap import _EXPONENT_OUT_OF_RANGE, _glob_re
+from readiness_operator.admission.vap import _glob_re
+from readiness_operator.checks.resources import _EXPONENT_OUT_OF_RANGE
 from readiness_operator.engine import evaluate
 from readiness_operator.kube.reports import results_for
 from readiness_operator.kube.state import Judged

@@ -29,7 +29,6 @@ from readiness_operator.checks import CATALOGUE, SLO_CHECK_ID
 from readiness_operator.cli import build_parser, main
 from readiness_operator.engine import compile_policy
 from readiness_operator.model import ReadinessPolicy
-from readiness_operator.model.check_ids import CATEGORY_OF
 from readiness_operator.report.table import use_colour
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +104,7 @@ def test_json_carries_where_and_why(capsys: pytest.CaptureFixture[str]) -> None:
         assert (result["file"], result["line"]) == (file, line)
         for f in result["findings"]:
             failures += 1
-            assert f["category"] == CATEGORY_OF[f["check"]]
+            assert f["category"] == CATALOGUE[f["check"]].category
             assert f["remediation"] == CATALOGUE[f["check"]].remediation and f["remediation"]
             assert (f["file"], f["line"]) == expected_line(result["name"], f["message"])
     assert failures == 4  # web: probe-liveness, probe-readiness (the sidecar), replicas-min; edge: image

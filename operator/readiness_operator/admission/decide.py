@@ -15,7 +15,7 @@ that builds the :class:`~readiness_operator.world.World` of a Deployment from th
 
   - ``create`` and ``rollout`` (an UPDATE changing ``spec.template``): every check and every SLO gate.
   - ``scale-down`` (an UPDATE changing only ``spec.replicas``, downwards): only the checks whose outcome
-    depends on ``spec.replicas`` (:data:`SCALE_CHECKS`: ``replicas-min``, ``pdb-min-available``); SLO gates
+    depends on ``spec.replicas`` (:data:`SCALE_CHECKS`, declared ``judges_scale_down=True``); SLO gates
     never deny it (an error-budget freeze allows scale-downs). HPA checks and ``pdb-present`` do not
     depend on ``spec.replicas``, so a scale cannot newly break them.
   - ``scale-up`` (only ``spec.replicas``, upwards): allowed; more replicas never make a replica check worse.
@@ -50,6 +50,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from readiness_operator.checks import CATALOGUE
 from readiness_operator.engine import CompiledPolicy, DeploymentVerdict, Finding, compile_policy, evaluate, matches
 from readiness_operator.model.check_ids import SLO_PREFIX
 from readiness_operator.model.common import BLOCKING
@@ -73,7 +74,7 @@ __all__ = [
 ]
 
 #: Checks whose outcome depends on ``spec.replicas``: the only ones judging a replicas-only change.
-SCALE_CHECKS = frozenset({"replicas-min", "pdb-min-available"})
+SCALE_CHECKS = frozenset(cid for cid, check in CATALOGUE.items() if check.judges_scale_down)
 #: Upper bound of the deny message (the API server caps status messages; kubectl prints it whole).
 MAX_MESSAGE_CHARS = 4000
 #: The API server may truncate a warning over 256 characters and drops warnings beyond 4 KiB in total.

@@ -3,11 +3,11 @@
 The API server evaluates it itself, so the static checks stay enforced while the operator (and its
 webhook) is down. It mirrors :mod:`readiness_operator.admission.decide` for what CEL can see:
 
-* Covered: probes, requests/limits presence and min/max (CEL ``quantity()``), ``replicas-min`` on
-  ``spec.replicas``, the security context checks (container value overrides the pod value), pinned
-  images, RollingUpdate/maxUnavailable, termination grace period, preStop hook, anti-affinity or
-  topology spread. Only checks whose severity denies in Enforce (critical, warning) are included; info
-  failures only warn in the webhook.
+* Covered: every catalogue check that declares ``cel=`` in its definition (checks/; probes,
+  requests/limits presence and min/max with CEL ``quantity()``, ``replicas-min`` on ``spec.replicas``,
+  the security context checks, pinned images, RollingUpdate/maxUnavailable, grace period, preStop,
+  anti-affinity or topology spread). Only checks whose severity denies in Enforce (critical, warning)
+  are included; info failures only warn in the webhook.
 * Not covered (live lookups stay in the webhook): PDB and HPA checks, SLO gates. An HPA is invisible
   here, so ``replicas-min`` and a percentage ``rolling-update`` limit use ``spec.replicas``; when the
   policy has a ``horizontalPodAutoscaler`` rule (HPAs are expected to own the replicas) ``replicas-min``
@@ -26,17 +26,16 @@ webhook) is down. It mirrors :mod:`readiness_operator.admission.decide` for what
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from readiness_operator.admission.decide import SPEC_FIELDS
-from readiness_operator.checks import CATALOGUE
+from readiness_operator.checks import CATALOGUE, Cel
+from readiness_operator.checks.cel import lit as _lit
 from readiness_operator.engine import compile_policy
 from readiness_operator.model.common import BLOCKING as _BLOCKING
-from readiness_operator.model.rules import ResourceBounds
 from readiness_operator.model.spec import Exemption, Mode, ReadinessPolicySpec
 from readiness_operator.names import (
     BLANK_RE2,
@@ -51,7 +50,6 @@ __all__ = [
     "MANAGED_BY",
     "POLICY_LABEL",
     "VAP_API_VERSION",
-    "VAP_CHECKS",
     "GeneratedVap",
     "generate_vap",
     "vap_name",
@@ -136,11 +134,6 @@ class GeneratedVap:
     per_check: tuple[dict[str, Any], ...] = ()
 
 
-def _lit(value: object) -> str:
-    """A CEL literal (JSON string/number/list syntax is valid CEL for these)."""
-    return json.dumps(value)
-
-
 # --------------------------------------------------------------------------- label selectors in CEL
 
 
@@ -162,19 +155,6 @@ def _selector_cel(selector: Mapping[str, Any], labels: str) -> str:
         else:  # pragma: no cover - the model rejects other operators
             parts.append("false")
     return " && ".join(parts) if parts else "true"
-
-
-def _dyn_selector_cel(sel: str, labels: str) -> str:
-    """CEL evaluating a LabelSelector found *in the object* (``sel``) against ``labels``."""
-    ml = f"{sel}.?matchLabels.orValue({{}}).all(k, k in {labels} && {labels}[k] == {sel}.matchLabels[k])"
-    me = (
-        f"{sel}.?matchExpressions.orValue([]).all(e, "
-        f"e.operator == 'In' ? (e.key in {labels} && {labels}[e.key] in e.?values.orValue([])) : "
-        f"e.operator == 'NotIn' ? !(e.key in {labels} && {labels}[e.key] in e.?values.orValue([])) : "
-        f"e.operator == 'Exists' ? e.key in {labels} : "
-        f"e.operator == 'DoesNotExist' ? !(e.key in {labels}) : false)"
-    )
-    return f"({ml} && {me})"
 
 
 # --------------------------------------------------------------------------- exemptions
@@ -236,199 +216,6 @@ def _exemption_cel(e: Exemption) -> str:
     return "(" + (" && ".join(parts) if parts else "true") + ")"
 
 
-# --------------------------------------------------------------------------- per-check CEL
-
-
-@dataclass(frozen=True, slots=True)
-class _Cel:
-    """``items.all(c, cond)`` with a message naming the containers that fail ``cond``."""
-
-    expression: str
-    message: str  # static fallback
-    message_expression: str | None = None
-
-
-def _per_container(check_id: str, items: str, cond: str, what: str) -> _Cel:
-    return _Cel(
-        expression=f"{items}.all(c, {cond})",
-        message=f"{check_id}: every container must {what}",
-        message_expression=(
-            f"{_lit(check_id + ': container(s) ')} + {items}.filter(c, !({cond})).map(c, c.name).join(', ') + "
-            f"{_lit(' must ' + what)}"
-        ),
-    )
-
-
-def _sc(field: str) -> str:
-    """The effective (container, else pod) securityContext field as an optional."""
-    return f"c.?securityContext.?{field}.or(variables.pod.?securityContext.?{field})"
-
-
-#: A decimal exponent beyond +-100 (the API server stores 1e400 as "10e399"): parse_quantity calls it
-#: invalid, so the CEL does too (CEL's quantity() would accept it).
-_EXPONENT_OUT_OF_RANGE = "[eE][+-]?0*([1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[1-9])$"
-
-
-def _resource(kind: str, resource: str, bounds: ResourceBounds) -> _Cel:
-    value = f"c.?resources.?{kind}[?{_lit(resource)}]"
-    if kind == "requests":  # the API server defaults a missing request to the limit
-        value = f"{value}.or(c.?resources.?limits[?{_lit(resource)}])"
-    conds: list[str] = [f"(!{value}.hasValue() || !string({value}.value()).matches({_lit(_EXPONENT_OUT_OF_RANGE)}))"]
-    words: list[str] = []
-    if bounds.required:
-        conds.append(f"{value}.hasValue()")
-        words.append(f"set resources.{kind}.{resource}")
-    for bound, op, word in ((bounds.min, ">=", "at least"), (bounds.max, "<=", "at most")):
-        if bound is not None:
-            conds.append(f"(!{value}.hasValue() || quantity(string({value}.value())).compareTo(quantity({_lit(bound)})) {op} 0)")
-            words.append(f"keep resources.{kind}.{resource} {word} {bound}")
-    return _per_container(f"{kind}-{resource}", "variables.allContainers", " && ".join(conds), " and ".join(words))
-
-
-def _image_cond(rule: Any) -> tuple[str, str]:
-    img = "c.?image.orValue('')"
-    digest = f"{img}.matches('@.+$')"
-    conds = [f"{img} != ''"]
-    words = []
-    if rule.require_digest:
-        conds.append(digest)
-        words.append("reference the image by digest (@sha256:...)")
-    if rule.forbid_latest:
-        repo = f"{img}.split('@')[0]"
-        tagged = (
-            f"({repo}.lastIndexOf(':') > {repo}.lastIndexOf('/') && {repo}.substring({repo}.lastIndexOf(':') + 1) != 'latest')"
-        )
-        conds.append(f"({digest} || {tagged})")
-        words.append("use a versioned image tag or a digest, not :latest or no tag")
-    return " && ".join(conds), " and ".join(words)
-
-
-def _int_or_percent(expr: str, round_up: bool) -> str:
-    """Resolve an IntOrString (``expr``) against variables.replicas like the Deployment controller."""
-    pct = f"int(string({expr}).replace('%', ''))"
-    scaled = f"(variables.replicas * {pct} + 99) / 100" if round_up else f"variables.replicas * {pct} / 100"
-    return f"(type({expr}) == int ? int({expr}) : {scaled})"
-
-
-def _rolling_update(rule: Any) -> _Cel:
-    kind = "object.spec.?strategy.?type.orValue('RollingUpdate')"
-    ru = "object.spec.?strategy.?rollingUpdate"
-    if rule.max_unavailable is None:
-        within = "true"
-    else:
-        mu = _int_or_percent(f"{ru}.?maxUnavailable.orValue('25%')", round_up=False)
-        ms = _int_or_percent(f"{ru}.?maxSurge.orValue('25%')", round_up=True)
-        actual = f"(({mu} == 0 && {ms} == 0) ? 1 : {mu})"
-        limit = (
-            str(int(rule.max_unavailable))
-            if isinstance(rule.max_unavailable, int)
-            else f"(variables.replicas * {int(str(rule.max_unavailable).rstrip('%'))} / 100)"
-        )
-        within = f"{actual} <= {limit}"
-    recreate_ok = "false" if rule.required else "true"
-    expr = f"{kind} == 'RollingUpdate' ? ({within}) : {recreate_ok}"
-    msg = "rolling-update: use spec.strategy.type RollingUpdate"
-    if rule.max_unavailable is not None:
-        msg += f" with rollingUpdate.maxUnavailable at most {rule.max_unavailable}"
-    return _Cel(expr, msg, f"{_lit(msg + ' (strategy is ')} + {kind} + ')'")
-
-
-def _anti_affinity(rule: Any) -> _Cel:
-    key = _lit(rule.topology_key)
-    selects = _dyn_selector_cel("t.labelSelector", "variables.podLabels")
-    own = f"(t.?matchLabelKeys.orValue([]).size() > 0 || (has(t.labelSelector) && {selects}))"
-    anti = "variables.pod.?affinity.?podAntiAffinity"
-    required = f"{anti}.?requiredDuringSchedulingIgnoredDuringExecution.orValue([]).exists(t, t.topologyKey == {key} && {own})"
-    preferred = (
-        f"{anti}.?preferredDuringSchedulingIgnoredDuringExecution.orValue([])"
-        f".map(w, w.podAffinityTerm).exists(t, t.topologyKey == {key} && {own})"
-    )
-    spread = f"variables.pod.?topologySpreadConstraints.orValue([]).exists(t, t.topologyKey == {key} && {own})"
-    msg = (
-        f"anti-affinity: spread the pods over {rule.topology_key} with a podAntiAffinity term or a "
-        "topologySpreadConstraints entry whose labelSelector matches the pod labels"
-    )
-    return _Cel(f"{required} || {preferred} || {spread}", msg)
-
-
-def _check_cel(check_id: str, rule: Any) -> _Cel | None:
-    """CEL for one enabled check, or None when CEL cannot express it."""
-    if check_id.startswith("probe-"):
-        field = {"probe-liveness": "livenessProbe", "probe-readiness": "readinessProbe", "probe-startup": "startupProbe"}[
-            check_id
-        ]
-        return _per_container(check_id, "variables.containers", f"has(c.{field})", f"have a {field}")
-    if check_id.startswith(("requests-", "limits-")):
-        kind, resource = check_id.split("-", 1)
-        bounds = getattr(getattr(rule, kind), resource)
-        return _resource(kind, resource, bounds)
-    if check_id == "replicas-min":
-        n = int(rule.min)
-        return _Cel(
-            f"variables.replicas >= {n}",
-            f"replicas-min: spec.replicas must be at least {n}",
-            f"'replicas-min: spec.replicas is ' + string(variables.replicas) + ', below the minimum of {n}'",
-        )
-    ac = "variables.allContainers"
-    if check_id == "run-as-non-root":
-        user = _sc("runAsUser")
-        cond = f"{user}.orValue(-1) != 0 && ({_sc('runAsNonRoot')}.orValue(false) == true || {user}.orValue(0) > 0)"
-        return _per_container(check_id, ac, cond, "run as non-root (runAsNonRoot: true or a non-zero runAsUser)")
-    if check_id == "run-as-user-min":
-        n = int(rule.run_as_user_min)
-        return _per_container(check_id, ac, f"{_sc('runAsUser')}.orValue(-1) >= {n}", f"set runAsUser >= {n}")
-    if check_id == "read-only-root-fs":
-        return _per_container(
-            check_id,
-            ac,
-            "c.?securityContext.?readOnlyRootFilesystem.orValue(false) == true",
-            "set securityContext.readOnlyRootFilesystem: true",
-        )
-    if check_id == "drop-all-capabilities":
-        return _per_container(
-            check_id,
-            ac,
-            "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d.upperAscii() == 'ALL')",
-            "set securityContext.capabilities.drop: [ALL]",
-        )
-    if check_id == "seccomp-runtime-default":
-        return _per_container(
-            check_id,
-            ac,
-            f"{_sc('seccompProfile')}.?type.orValue('') in ['RuntimeDefault', 'Localhost']",
-            "run with seccompProfile RuntimeDefault or Localhost",
-        )
-    if check_id == "no-privilege-escalation":
-        return _per_container(
-            check_id,
-            ac,
-            "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
-            "set securityContext.allowPrivilegeEscalation: false",
-        )
-    if check_id == "no-privileged":
-        return _per_container(check_id, ac, "c.?securityContext.?privileged.orValue(false) == false", "not be privileged")
-    if check_id == "image-tag-pinned":
-        cond, what = _image_cond(rule)
-        return _per_container(check_id, ac, cond, what)
-    if check_id == "rolling-update":
-        return _rolling_update(rule)
-    if check_id == "termination-grace-period":
-        n = int(rule.min_termination_grace_period_seconds)
-        tgp = "variables.pod.?terminationGracePeriodSeconds.orValue(30)"
-        return _Cel(
-            f"{tgp} >= {n}",
-            f"termination-grace-period: terminationGracePeriodSeconds must be at least {n}",
-            f"'termination-grace-period: terminationGracePeriodSeconds is ' + string({tgp}) + ', below {n}'",
-        )
-    if check_id == "pre-stop-hook":
-        return _per_container(
-            check_id, "variables.containers", "c.?lifecycle.?preStop.hasValue()", "have a lifecycle.preStop hook"
-        )
-    if check_id == "anti-affinity":
-        return _anti_affinity(rule)
-    return None
-
-
 # --------------------------------------------------------------------------- objects
 
 
@@ -486,7 +273,7 @@ def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
     judgeUnchangedUpdates.
     """
     judged = ["variables.rollout", "variables.reconfigured"]
-    if check_id == "replicas-min":
+    if CATALOGUE[check_id].judges_scale_down:
         judged.append("variables.scaleDown")
     if spec.admission.judge_unchanged_updates:
         judged.append("variables.unchanged")
@@ -494,7 +281,7 @@ def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
 
 
 def _check_validation(
-    check_id: str, cel: _Cel, remediation: str, active: Sequence[Exemption], spec: ReadinessPolicySpec
+    check_id: str, cel: Cel, remediation: str, active: Sequence[Exemption], spec: ReadinessPolicySpec
 ) -> tuple[dict[str, Any], str]:
     """One check's validation (expression and message) and its entry in the ``failures`` variable."""
     exempt = [_exemption_cel(e) for e in active if "*" in e.checks or check_id in e.checks]
@@ -517,13 +304,13 @@ class _Covered:
 
 
 def _covered_checks(spec: ReadinessPolicySpec, active: Sequence[Exemption]) -> _Covered:
-    """Every enabled check whose severity denies in Enforce and that CEL can express."""
+    """Every enabled check whose severity denies in Enforce and that declares its CEL (checks/)."""
     has_hpa_rule = spec.rules.horizontal_pod_autoscaler is not None
     covered = _Covered([], [], [])
     for p in compile_policy(spec).checks:
-        if p.severity not in _BLOCKING or (p.check.id == "replicas-min" and has_hpa_rule):
+        if p.severity not in _BLOCKING or p.check.cel is None or (p.check.id == "replicas-min" and has_hpa_rule):
             continue
-        cel = _check_cel(p.check.id, p.rule)
+        cel = p.check.cel(p.check.id, p.rule)
         if cel is None:
             continue
         validation, failure = _check_validation(p.check.id, cel, p.check.remediation, active, spec)
@@ -628,32 +415,3 @@ def generate_vap(
     objects = [_vap_object(policy_name, spec, covered, next_expiry), _binding_object(policy_name, spec, excluded_namespaces)]
     return GeneratedVap(objects, next_expiry, tuple(covered.ids), tuple(covered.per_check))
 
-
-#: Check ids :func:`generate_vap` can express in CEL (others stay with the webhook).
-VAP_CHECKS: tuple[str, ...] = tuple(
-    cid
-    for cid in CATALOGUE
-    if cid
-    in {
-        "probe-liveness",
-        "probe-readiness",
-        "probe-startup",
-        "requests-cpu",
-        "requests-memory",
-        "limits-cpu",
-        "limits-memory",
-        "replicas-min",
-        "run-as-non-root",
-        "run-as-user-min",
-        "read-only-root-fs",
-        "drop-all-capabilities",
-        "seccomp-runtime-default",
-        "no-privilege-escalation",
-        "no-privileged",
-        "image-tag-pinned",
-        "rolling-update",
-        "termination-grace-period",
-        "pre-stop-hook",
-        "anti-affinity",
-    }
-)

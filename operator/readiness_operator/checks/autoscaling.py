@@ -8,11 +8,13 @@ bound and metric checks pass (there is nothing to misconfigure).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from readiness_operator.checks.base import Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import HorizontalPodAutoscalerRule
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import HorizontalPodAutoscalerRule
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -61,6 +63,8 @@ def _missing_hpa(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     "Deployment.",
     group="horizontal_pod_autoscaler",
     enabled=lambda rule: rule.required,
+    reads={"HorizontalPodAutoscaler": ("spec.scaleTargetRef",)},
+    cel_unavailable="live: reads the namespace's HorizontalPodAutoscalers",
 )
 def hpa_present(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     """An HPA in the namespace targets the Deployment."""
@@ -78,6 +82,8 @@ def hpa_present(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     remediation="Raise the HPA's `spec.minReplicas` to the policy minimum.",
     group="horizontal_pod_autoscaler",
     enabled=lambda rule: rule.min_replicas is not None,
+    reads={"HorizontalPodAutoscaler": ("spec.minReplicas",)},
+    cel_unavailable="live: reads the namespace's HorizontalPodAutoscalers",
 )
 def hpa_min_replicas(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     """HPA minReplicas (default 1) >= rule.min_replicas."""
@@ -101,6 +107,8 @@ def hpa_min_replicas(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome
     remediation="Raise the HPA's `spec.maxReplicas` to at least the policy value, above `minReplicas`.",
     group="horizontal_pod_autoscaler",
     enabled=lambda rule: rule.max_replicas is not None,
+    reads={"HorizontalPodAutoscaler": ("spec.minReplicas", "spec.maxReplicas")},
+    cel_unavailable="live: reads the namespace's HorizontalPodAutoscalers",
 )
 def hpa_max_replicas(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     """HPA maxReplicas >= rule.max_replicas and > its minReplicas."""
@@ -133,6 +141,8 @@ def hpa_max_replicas(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome
     "`target.type: Utilization` and `averageUtilization` at or below the policy's target.",
     group="horizontal_pod_autoscaler",
     enabled=lambda rule: bool(rule.metrics) or rule.target_utilization is not None,
+    reads={"HorizontalPodAutoscaler": ("spec.metrics", "spec.targetCPUUtilizationPercentage")},
+    cel_unavailable="live: reads the namespace's HorizontalPodAutoscalers",
 )
 def hpa_metrics(ctx: Context, rule: HorizontalPodAutoscalerRule) -> Outcome:
     """Every required resource metric is present, with utilisation targets within the policy's maxima."""

@@ -1,4 +1,9 @@
-"""The catalogue's building blocks: Check, Outcome, the Deployment view and the evaluation context."""
+"""The catalogue's building blocks: Check, Outcome, the Deployment view and the evaluation context.
+
+How to declare a check (id, texts, predicate, CEL, fields read): see :mod:`readiness_operator.checks`.
+This package never imports :mod:`readiness_operator.model` at import time (the model imports the
+catalogue for its ids and categories); rule types are imported under ``TYPE_CHECKING`` only.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,14 @@ from readiness_operator.checks.relations import (
     hpa_targets,
     pdb_selects,
 )
-from readiness_operator.model.common import Severity
+from readiness_operator.severity import Severity
 from readiness_operator.world import World, namespace_of
 
 __all__ = [
     "CATALOGUE",
+    "CONTEXT_READS",
+    "Cel",
+    "CelBuilder",
     "Check",
     "CheckFunc",
     "Container",
@@ -169,12 +177,55 @@ class Context:
 CheckFunc = Callable[[Context, Any], Outcome]
 
 
+@dataclass(frozen=True, slots=True)
+class Cel:
+    """A check in CEL for the fail-safe ValidatingAdmissionPolicy: what must hold, and what to say.
+
+    ``expression`` may use the VAP's variables (``variables.pod``, ``variables.containers``,
+    ``variables.allContainers``, ``variables.podLabels``, ``variables.labels``, ``variables.replicas``);
+    ``message`` is the static fallback of ``message_expression`` (a CEL string expression).
+    """
+
+    expression: str
+    message: str
+    message_expression: str | None = None
+
+
+#: Builds a check's CEL from its id and rule settings; None when these settings cannot be expressed.
+CelBuilder = Callable[[str, Any], Cel | None]
+
+#: Object fields read by :class:`Context` itself (matching PDBs and HPAs, effective replicas) and by
+#: every message (container names), whatever checks run. Paths as in :attr:`Check.reads`.
+CONTEXT_READS: Mapping[str, tuple[str, ...]] = {
+    "Deployment": (
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.labels",
+        "spec.replicas",
+        "spec.template.metadata.labels",
+        "spec.template.spec.containers[].name",
+        "spec.template.spec.initContainers[].name",
+    ),
+    "PodDisruptionBudget": ("metadata.name", "metadata.namespace", "spec.selector"),
+    "HorizontalPodAutoscaler": (
+        "apiVersion",
+        "metadata.name",
+        "metadata.namespace",
+        "spec.scaleTargetRef",
+        "spec.minReplicas",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Check:
-    """A catalogue entry: stable id, why it matters, how to fix it, and the pure function.
+    """A catalogue entry: stable id, why it matters, how to fix it, the pure function, its CEL.
 
     ``group`` names the ``spec.rules`` group that switches the check on; ``enabled`` decides from that
-    group's settings whether there is anything to check (e.g. ``probes.startup: false``).
+    group's settings whether there is anything to check (e.g. ``probes.startup: false``). ``cel``
+    builds the fail-safe VAP's CEL; when it is None, ``cel_unavailable`` says why (a live check, or
+    ``webhook-only: <reason>``). ``reads`` lists the object fields the function reads, per kind.
+    ``judges_scale_down``: admission judges it on a replicas-only scale-down too.
     """
 
     id: str
@@ -186,6 +237,15 @@ class Check:
     func: CheckFunc
     group: str
     enabled: Callable[[Any], bool]
+    reads: Mapping[str, tuple[str, ...]]
+    cel: CelBuilder | None = None
+    cel_unavailable: str | None = None
+    judges_scale_down: bool = False
+
+    @property
+    def live(self) -> bool:
+        """Judged from more than the Deployment itself (PDBs, HPAs, measurements): not for CEL."""
+        return any(kind != "Deployment" for kind in self.reads)
 
 
 #: Every check, by id, in registration order.
@@ -201,14 +261,40 @@ def register(
     why: str,
     remediation: str,
     group: str,
+    reads: Mapping[str, Sequence[str]],
+    cel: CelBuilder | None = None,
+    cel_unavailable: str | None = None,
+    judges_scale_down: bool = False,
     enabled: Callable[[Any], bool] = lambda rule: True,
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Decorator adding a check function to :data:`CATALOGUE` (ids must be unique)."""
+    """Decorator adding a check function to :data:`CATALOGUE` (ids must be unique).
+
+    Exactly one of ``cel`` (the fail-safe VAP's CEL) and ``cel_unavailable`` (why there is none) is
+    given; ``reads`` names every object field the function reads (``{"Deployment": (path, ...)}``).
+    ``judges_scale_down``: a replicas-only scale-down can newly fail the check, so admission judges
+    it on such changes too (every other check is judged on creates, rollouts and reconfigurations).
+    """
+    if (cel is None) == (cel_unavailable is None):
+        raise ValueError(f"check {id!r}: give exactly one of cel= and cel_unavailable=")
 
     def add(func: CheckFunc) -> CheckFunc:
         if id in CATALOGUE:
             raise ValueError(f"check id {id!r} registered twice")
-        CATALOGUE[id] = Check(id, category, severity, title, why, remediation, func, group, enabled)
+        CATALOGUE[id] = Check(
+            id,
+            category,
+            severity,
+            title,
+            why,
+            remediation,
+            func,
+            group,
+            enabled,
+            {kind: tuple(paths) for kind, paths in reads.items()},
+            cel,
+            cel_unavailable,
+            judges_scale_down,
+        )
         return func
 
     return add

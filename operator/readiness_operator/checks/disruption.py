@@ -8,12 +8,14 @@ with neither field set protects nothing (desired healthy 0).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from readiness_operator.checks.base import Context, Outcome, failed, passed, register
 from readiness_operator.checks.relations import scaled_value
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import PodDisruptionBudgetRule
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import PodDisruptionBudgetRule
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -43,6 +45,8 @@ def guaranteed_available(pdb: Mapping[str, Any], replicas: int) -> int | None:
     "matches the pod template labels.",
     group="pod_disruption_budget",
     enabled=lambda rule: rule.required,
+    reads={"PodDisruptionBudget": ("spec.selector",)},
+    cel_unavailable="live: reads the namespace's PodDisruptionBudgets",
 )
 def pdb_present(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
     """A PDB in the same namespace selects the pod template labels."""
@@ -67,6 +71,13 @@ def pdb_present(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
     "replicas - maxUnavailable reaches it), and run enough replicas for it.",
     group="pod_disruption_budget",
     enabled=lambda rule: rule.min_available is not None,
+    reads={
+        "Deployment": ("spec.replicas",),
+        "PodDisruptionBudget": ("spec.minAvailable", "spec.maxUnavailable"),
+        "HorizontalPodAutoscaler": ("spec.minReplicas",),
+    },
+    cel_unavailable="live: reads the namespace's PodDisruptionBudgets",
+    judges_scale_down=True,
 )
 def pdb_min_available(ctx: Context, rule: PodDisruptionBudgetRule) -> Outcome:
     """Some selecting PDB keeps >= rule.min_available pods at the effective replicas."""

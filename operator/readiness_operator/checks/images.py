@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from readiness_operator.checks.base import Container, Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import ImagesRule
+from typing import TYPE_CHECKING
+
+from readiness_operator.checks.base import Cel, Container, Context, Outcome, failed, passed, register
+from readiness_operator.checks.cel import ALL_CONTAINERS, per_container
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import ImagesRule
 
 __all__ = ["split_image"]
 
@@ -23,6 +28,24 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
     return repo, None, digest or None
 
 
+def _cel(check_id: str, rule: ImagesRule) -> Cel:
+    img = "c.?image.orValue('')"
+    digest = f"{img}.matches('@.+$')"
+    conds = [f"{img} != ''"]
+    words = []
+    if rule.require_digest:
+        conds.append(digest)
+        words.append("reference the image by digest (@sha256:...)")
+    if rule.forbid_latest:
+        repo = f"{img}.split('@')[0]"
+        tagged = (
+            f"({repo}.lastIndexOf(':') > {repo}.lastIndexOf('/') && {repo}.substring({repo}.lastIndexOf(':') + 1) != 'latest')"
+        )
+        conds.append(f"({digest} || {tagged})")
+        words.append("use a versioned image tag or a digest, not :latest or no tag")
+    return per_container(check_id, ALL_CONTAINERS, " && ".join(conds), " and ".join(words))
+
+
 @register(
     "image-tag-pinned",
     category="images",
@@ -33,6 +56,8 @@ def split_image(image: str) -> tuple[str, str | None, str | None]:
     remediation="Reference a versioned tag (`app:1.4.2`) or, better, a digest (`app@sha256:...`).",
     group="images",
     enabled=lambda rule: rule.active,
+    reads={"Deployment": ("spec.template.spec.containers[].image", "spec.template.spec.initContainers[].image")},
+    cel=_cel,
 )
 def image_tag_pinned(ctx: Context, rule: ImagesRule) -> Outcome:
     """No ``:latest`` or missing tag (a digest pins too); with requireDigest, a digest is mandatory."""

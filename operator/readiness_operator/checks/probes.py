@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from readiness_operator.checks.base import Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import ProbesRule
+from readiness_operator.checks.cel import APP_CONTAINERS, each_container
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import ProbesRule
 
 _HINTS = {
     "livenessProbe": "e.g. httpGet on /healthz, so a hung process is restarted",
@@ -34,6 +39,8 @@ def _require(ctx: Context, field: str) -> Outcome:
     "and independent of downstream services.",
     group="probes",
     enabled=lambda rule: rule.liveness,
+    reads={"Deployment": ("spec.template.spec.containers[].livenessProbe",)},
+    cel=each_container(APP_CONTAINERS, "has(c.livenessProbe)", "have a livenessProbe"),
 )
 def liveness(ctx: Context, rule: ProbesRule) -> Outcome:
     """Every container has a livenessProbe."""
@@ -51,6 +58,8 @@ def liveness(ctx: Context, rule: ProbesRule) -> Outcome:
     "the instance can serve requests now.",
     group="probes",
     enabled=lambda rule: rule.readiness,
+    reads={"Deployment": ("spec.template.spec.containers[].readinessProbe",)},
+    cel=each_container(APP_CONTAINERS, "has(c.readinessProbe)", "have a readinessProbe"),
 )
 def readiness(ctx: Context, rule: ProbesRule) -> Outcome:
     """Every container has a readinessProbe."""
@@ -67,6 +76,8 @@ def readiness(ctx: Context, rule: ProbesRule) -> Outcome:
     "startup time.",
     group="probes",
     enabled=lambda rule: rule.startup,
+    reads={"Deployment": ("spec.template.spec.containers[].startupProbe",)},
+    cel=each_container(APP_CONTAINERS, "has(c.startupProbe)", "have a startupProbe"),
 )
 def startup(ctx: Context, rule: ProbesRule) -> Outcome:
     """Every container has a startupProbe."""

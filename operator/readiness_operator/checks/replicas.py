@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from readiness_operator.checks.base import Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import ReplicasRule
+from typing import TYPE_CHECKING
+
+from readiness_operator.checks.base import Cel, Context, Outcome, failed, passed, register
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import ReplicasRule
+
+
+def _cel(check_id: str, rule: ReplicasRule) -> Cel:
+    """An HPA is invisible to CEL: ``spec.replicas`` must reach the minimum (see admission/vap.py)."""
+    n = int(rule.min)
+    return Cel(
+        f"variables.replicas >= {n}",
+        f"replicas-min: spec.replicas must be at least {n}",
+        f"'replicas-min: spec.replicas is ' + string(variables.replicas) + ', below the minimum of {n}'",
+    )
+
 
 
 @register(
@@ -17,6 +32,9 @@ from readiness_operator.model.rules import ReplicasRule
     "Deployment) to the "
     "policy minimum.",
     group="replicas",
+    reads={"Deployment": ("spec.replicas",), "HorizontalPodAutoscaler": ("spec.minReplicas",)},
+    cel=_cel,
+    judges_scale_down=True,
 )
 def replicas_min(ctx: Context, rule: ReplicasRule) -> Outcome:
     """Effective replicas (HPA minReplicas when an HPA targets the Deployment) >= rule.min."""

@@ -8,12 +8,15 @@ a limit gets its request defaulted to the limit by the API server, so it passes 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Container, Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import ResourceBounds, ResourcesRule
+from readiness_operator.checks.base import Cel, CelBuilder, Container, Context, Outcome, failed, passed, register
+from readiness_operator.checks.cel import ALL_CONTAINERS, lit, per_container
 from readiness_operator.quantity import parse_quantity
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import ResourceBounds, ResourcesRule
 
 _EXAMPLE = {"cpu": "250m", "memory": "512Mi"}
 
@@ -68,6 +71,33 @@ def _enabled(kind: str, resource: str) -> Any:
     return enabled
 
 
+#: A decimal exponent beyond +-100 (the API server stores 1e400 as "10e399"): parse_quantity calls it
+#: invalid, so the CEL does too (CEL's quantity() would accept it).
+_EXPONENT_OUT_OF_RANGE = "[eE][+-]?0*([1-9][0-9]{3,}|[2-9][0-9]{2}|1[1-9][0-9]|10[1-9])$"
+
+
+def _cel(kind: str, resource: str) -> CelBuilder:
+    def build(check_id: str, rule: ResourcesRule) -> Cel:
+        bounds: ResourceBounds = getattr(getattr(rule, kind), resource)
+        value = f"c.?resources.?{kind}[?{lit(resource)}]"
+        if kind == "requests":  # the API server defaults a missing request to the limit
+            value = f"{value}.or(c.?resources.?limits[?{lit(resource)}])"
+        conds = [f"(!{value}.hasValue() || !string({value}.value()).matches({lit(_EXPONENT_OUT_OF_RANGE)}))"]
+        words: list[str] = []
+        if bounds.required:
+            conds.append(f"{value}.hasValue()")
+            words.append(f"set resources.{kind}.{resource}")
+        for bound, op, word in ((bounds.min, ">=", "at least"), (bounds.max, "<=", "at most")):
+            if bound is not None:
+                conds.append(
+                    f"(!{value}.hasValue() || quantity(string({value}.value())).compareTo(quantity({lit(bound)})) {op} 0)"
+                )
+                words.append(f"keep resources.{kind}.{resource} {word} {bound}")
+        return per_container(check_id, ALL_CONTAINERS, " && ".join(conds), " and ".join(words))
+
+    return build
+
+
 def _make(kind: str, resource: str, severity: Severity, why: str) -> None:
     @register(
         f"{kind}-{resource}",
@@ -79,6 +109,13 @@ def _make(kind: str, resource: str, severity: Severity, why: str) -> None:
         "policy's min/max if it sets them.",
         group="resources",
         enabled=_enabled(kind, resource),
+        reads={
+            "Deployment": (
+                "spec.template.spec.containers[].resources",
+                "spec.template.spec.initContainers[].resources",
+            )
+        },
+        cel=_cel(kind, resource),
     )
     def check(ctx: Context, rule: ResourcesRule) -> Outcome:
         bounds: ResourceBounds = getattr(getattr(rule, kind), resource)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from readiness_operator.checks.base import Context, Outcome, failed, passed, register
+from typing import TYPE_CHECKING
+
+from readiness_operator.checks.base import Cel, Context, Outcome, failed, passed, register
+from readiness_operator.checks.cel import APP_CONTAINERS, each_container, lit
 from readiness_operator.checks.relations import scaled_value
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import GracefulShutdownRule, RollingUpdateRule
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import GracefulShutdownRule, RollingUpdateRule
 
 DEFAULT_GRACE_SECONDS = 30
 
@@ -23,6 +28,47 @@ def resolved_max_unavailable(ctx: Context, replicas: int) -> int | None:
     return unavailable
 
 
+def _int_or_percent(expr: str, round_up: bool) -> str:
+    """CEL resolving an IntOrString (``expr``) against variables.replicas like the Deployment controller."""
+    pct = f"int(string({expr}).replace('%', ''))"
+    scaled = f"(variables.replicas * {pct} + 99) / 100" if round_up else f"variables.replicas * {pct} / 100"
+    return f"(type({expr}) == int ? int({expr}) : {scaled})"
+
+
+def _rolling_update_cel(check_id: str, rule: RollingUpdateRule) -> Cel:
+    """An HPA is invisible to CEL: a percentage limit resolves against ``spec.replicas``."""
+    kind = "object.spec.?strategy.?type.orValue('RollingUpdate')"
+    ru = "object.spec.?strategy.?rollingUpdate"
+    if rule.max_unavailable is None:
+        within = "true"
+    else:
+        mu = _int_or_percent(f"{ru}.?maxUnavailable.orValue('25%')", round_up=False)
+        ms = _int_or_percent(f"{ru}.?maxSurge.orValue('25%')", round_up=True)
+        actual = f"(({mu} == 0 && {ms} == 0) ? 1 : {mu})"
+        limit = (
+            str(int(rule.max_unavailable))
+            if isinstance(rule.max_unavailable, int)
+            else f"(variables.replicas * {int(str(rule.max_unavailable).rstrip('%'))} / 100)"
+        )
+        within = f"{actual} <= {limit}"
+    recreate_ok = "false" if rule.required else "true"
+    expr = f"{kind} == 'RollingUpdate' ? ({within}) : {recreate_ok}"
+    msg = "rolling-update: use spec.strategy.type RollingUpdate"
+    if rule.max_unavailable is not None:
+        msg += f" with rollingUpdate.maxUnavailable at most {rule.max_unavailable}"
+    return Cel(expr, msg, f"{lit(msg + ' (strategy is ')} + {kind} + ')'")
+
+
+def _grace_period_cel(check_id: str, rule: GracefulShutdownRule) -> Cel:
+    n = int(rule.min_termination_grace_period_seconds or 0)
+    tgp = "variables.pod.?terminationGracePeriodSeconds.orValue(30)"
+    return Cel(
+        f"{tgp} >= {n}",
+        f"termination-grace-period: terminationGracePeriodSeconds must be at least {n}",
+        f"'termination-grace-period: terminationGracePeriodSeconds is ' + string({tgp}) + ', below {n}'",
+    )
+
+
 @register(
     "rolling-update",
     category="rollout",
@@ -33,6 +79,8 @@ def resolved_max_unavailable(ctx: Context, replicas: int) -> int | None:
     "within the policy limit.",
     group="rolling_update",
     enabled=lambda rule: rule.required or rule.max_unavailable is not None,
+    reads={"Deployment": ("spec.strategy", "spec.replicas"), "HorizontalPodAutoscaler": ("spec.minReplicas",)},
+    cel=_rolling_update_cel,
 )
 def rolling_update(ctx: Context, rule: RollingUpdateRule) -> Outcome:
     """strategy.type RollingUpdate (default) and maxUnavailable within the limit, both resolved
@@ -75,6 +123,8 @@ def rolling_update(ctx: Context, rule: RollingUpdateRule) -> Outcome:
     "handle SIGTERM in the app.",
     group="graceful_shutdown",
     enabled=lambda rule: rule.min_termination_grace_period_seconds is not None,
+    reads={"Deployment": ("spec.template.spec.terminationGracePeriodSeconds",)},
+    cel=_grace_period_cel,
 )
 def termination_grace_period(ctx: Context, rule: GracefulShutdownRule) -> Outcome:
     """terminationGracePeriodSeconds (default 30) >= the minimum."""
@@ -102,6 +152,8 @@ def termination_grace_period(ctx: Context, rule: GracefulShutdownRule) -> Outcom
     remediation="Add `lifecycle.preStop` (e.g. `sleep: {seconds: 5}` or an exec sleep) to every container.",
     group="graceful_shutdown",
     enabled=lambda rule: rule.require_pre_stop_hook,
+    reads={"Deployment": ("spec.template.spec.containers[].lifecycle",)},
+    cel=each_container(APP_CONTAINERS, "c.?lifecycle.?preStop.hasValue()", "have a lifecycle.preStop hook"),
 )
 def pre_stop_hook(ctx: Context, rule: GracefulShutdownRule) -> Outcome:
     """Every app container has lifecycle.preStop."""

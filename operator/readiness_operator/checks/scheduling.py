@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import AntiAffinityRule
+from readiness_operator.checks.base import Cel, Context, Outcome, failed, passed, register
+from readiness_operator.checks.cel import dyn_selector, lit
 from readiness_operator.selectors import label_selector_matches
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import AntiAffinityRule
 
 
 def _selects_own_pods(term: Mapping[str, Any], pod_labels: Mapping[str, str]) -> bool:
@@ -27,6 +30,24 @@ def _anti_affinity_terms(pod_spec: Mapping[str, Any]) -> Iterable[Mapping[str, A
         yield weighted.get("podAffinityTerm") or {}
 
 
+def _cel(check_id: str, rule: AntiAffinityRule) -> Cel:
+    key = lit(rule.topology_key)
+    selects = dyn_selector("t.labelSelector", "variables.podLabels")
+    own = f"(t.?matchLabelKeys.orValue([]).size() > 0 || (has(t.labelSelector) && {selects}))"
+    anti = "variables.pod.?affinity.?podAntiAffinity"
+    required = f"{anti}.?requiredDuringSchedulingIgnoredDuringExecution.orValue([]).exists(t, t.topologyKey == {key} && {own})"
+    preferred = (
+        f"{anti}.?preferredDuringSchedulingIgnoredDuringExecution.orValue([])"
+        f".map(w, w.podAffinityTerm).exists(t, t.topologyKey == {key} && {own})"
+    )
+    spread = f"variables.pod.?topologySpreadConstraints.orValue([]).exists(t, t.topologyKey == {key} && {own})"
+    msg = (
+        f"anti-affinity: spread the pods over {rule.topology_key} with a podAntiAffinity term or a "
+        "topologySpreadConstraints entry whose labelSelector matches the pod labels"
+    )
+    return Cel(f"{required} || {preferred} || {spread}", msg)
+
+
 @register(
     "anti-affinity",
     category="scheduling",
@@ -38,6 +59,14 @@ def _anti_affinity_terms(pod_spec: Mapping[str, Any]) -> Iterable[Mapping[str, A
     "and a labelSelector matching the pod labels, or a `topologySpreadConstraints` entry over the same key.",
     group="anti_affinity",
     enabled=lambda rule: rule.required,
+    reads={
+        "Deployment": (
+            "spec.template.metadata.labels",
+            "spec.template.spec.affinity",
+            "spec.template.spec.topologySpreadConstraints",
+        )
+    },
+    cel=_cel,
 )
 def anti_affinity(ctx: Context, rule: AntiAffinityRule) -> Outcome:
     """A pod anti-affinity term or spread constraint over the topology key selects the pods themselves."""

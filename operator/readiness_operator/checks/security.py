@@ -8,11 +8,15 @@ fields exist only on containers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from readiness_operator.checks.base import Container, Context, Outcome, failed, passed, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.rules import SecurityContextRule
+from readiness_operator.checks.cel import ALL_CONTAINERS, each_container
+from readiness_operator.checks.cel import effective_security as _sc
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.rules import SecurityContextRule
 
 
 def effective(ctx: Context, c: Container, key: str) -> Any:
@@ -43,6 +47,17 @@ def _per_container(ctx: Context, problem: Callable[[Container], str | None], ok:
     "`runAsUser`.",
     group="security_context",
     enabled=lambda rule: rule.run_as_non_root,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+        "spec.template.spec.securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        f"{_sc('runAsUser')}.orValue(-1) != 0 && "
+        f"({_sc('runAsNonRoot')}.orValue(false) == true || {_sc('runAsUser')}.orValue(0) > 0)",
+        "run as non-root (runAsNonRoot: true or a non-zero runAsUser)",
+    ),
 )
 def run_as_non_root(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """Effective runAsNonRoot true, or effective runAsUser > 0; runAsUser 0 always fails."""
@@ -72,6 +87,16 @@ def run_as_non_root(ctx: Context, rule: SecurityContextRule) -> Outcome:
     "minimum, e.g. 10001.",
     group="security_context",
     enabled=lambda rule: rule.run_as_user_min is not None,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+        "spec.template.spec.securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        lambda rule: f"{_sc('runAsUser')}.orValue(-1) >= {int(rule.run_as_user_min)}",
+        lambda rule: f"set runAsUser >= {int(rule.run_as_user_min)}",
+    ),
 )
 def run_as_user_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """Effective runAsUser >= rule.run_as_user_min (an unset UID fails: the image decides it)."""
@@ -106,6 +131,15 @@ def run_as_user_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
     "scratch space such as /tmp.",
     group="security_context",
     enabled=lambda rule: rule.read_only_root_filesystem,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        "c.?securityContext.?readOnlyRootFilesystem.orValue(false) == true",
+        "set securityContext.readOnlyRootFilesystem: true",
+    ),
 )
 def read_only_root_fs(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """readOnlyRootFilesystem is true on every container (container-level field only)."""
@@ -132,6 +166,15 @@ def read_only_root_fs(ctx: Context, rule: SecurityContextRule) -> Outcome:
     "only what is needed.",
     group="security_context",
     enabled=lambda rule: rule.drop_all_capabilities,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d.upperAscii() == 'ALL')",
+        "set securityContext.capabilities.drop: [ALL]",
+    ),
 )
 def drop_all_capabilities(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """capabilities.drop contains ALL on every container."""
@@ -158,6 +201,16 @@ def drop_all_capabilities(ctx: Context, rule: SecurityContextRule) -> Outcome:
     "also pass).",
     group="security_context",
     enabled=lambda rule: rule.seccomp_runtime_default,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+        "spec.template.spec.securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        f"{_sc('seccompProfile')}.?type.orValue('') in ['RuntimeDefault', 'Localhost']",
+        "run with seccompProfile RuntimeDefault or Localhost",
+    ),
 )
 def seccomp_runtime_default(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """Effective seccompProfile.type is RuntimeDefault or Localhost."""
@@ -185,6 +238,15 @@ def seccomp_runtime_default(ctx: Context, rule: SecurityContextRule) -> Outcome:
     remediation="Set `securityContext.allowPrivilegeEscalation: false` on every container.",
     group="security_context",
     enabled=lambda rule: rule.no_privilege_escalation,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS,
+        "c.?securityContext.?allowPrivilegeEscalation.orValue(true) == false",
+        "set securityContext.allowPrivilegeEscalation: false",
+    ),
 )
 def no_privilege_escalation(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """allowPrivilegeEscalation explicitly false on every container (unset means true)."""
@@ -209,6 +271,13 @@ def no_privilege_escalation(ctx: Context, rule: SecurityContextRule) -> Outcome:
     remediation="Remove `securityContext.privileged: true`; grant specific capabilities instead.",
     group="security_context",
     enabled=lambda rule: rule.no_privileged,
+    reads={"Deployment": (
+        "spec.template.spec.containers[].securityContext",
+        "spec.template.spec.initContainers[].securityContext",
+    )},
+    cel=each_container(
+        ALL_CONTAINERS, "c.?securityContext.?privileged.orValue(false) == false", "not be privileged"
+    ),
 )
 def no_privileged(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """No container sets privileged: true."""

@@ -13,12 +13,15 @@ rollouts then), warning while a ticket-level one fires, else ok.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from readiness_operator.checks.base import Context, Outcome, register
-from readiness_operator.model.common import Severity
-from readiness_operator.model.slo import Slo, holds
-from readiness_operator.slo.budget import BudgetState
-from readiness_operator.world import SloMeasurement
+from readiness_operator.severity import Severity
+
+if TYPE_CHECKING:
+    from readiness_operator.model.slo import Slo
+    from readiness_operator.slo.budget import BudgetState
+    from readiness_operator.world import SloMeasurement
 
 __all__ = ["SLO_CHECK_ID", "slo_state"]
 
@@ -28,6 +31,8 @@ SLO_CHECK_ID = "slo"
 
 def slo_state(slo: Slo, value: float | None, budget: BudgetState | None = None) -> tuple[str, Severity]:
     """(state, finding severity) for a measured value (or, for an objective, the budget)."""
+    from readiness_operator.model.slo import holds  # here: the model imports this package
+
     if value is None or (slo.has_budget and budget is None):
         return "unknown", slo.severity
     if budget is not None:
@@ -85,6 +90,8 @@ def _budget_outcome(slo: Slo, m: SloMeasurement, budget: BudgetState) -> Outcome
     "Prometheus cannot "
     "answer, fix the query or the connection (the check is Unknown meanwhile).",
     group="slos",
+    reads={"Prometheus": ()},
+    cel_unavailable="live: judged from Prometheus measurements",
 )
 def slo_objective(ctx: Context, slo: Slo) -> Outcome:
     """``query <comparison> threshold`` holds for the measurement of this Deployment."""

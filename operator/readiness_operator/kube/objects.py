@@ -1,7 +1,8 @@
 """Trim watched objects to what the engine reads, so 10,000 indexed Deployments stay small.
 
 Dropping managedFields, status, env, volumes and the like keeps an indexed Deployment at a few
-hundred bytes; the engine never reads those fields (see checks/).
+hundred bytes. The kept fields are derived from the checks' declared ``reads``
+(:func:`readiness_operator.checks.fields.fields_read`) plus what this runtime layer itself needs.
 """
 
 from __future__ import annotations
@@ -9,32 +10,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from readiness_operator.checks.fields import field_tree, fields_read, trim
 from readiness_operator.names import ANNOTATION_PREFIX
 
-_CONTAINER_KEYS = (
-    "name", "image", "resources", "livenessProbe", "readinessProbe", "startupProbe",
-    "securityContext", "lifecycle", "restartPolicy",
-)
-_POD_KEYS = ("securityContext", "affinity", "topologySpreadConstraints", "terminationGracePeriodSeconds")
+#: Fields the runtime reads beyond the checks (Deployment identity for reports and Events, the pod
+#: selector for SLO queries and relations); metadata is rebuilt below and not trimmed by path.
+_RUNTIME_READS: Mapping[str, tuple[str, ...]] = {
+    "Deployment": ("spec.selector",),
+    "PodDisruptionBudget": (),
+    "HorizontalPodAutoscaler": (),
+}
 
 
-def _pick(source: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {k: source[k] for k in keys if k in source}
+def _spec_tree(kind: str) -> Any:
+    paths = [*fields_read(kind), *_RUNTIME_READS[kind]]
+    tree = field_tree(p.removeprefix("spec.") for p in paths if p.startswith("spec."))
+    return tree
 
 
-def _containers(items: Any) -> list[dict[str, Any]]:
-    return [_pick(c, _CONTAINER_KEYS) for c in items or () if isinstance(c, Mapping)]
+_DEPLOYMENT_SPEC = _spec_tree("Deployment")
+_PDB_SPEC = _spec_tree("PodDisruptionBudget")
+_HPA_SPEC = _spec_tree("HorizontalPodAutoscaler")
 
 
 def trim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    template = spec.get("template") or {}
-    pod = template.get("spec") or {}
-    trimmed_pod = _pick(pod, _POD_KEYS)
-    trimmed_pod["containers"] = _containers(pod.get("containers"))
-    if pod.get("initContainers"):
-        trimmed_pod["initContainers"] = _containers(pod.get("initContainers"))
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(ANNOTATION_PREFIX)}
     return {
         "apiVersion": "apps/v1",
@@ -46,13 +46,7 @@ def trim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
             "labels": dict(meta.get("labels") or {}),
             **({"annotations": annotations} if annotations else {}),
         },
-        "spec": {
-            **_pick(spec, ("replicas", "strategy", "selector")),
-            "template": {
-                "metadata": {"labels": dict((template.get("metadata") or {}).get("labels") or {})},
-                "spec": trimmed_pod,
-            },
-        },
+        "spec": trim(body.get("spec") or {}, _DEPLOYMENT_SPEC),
     }
 
 
@@ -60,7 +54,7 @@ def trim_pdb(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     return {
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-        "spec": _pick(body.get("spec") or {}, ("selector", "minAvailable", "maxUnavailable")),
+        "spec": trim(body.get("spec") or {}, _PDB_SPEC),
     }
 
 
@@ -69,10 +63,7 @@ def trim_hpa(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": body.get("apiVersion"),
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-        "spec": _pick(
-            body.get("spec") or {},
-            ("scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "targetCPUUtilizationPercentage"),
-        ),
+        "spec": trim(body.get("spec") or {}, _HPA_SPEC),
     }
 
 

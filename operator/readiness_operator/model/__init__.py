@@ -1,7 +1,7 @@
 """The ReadinessPolicy model (pydantic v2); the CRD and the policy reference are generated from it."""
 
 from readiness_operator.model.admission import AdmissionSettings
-from readiness_operator.model.check_ids import CATEGORIES, CATEGORY_OF, CHECK_IDS, SLO_PREFIX
+from readiness_operator.model.check_ids import CATEGORIES, CHECK_IDS, SLO_PREFIX
 from readiness_operator.model.common import (
     LabelSelector,
     LabelSelectorRequirement,
@@ -44,7 +44,6 @@ from readiness_operator.model.status import Condition, Offender, ReadinessPolicy
 __all__ = [
     "API_VERSION",
     "CATEGORIES",
-    "CATEGORY_OF",
     "CHECK_IDS",
     "GROUP",
     "KIND",

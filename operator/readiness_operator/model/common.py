@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from readiness_operator.quantity import QUANTITY_PATTERN, parse_quantity
+from readiness_operator.severity import Severity
 
 __all__ = [
     "BLOCKING",
@@ -44,14 +44,6 @@ class KubeModel(BaseModel):
         frozen=True,
         use_attribute_docstrings=False,
     )
-
-
-class Severity(StrEnum):
-    """How much a failed check matters: critical and warning failures make a Deployment noncompliant."""
-
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
 
 
 #: Severities whose failure makes a Deployment noncompliant (and denies under Enforce).
