@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,37 +37,55 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "operator"))
 
 import yaml  # noqa: E402
-from prometheus_client import start_http_server  # noqa: E402
-from prometheus_client.core import REGISTRY, CounterMetricFamily, HistogramMetricFamily  # noqa: E402
-from prometheus_client.registry import Collector  # noqa: E402
 
 from readiness_operator.model import ReadinessPolicy  # noqa: E402
 from readiness_operator.slo.sli import read_sli, sli_query  # noqa: E402
 
 BUCKETS = ("0.005", "0.01", "0.1", "1.0", "+Inf")
-SCRAPE_SECONDS = 15  # a Python exporter needs seconds for 180,000 samples
+SCRAPE_SECONDS = 15
 
 
-class Synthetic(Collector):
-    """`pods` pods per Deployment `d<i>` in 100 namespaces, counters growing with wall time."""
+class Synthetic:
+    """`pods` pods per Deployment `d<i>` in 100 namespaces, counters growing with wall time. The
+    exposition is formatted from precomputed prefixes (prometheus_client takes seconds for 180,000
+    samples on a loaded machine, longer than a scrape may)."""
 
     def __init__(self, deployments: int, pods: int) -> None:
         self.pods = [(f"ns{i % 100}", f"d{i}-5d9c7b8f6-p{j:04d}") for i in range(deployments) for j in range(pods)]
         self.started = time.monotonic()
-
-    def collect(self) -> Iterator[Any]:
-        elapsed = time.monotonic() - self.started
-        requests = CounterMetricFamily("http_requests", "requests", labels=["namespace", "pod", "container", "code"])
-        latency = HistogramMetricFamily("http_request_duration_seconds", "latency", labels=["namespace", "pod", "container"])
+        self.lines: list[tuple[str, float]] = []  # (series, multiple of the request count)
         for k, (ns, pod) in enumerate(self.pods):
-            n = 10.0 * elapsed
-            errors = n * (0.001 if k % 50 else 0.05)
-            requests.add_metric([ns, pod, "app", "200"], n - errors)
-            requests.add_metric([ns, pod, "app", "500"], errors)
-            latency.add_metric([ns, pod, "app"], [(b, n * s) for b, s in zip(BUCKETS, (0.5, 0.9, 0.99, 1, 1), strict=True)],
-                               n * 0.006)
-        yield requests
-        yield latency
+            labels = f'namespace="{ns}",pod="{pod}",container="app"'
+            error = 0.001 if k % 50 else 0.05
+            self.lines += [(f'http_requests_total{{{labels},code="200"}} ', 1 - error),
+                           (f'http_requests_total{{{labels},code="500"}} ', error)]
+            self.lines += [(f'http_request_duration_seconds_bucket{{{labels},le="{b}"}} ', share)
+                           for b, share in zip(BUCKETS, (0.5, 0.9, 0.99, 1.0, 1.0), strict=True)]
+            self.lines += [(f"http_request_duration_seconds_count{{{labels}}} ", 1.0),
+                           (f"http_request_duration_seconds_sum{{{labels}}} ", 0.006)]
+
+    def exposition(self) -> bytes:
+        n = 10.0 * (time.monotonic() - self.started)
+        head = "# TYPE http_requests_total counter\n# TYPE http_request_duration_seconds histogram\n"
+        return (head + "".join(f"{series}{n * share:.3f}\n" for series, share in self.lines)).encode()
+
+
+def serve(collector: Synthetic) -> int:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = collector.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return int(server.server_address[1])
 
 
 def prometheus_sh(state: Path, *args: str) -> str:
@@ -104,9 +122,7 @@ def main() -> int:
     args = parser.parse_args()
 
     collector = Synthetic(args.deployments, args.pods)
-    REGISTRY.register(collector)
-    server, _ = start_http_server(0, addr="127.0.0.1")
-    port = server.server_address[1]
+    port = serve(collector)
     policy = ReadinessPolicy.model_validate(yaml.safe_load((ROOT / "examples/policies/production.yaml").read_text()))
     owner = {(ns, pod): pod.split("-", 1)[0] for ns, pod in collector.pods}
     figures: dict[str, Any] = {"deployments": args.deployments, "pods": len(collector.pods),
@@ -157,5 +173,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    threading.excepthook = lambda exc: None  # the exporter thread dies with the process
     sys.exit(main())
