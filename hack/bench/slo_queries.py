@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,8 +100,12 @@ def prometheus_sh(state: Path, *args: str) -> str:
 def query(url: str, promql: str) -> tuple[float, list[dict[str, Any]]]:
     data = urllib.parse.urlencode({"query": promql}).encode()
     started = time.perf_counter()
-    with urllib.request.urlopen(f"{url}/api/v1/query", data=data, timeout=300) as r:
-        body = json.load(r)
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/query", data=data, timeout=300) as r:
+            body = json.load(r)
+    except urllib.error.HTTPError as exc:  # e.g. 503: the query ran over Prometheus's --query.timeout (2m)
+        raise SystemExit(f"Prometheus answered {exc.code} after {time.perf_counter() - started:.0f} s: "
+                         f"{exc.read()[:300]!r}") from None
     seconds = time.perf_counter() - started
     if body.get("status") != "success":
         raise RuntimeError(body)
