@@ -110,9 +110,12 @@ for p in json.load(sys.stdin)["items"]:
     for s in (p.get("status") or {}).get("slos", []):
         if "objective" in s:
             objective = "%g%% / %s" % (s["objective"], s["period"])
-            worst = ", ".join("%s: budget %s, %s" % (
+            def alerts(firing):
+                fired = [a for a in firing.split(", ") if a not in ("budget-exhausted", "none")]
+                return (fired[0] + (" +%d" % (len(fired) - 1) if len(fired) > 1 else "")) if fired else "no burn"
+            worst = "; ".join("%s: budget %s, %s" % (
                 w["name"], "%.0f%% left" % (100 * w["budgetRemaining"]) if w["budgetRemaining"] > 0 else "spent",
-                w["firing"]) for w in s.get("worst", [])[:2])
+                alerts(w["firing"])) for w in s.get("worst", [])[:2])
         else:
             objective = "%s %g" % (s.get("comparison"), s.get("threshold"))
             worst = ", ".join("%s=%.4g" % (w["name"], w["value"]) for w in s.get("worst", [])[:2])
@@ -182,7 +185,7 @@ Demo ready in $((SECONDS - started)) s. Next:
   export KUBECONFIG=$KUBECONFIG PROMETHEUS_URL=$PROMETHEUS_URL
   kubectl get rp production -o yaml           # conditions, counts, SLO states, worst offenders
   kubectl get policyreports -n demo           # one result per Deployment x check
-  kubectl -n demo get events --field-selector reason=ReadinessNoncompliant
+  kubectl -n demo get events --field-selector reason=ErrorBudgetFreeze   # also ReadinessNoncompliant
   kubectl -n demo annotate deploy payments readiness.dev/loadgen-latency-seconds=3   # p99 > 2 s
   .venv/bin/readiness-operator audit --policy examples/policies/production.yaml -f examples/workloads/
   hack/demo.sh down
