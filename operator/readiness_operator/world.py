@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from readiness_operator.slo.budget import BudgetState
+from readiness_operator.slo.burn import BudgetState
 
 __all__ = [
     "ClusterView",

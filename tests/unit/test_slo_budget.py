@@ -21,7 +21,7 @@ from readiness_operator.kube.state import Judged, PolicyRuntime
 from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.model.errors import format_validation_error
 from readiness_operator.model.slo import Slo
-from readiness_operator.slo.budget import AlertRule, Counts, budget_state, histogram_quantile, mean_of_ratios
+from readiness_operator.slo.burn import AlertRule, Counts, budget_state, histogram_quantile, mean_of_ratios
 from readiness_operator.slo.sli import read_sli, sli_query, with_matcher
 from readiness_operator.slo.store import SloStore
 from readiness_operator.world import SloMeasurement, World

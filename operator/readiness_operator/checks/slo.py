@@ -20,7 +20,7 @@ from readiness_operator.severity import Severity
 
 if TYPE_CHECKING:
     from readiness_operator.model.slo import Slo
-    from readiness_operator.slo.budget import BudgetState
+    from readiness_operator.slo.burn import BudgetState
     from readiness_operator.world import SloMeasurement
 
 __all__ = ["SLO_CHECK_ID", "slo_state"]

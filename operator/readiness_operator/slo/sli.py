@@ -17,7 +17,7 @@ from typing import Any
 
 from readiness_operator.model.slo import Slo
 
-from .budget import AlertRule, BudgetState, Counts, budget_state, histogram_quantile
+from .burn import AlertRule, BudgetState, Counts, budget_state, histogram_quantile
 
 __all__ = ["Measured", "OwnerOf", "read_sli", "sli_query", "with_matcher"]
 

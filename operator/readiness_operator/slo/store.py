@@ -18,7 +18,7 @@ from readiness_operator.model.slo import duration_seconds, holds
 from readiness_operator.model.status import Condition
 from readiness_operator.world import SloMeasurement
 
-from .budget import BudgetState
+from .burn import BudgetState
 from .promql import BatchQuery, QueryError, batch_query
 from .sli import OwnerOf, read_sli, sli_query
 
