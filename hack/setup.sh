@@ -6,6 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 APT_PACKAGES=(prometheus openssl curl ca-certificates)
+# Debian's chromium: the readiness page's browser e2e (tests/e2e/test_readiness_views.py); ~80 MB
+# download, ~350 MB installed.
+APT_PACKAGES+=(chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         "READINESS_WEBHOOK_TLS", "tls"))
     cert_dir: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_DIR", "cert_dir"))
     cert_secret: str | None = Field(default=None, validation_alias=AliasChoices("READINESS_WEBHOOK_CERT_SECRET", "cert_secret"))
+    # The self-signed certificate's lifetime, and when (a fraction of it) the leader renews it; how
+    # often every replica looks for a new certificate (Secret or files; default: a twentieth of the
+    # lifetime, between 1 and 30 s).
+    webhook_cert_lifetime_seconds: float = Field(default=365 * 86400, ge=10)
+    webhook_cert_renew_fraction: float = Field(default=2 / 3, ge=0.1, le=0.9)
+    webhook_cert_check_seconds: float | None = Field(default=None, gt=0, le=3600)
     vap: bool = True
     prometheus_url: str | None = None  # used by policies without spec.prometheus.url
     # Secrets ("namespace/name") policies may name for Prometheus credentials; the chart grants `get`
@@ -46,11 +52,17 @@ class Settings(BaseSettings):
     pod_name: str | None = Field(default=None, validation_alias=AliasChoices(
         "READINESS_POD_NAME", "POD_NAME", "POD_ID", "pod_name"))
     log_level: Literal["debug", "info", "warning", "error"] | None = None
+    # The read-only readiness page (kube/page_server.py) on its own port; unset or 0: not served.
+    page_port: int | None = Field(default=None, ge=0, le=65535)
+    page_addr: str = "0.0.0.0"
+    # One readiness_deployment_slo_budget_remaining series per (policy, SLO, Deployment): opt-in,
+    # since it grows with the Deployments (docs/operations.md, "Metrics").
+    metrics_deployment_slo_budgets: bool = False
 
-    @field_validator("webhook_port")
+    @field_validator("webhook_port", "page_port")
     @classmethod
     def _port(cls, value: int | None) -> int | None:
-        return value or None  # 0: no webhook
+        return value or None  # 0: not served
 
     @field_validator("exclude_namespaces", "prometheus_secrets", mode="before")
     @classmethod
@@ -79,6 +91,13 @@ class Settings(BaseSettings):
         own = (self.namespace, self.cert_secret) if self.cert_secret else None
         pairs = {(ns, name) for ns, _, name in (ref.partition("/") for ref in self.prometheus_secrets)}
         return frozenset(pairs - {own} if own else pairs)
+
+    @property
+    def cert_check_interval(self) -> float:
+        """Seconds between two looks for a renewed webhook certificate."""
+        if self.webhook_cert_check_seconds is not None:
+            return self.webhook_cert_check_seconds
+        return min(30.0, max(1.0, self.webhook_cert_lifetime_seconds / 20))
 
     @property
     def excluded_namespaces(self) -> tuple[str, ...]:

@@ -204,9 +204,11 @@ def test_chart_service_account_can_do_the_whole_job_and_only_the_leader_writes(h
     # One Event per verdict flip, from the leader alone.
     cluster.apply(deployment("web", probe=True))
     eventually(lambda: ha.events("web", "ReadinessCompliant"), what="Event posted")
+    in_work = f'readiness_namespace_compliant{{namespace="{WORK}",policy="rbac-proof"}}'
     eventually(lambda: b.metric('readiness_policy_targets{policy="rbac-proof",verdict="compliant"}') is None
-               and a.metric('readiness_policy_targets{policy="rbac-proof",verdict="compliant"}') == 1.0,
-               what="the leader's verdict metrics")
+               and a.metric('readiness_policy_targets{policy="rbac-proof",verdict="compliant"}') == 1.0
+               and b.metric(in_work) is None and a.metric(in_work) == 1.0,
+               what="the leader's verdict metrics (and none on the standby: no double counting)")
     time.sleep(3)  # a second writer would have posted its own Event by now
     assert len(ha.events("web", "ReadinessCompliant")) == 1
     assert "policy rbac-proof:" in a.process.logs() and "policy rbac-proof:" not in b.process.logs()
@@ -279,6 +281,8 @@ def test_sigkill_of_the_leader_fails_no_admission_and_the_standby_takes_over(ha:
     eventually(lambda: (cluster.get_json("rp", "rbac-proof").get("status") or {}).get("compliant") == 2,
                timeout=30, what="the new leader reconciles")
     eventually(lambda: ha.events("web2", "ReadinessCompliant"), what="the new leader's Event")
+    eventually(lambda: b.metric(f'readiness_namespace_compliant{{namespace="{WORK}",policy="rbac-proof"}}') == 2.0,
+               what="the new leader exports the verdict series")
     time.sleep(2)
     loop.halt.set()
     loop.join(10)

@@ -28,7 +28,7 @@ SECRETS = {"prom-token": "good-token-4711", "prom-multiline": "line-one-x\nline-
 
 def chart_rbac(cluster: Cluster) -> tuple[list[dict[str, Any]], dict[str, str]]:
     out = subprocess.run(
-        ["helm", "template", "promsec", str(CHART), "-n", OPS,
+        ["helm", "template", "promsec", str(CHART), "-n", OPS, "--kube-version", "1.34.0",  # chart: kubeVersion >= 1.30
          "--set", f"prometheus.secrets[0].namespace={CREDS}", "--set", "prometheus.secrets[0].name=prom-token",
          "--set", f"prometheus.secrets[1].namespace={CREDS}", "--set", "prometheus.secrets[1].name=prom-multiline"],
         check=True, capture_output=True, text=True, env=cluster.env,

@@ -75,3 +75,22 @@ def local_prometheus(state_dir: Path) -> Iterator[Prometheus]:
         yield prom
     finally:
         prom._script("down")
+
+
+@contextmanager
+def scraping_prometheus(state_dir: Path, targets: list[str], openmetrics: str) -> Iterator[Prometheus]:
+    """A Prometheus of its own that scrapes `targets` (HOST:PORT) every 2 s and holds `openmetrics`.
+
+    Its own, not the session's: live scrapes are refused ("out of bounds") for times before the
+    newest backfilled sample, and other tests backfill samples into the future.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    history = state_dir / "history.om"
+    history.write_text(openmetrics.rstrip() + "\n# EOF\n")
+    prom = Prometheus(state_dir, "")
+    scrape = [arg for target in targets for arg in ("--scrape", target)]
+    prom.url = prom._script("up", *scrape, str(history))
+    try:
+        yield prom
+    finally:
+        prom._script("down")

@@ -22,6 +22,9 @@ from tests.support.cluster import HACK, REPO_ROOT
 CHART = REPO_ROOT / "charts" / "readiness-operator"
 RELEASE, NAMESPACE = "readiness-operator", "readiness-system"
 HARDENED_VALUES = CHART / "ci" / "hardened-values.yaml"
+CHART_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+KUBE_VERSION = "1.34.0"  # helm template's default (1.20) is below the chart's kubeVersion
+CRD_KINDS = ["CustomResourceDefinition"] * 3
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
@@ -33,7 +36,8 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def template(*extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *extra, check=check)
+    return helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION, *extra,
+                check=check)
 
 
 def render(*extra: str) -> list[dict[str, Any]]:
@@ -67,7 +71,7 @@ def all_features_docs(tools: str) -> list[dict[str, Any]]:
 
 def test_helm_lint_is_clean(tools: str) -> None:
     for values in ([], ["-f", str(HARDENED_VALUES)], ["--set", "webhook.tls=cert-manager"]):
-        result = helm("lint", "--strict", str(CHART), *values)
+        result = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *values)
         assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
 
 
@@ -75,14 +79,14 @@ def test_default_render_has_every_object(default_docs: list[dict[str, Any]]) -> 
     kinds = sorted(d["kind"] for d in default_docs)
     assert kinds == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
-        "Service", "Service", "PodDisruptionBudget",
+        "Service", "Service", "PodDisruptionBudget", *CRD_KINDS,
     ])
     for doc in default_docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/instance"] == RELEASE
-        assert labels["helm.sh/chart"] == "readiness-operator-0.1.0"
-        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding"}:
+        assert labels["helm.sh/chart"] == f"readiness-operator-{CHART_VERSION}"
+        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}:
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
@@ -215,7 +219,8 @@ def test_standalone_mode(tools: str) -> None:
 
 def test_lease_name_follows_the_release_and_can_be_set(tools: str) -> None:
     for extra, lease in (([], "other-readiness-operator"), (["--set", "leaderElection.leaseName=mine"], "mine")):
-        docs = [d for d in yaml.safe_load_all(helm("template", "other", str(CHART), "-n", NAMESPACE, *extra).stdout) if d]
+        docs = [d for d in yaml.safe_load_all(helm("template", "other", str(CHART), "-n", NAMESPACE, "--kube-version",
+                                                   KUBE_VERSION, *extra).stdout) if d]
         (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
         assert f"--leader-election-lease={lease}" in container["args"]
         (named,) = [r for r in _rules(docs, "Role") if "leases" in r["resources"] and r.get("resourceNames")]
@@ -338,10 +343,11 @@ def test_rbac_is_least_privilege(default_docs: list[dict[str, Any]], all_feature
 
 def test_chart_crds_are_copies_of_the_repo_crds() -> None:
     repo = {p.name: p.read_bytes() for p in (REPO_ROOT / "crds").glob("*.yaml")}
-    chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    chart = {p.name: p.read_bytes() for p in (CHART / "files" / "crds").glob("*.yaml")}
     assert repo, "no CRDs in crds/"
+    assert not (CHART / "crds").exists(), "Helm's crds/ directory is never upgraded: CRDs are templates/crds.yaml"
     for name, content in repo.items():
-        assert chart.get(name) == content, f"charts/readiness-operator/crds/{name} differs: run hack/render-manifests.sh"
+        assert chart.get(name) == content, f"charts/readiness-operator/files/crds/{name} differs: run hack/render-manifests.sh"
     assert set(chart) == set(repo), "kopf's peering CRD is gone: leader election uses a core Lease"
 
 
@@ -456,3 +462,152 @@ def test_the_chart_grants_get_on_exactly_the_listed_secrets() -> None:
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["READINESS_PROMETHEUS_SECRETS"] == "monitoring/prom-token,monitoring/prom-ca"
     assert not any(d["kind"] == "Role" and d["metadata"]["name"].endswith("-prometheus-secrets") for d in render())
+
+
+def test_readiness_page_is_off_by_default_and_gets_its_own_port_and_service(
+    default_docs: list[dict[str, Any]], tools: str
+) -> None:
+    def page_bits(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+        (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        services = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-page")]
+        return services, env, [p["name"] for p in container["ports"]]
+
+    services, env, ports = page_bits(default_docs)
+    assert services == [] and "READINESS_PAGE_PORT" not in env and "page" not in ports
+    assert "READINESS_METRICS_DEPLOYMENT_SLO_BUDGETS" not in env
+    docs = render("--set", "readinessPage.enabled=true", "--set", "readinessPage.port=9100",
+                  "--set", "metrics.deploymentSloBudgets=true")
+    services, env, ports = page_bits(docs)
+    (service,) = services
+    assert service["spec"]["ports"] == [{"name": "page", "port": 80, "targetPort": "page", "protocol": "TCP"}]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert env["READINESS_PAGE_PORT"] == "9100" and "page" in ports
+    assert env["READINESS_METRICS_DEPLOYMENT_SLO_BUDGETS"] == "true"
+    refused = template("--set", "readinessPage.port=80", check=False)  # below 1024: the pod runs as non-root
+    assert refused.returncode != 0 and "readinessPage" in refused.stderr, refused.stderr
+
+
+# --- issue 15 item 6: CRDs, kubeVersion, securityContext, alerts, ServiceMonitor ----------------
+
+
+def test_kube_version_is_enforced(tools: str) -> None:
+    old = helm("template", RELEASE, str(CHART), "--kube-version", "1.29.9", check=False)
+    assert old.returncode != 0 and "kubeVersion" in old.stderr, old.stderr
+    for version in ("1.30.0", "1.30.2-eks-1a2b3c", "1.34.1+k3s1"):
+        helm("template", RELEASE, str(CHART), "--kube-version", version)
+
+
+def test_crds_are_templates_kept_on_uninstall_and_switchable(default_docs: list[dict[str, Any]]) -> None:
+    crds = {d["metadata"]["name"]: d for d in default_docs if d["kind"] == "CustomResourceDefinition"}
+    assert set(crds) == {"readinesspolicies.readiness.dev", "policyreports.wgpolicyk8s.io",
+                         "clusterpolicyreports.wgpolicyk8s.io"}
+    for path in (REPO_ROOT / "crds").glob("*.yaml"):
+        source = yaml.safe_load(path.read_text())
+        rendered = crds[source["metadata"]["name"]]
+        assert rendered["spec"] == source["spec"], f"{path.name}: the template must render the CRD unchanged"
+        assert rendered["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert rendered["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert not [d for d in render("--set", "crds.install=false") if d["kind"] == "CustomResourceDefinition"]
+
+
+def _security_contexts(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod["securityContext"], container["securityContext"]
+
+
+def test_security_context_is_configurable_and_omits_ids_for_openshift(tools: str) -> None:
+    pod, container = _security_contexts(render("--set", "securityContext.omitUserAndGroup=true"))
+    assert not {"runAsUser", "runAsGroup", "fsGroup"} & (set(pod) | set(container))
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["readOnlyRootFilesystem"] is True and container["capabilities"] == {"drop": ["ALL"]}
+    assert container["allowPrivilegeEscalation"] is False and container["runAsNonRoot"] is True
+    pod, container = _security_contexts(render("--set", "securityContext.pod.runAsUser=1000700000",
+                                               "--set", "securityContext.container.runAsUser=1000700000"))
+    assert pod["runAsUser"] == container["runAsUser"] == 1000700000
+    bad = template("--set", "securityContext.container.runAsUser=-1", check=False)
+    assert bad.returncode != 0 and "runAsUser" in bad.stderr
+
+
+def _alerts(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    rule = only(docs, "PrometheusRule")
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+
+
+def test_every_alert_has_a_runbook_section(all_features_docs: list[dict[str, Any]]) -> None:
+    alerts = _alerts(all_features_docs)
+    base = yaml.safe_load((CHART / "values.yaml").read_text())["metrics"]["prometheusRule"]["runbookBaseUrl"]
+    runbooks = (REPO_ROOT / "docs" / "runbooks.md").read_text()
+    sections = {line[3:].strip() for line in runbooks.splitlines() if line.startswith("## ")}
+    assert sections == set(alerts), "docs/runbooks.md has one section per alert, no more"
+    for name, alert in alerts.items():
+        assert alert["annotations"]["runbook_url"] == f"{base}#{name.lower()}", name
+        body = runbooks.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        for part in ("Meaning", "Diagnosis", "Fix"):
+            assert f"**{part}**" in body, f"{name}: runbook lacks {part}"
+
+
+def test_alerts_key_on_our_metrics_not_a_job_name(tools: str, all_features_docs: list[dict[str, Any]]) -> None:
+    alerts = _alerts(all_features_docs)
+    assert alerts["ReadinessOperatorDown"]["expr"] == f'absent(readiness_build_info{{namespace="{NAMESPACE}"}})'
+    assert not [n for n, a in alerts.items() if "job=" in a["expr"]]
+    custom = _alerts(render("--set", "metrics.prometheusRule.enabled=true",
+                            "--set-string", 'metrics.prometheusRule.selector=kubernetes_namespace="ops"'))
+    for name, alert in custom.items():
+        assert 'kubernetes_namespace="ops"' in alert["expr"] and f'namespace="{NAMESPACE}"' not in alert["expr"], name
+
+
+PROMTOOL_TESTS = """
+rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # scraped under a job name nobody predicted, then gone (pod deleted / scrape failing)
+      - series: 'readiness_build_info{job="kubernetes-service-endpoints", namespace="readiness-system", version="0.1.0"}'
+        values: '1x10 _x20'
+      - series: 'readiness_webhook_certificate_expiry_timestamp_seconds{job="x", namespace="readiness-system"}'
+        values: '864000x30'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: ReadinessOperatorDown
+        exp_alerts: []
+      - eval_time: 22m
+        alertname: ReadinessOperatorDown
+        exp_alerts:
+          - exp_labels: {severity: critical, namespace: readiness-system}
+            exp_annotations: {}
+      # expires at t=10 days: no alert at 30 minutes in (still 9.9 days left) with a 7-day threshold
+      - eval_time: 30m
+        alertname: ReadinessWebhookCertificateExpiring
+        exp_alerts: []
+"""
+
+
+def test_alerts_fire_in_prometheus_rule_tests(all_features_docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    """Prometheus's own rule engine (`promtool test rules`): the Down alert fires once the operator's
+    series vanish, whatever the scrape job was called."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (hack/setup.sh installs Debian's prometheus)")
+    rule = only(all_features_docs, "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    tests = yaml.safe_load(PROMTOOL_TESTS)
+    firing = tests["tests"][0]["alert_rule_test"][1]["exp_alerts"][0]
+    firing["exp_annotations"] = dict(_alerts(all_features_docs)["ReadinessOperatorDown"]["annotations"])
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run([promtool, "test", "rules", "tests.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_service_monitor_selects_exactly_the_metrics_service(all_features_docs: list[dict[str, Any]]) -> None:
+    monitor = only(all_features_docs, "ServiceMonitor")["spec"]
+    selector = monitor["selector"]["matchLabels"]
+    assert set(monitor["selector"]) == {"matchLabels"}
+    services = [d for d in all_features_docs if d["kind"] == "Service"]
+    selected = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in selected] == ["readiness-operator-metrics"], "selector ⊆ Service labels"
+    assert monitor["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    ports = {p["name"] for p in selected[0]["spec"]["ports"]}
+    assert {e["port"] for e in monitor["endpoints"]} <= ports

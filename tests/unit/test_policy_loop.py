@@ -95,6 +95,7 @@ async def test_standby_never_writes_and_each_term_starts_fresh() -> None:
     ctx.registry.mark_deployment("a", "web")
     await until(lambda: api.events == [("web", "ReadinessCompliant")], "the flip's Event")
     assert ctx.metrics.registry.get_sample_value("readiness_policy_targets", {"policy": "p", "verdict": "compliant"}) == 1
+    assert ctx.metrics.registry.get_sample_value("readiness_namespace_compliant", {"policy": "p", "namespace": "a"}) == 1
 
     # Lose the Lease (another replica took it over): writing stops, state and series are dropped.
     store.obj["spec"]["holderIdentity"] = "other"
@@ -108,6 +109,9 @@ async def test_standby_never_writes_and_each_term_starts_fresh() -> None:
     await asyncio.sleep(0.5)
     assert api.writes() == before, "a replica that lost the Lease kept writing"
     assert ctx.metrics.registry.get_sample_value("readiness_policy_targets", {"policy": "p", "verdict": "compliant"}) is None
+    verdict_series = [s for m in ctx.metrics.registry.collect() for s in m.samples
+                      if s.name.startswith(("readiness_namespace_", "readiness_policy_score", "readiness_check_"))]
+    assert verdict_series == [], "a replica that lost the Lease still exports verdict series (double counting)"
 
     # Leading again: a fresh runtime reads its reports back; the flip it sees is against what the
     # reports recorded (compliant -> noncompliant), posted once, and the compliant Event is not repeated.

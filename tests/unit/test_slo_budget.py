@@ -393,3 +393,16 @@ def test_share_of_requests_under_a_bound_reads_that_bucket_over_the_inf_bucket()
                    sample("checkout-6d4b9c7f5-abcde", 995, slo_window=w, slo_part="good")]
     budget = read_sli(slo, result, owner_of).budgets[("shop", "checkout")]
     assert budget.sli == pytest.approx(0.995) and budget.budget_remaining == pytest.approx(0.5)
+
+
+def test_the_readiness_page_budget_of_an_objective_is_its_error_budget_over_the_period() -> None:
+    from readiness_operator.slo.budget import slo_budgets
+
+    slo = Slo.model_validate(AVAILABILITY)
+    page, ok = _measure("page").budget, _measure("ok").budget
+    assert page is not None and ok is not None
+    [budget] = slo_budgets([slo], {"availability": {("shop", "a"): 0.9997, ("shop", "b"): 0.9997}},
+                           [("shop", "a"), ("shop", "b")],
+                           objectives={"availability": {("shop", "a"): page, ("shop", "b"): ok}})
+    assert (budget.comparison, budget.threshold, budget.measured, budget.breaching) == (">=", 0.999, 2, 1)
+    assert budget.remaining == pytest.approx(min(page.budget_remaining or 1, ok.budget_remaining or 1))

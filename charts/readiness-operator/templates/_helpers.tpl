@@ -74,3 +74,30 @@ app.kubernetes.io/component: operator
 {{- define "readiness-operator.leaseName" -}}
 {{- default (include "readiness-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/* Who owns a CRD now: "this-release" (absent, or installed by this release) or "other" (another
+     release, kubectl, or chart 0.1.0's crds/). `helm template` sees no cluster: "this-release". */}}
+{{- define "readiness-operator.crdOwner" -}}
+{{- $existing := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" .name }}
+{{- if not $existing }}this-release
+{{- else }}
+{{- $annotations := default (dict) $existing.metadata.annotations }}
+{{- if and (eq (get $annotations "meta.helm.sh/release-name") .root.Release.Name) (eq (get $annotations "meta.helm.sh/release-namespace") .root.Release.Namespace) }}this-release
+{{- else }}other
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The pod and container securityContext from values, without the fixed UID/GID when
+     securityContext.omitUserAndGroup is set (OpenShift's restricted-v2 assigns them). */}}
+{{- define "readiness-operator.podSecurityContext" -}}
+{{- $ctx := .Values.securityContext.pod }}
+{{- if .Values.securityContext.omitUserAndGroup }}{{ $ctx = omit $ctx "runAsUser" "runAsGroup" "fsGroup" }}{{ end }}
+{{- toYaml $ctx }}
+{{- end }}
+
+{{- define "readiness-operator.containerSecurityContext" -}}
+{{- $ctx := .Values.securityContext.container }}
+{{- if .Values.securityContext.omitUserAndGroup }}{{ $ctx = omit $ctx "runAsUser" "runAsGroup" }}{{ end }}
+{{- toYaml $ctx }}
+{{- end }}

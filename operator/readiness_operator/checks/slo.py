@@ -5,7 +5,7 @@ critical when a ``critical`` level is set and breached; else warning when a ``wa
 and breached; else, when the objective itself is breached, the SLO's severity decides (critical ->
 ``critical``, otherwise ``warning``); else ok. No value -> unknown (not a failure, not a pass).
 
-An SLO with an ``objective`` is judged by its error budget instead (slo/budget.py): critical while the
+An SLO with an ``objective`` is judged by its error budget instead (slo/burn.py): critical while the
 budget over the period is exhausted or a page-level burn-rate alert fires (``onBreach: Block`` freezes
 rollouts then), warning while a ticket-level one fires, else ok.
 """

@@ -3,16 +3,18 @@
 kopf builds its aiohttp ``Application`` with aiohttp's default ``client_max_size`` of 1 MiB, so a
 Deployment whose AdmissionReview is larger (the API server accepts 3 MiB requests; an UPDATE review
 carries the object twice) was answered 413, the API server failed open, and nothing was counted.
-This server is kopf's (same TLS files, same reload on certificate change, same request handling)
-with a limit above anything the API server can send, and a middleware that counts every non-2xx
-answer as ``readiness_admission_requests_total{result="error"}`` (what ``ReadinessWebhookErrors``
-alerts on).
+This server is kopf's request handling with a limit above anything the API server can send, and a
+middleware that counts every non-2xx answer as ``readiness_admission_requests_total{result="error"}``
+(what ``ReadinessWebhookErrors`` alerts on). Its TLS context comes from `tls.ServingCertificates`,
+which switches certificates in place: kopf's own server stopped listening and started again when
+its files changed, so requests arriving in between failed.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
@@ -60,6 +62,25 @@ def error_counter(metrics: OperatorMetrics) -> Middleware:
     return count_errors
 
 
+RetiredCheck = Callable[[Any], bool]
+
+
+def retire_old_connections(retired: RetiredCheck) -> Middleware:
+    """Answer ``Connection: close`` on a connection made with a replaced certificate: the client's
+    next request opens a new connection with the new one. (Closing idle connections instead would
+    race a client writing its next POST, which it may not retry.)"""
+
+    @web.middleware
+    async def close_if_retired(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        transport = request.transport
+        if transport is not None and retired(transport.get_extra_info("ssl_object")):
+            response.force_close()
+        return response
+
+    return close_if_retired
+
+
 def _count(metrics: OperatorMetrics, request: web.Request, status: int) -> None:
     log.warning("admission request %s answered HTTP %d (content length %s)", request.path, status,
                 request.content_length)
@@ -67,15 +88,20 @@ def _count(metrics: OperatorMetrics, request: web.Request, status: int) -> None:
 
 
 class AdmissionServer(kopf.WebhookServer):
-    """``kopf.WebhookServer`` with ``client_max_size`` raised and the error-counting middleware."""
+    """``kopf.WebhookServer`` with ``client_max_size`` raised, the error-counting middleware and
+    connections made with a replaced certificate closed after their next answer."""
 
-    def __init__(self, *, metrics: OperatorMetrics, max_size: int = MAX_REVIEW_BYTES, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.metrics, self.max_size = metrics, max_size
+    def __init__(self, *, metrics: OperatorMetrics, ssl_context: ssl.SSLContext | None = None,
+                 retired: RetiredCheck | None = None, max_size: int = MAX_REVIEW_BYTES, **kwargs: Any) -> None:
+        super().__init__(context=ssl_context, **kwargs)
+        self.metrics, self.max_size, self.retired = metrics, max_size, retired
 
     def application(self, serve: Handler) -> web.Application:
         """The aiohttp app answering every ``POST <path>/<id>`` with kopf's ``serve``."""
-        app = web.Application(client_max_size=self.max_size, middlewares=[error_counter(self.metrics)])
+        middlewares = [error_counter(self.metrics)]
+        if self.retired is not None:
+            middlewares.append(retire_old_connections(self.retired))
+        app = web.Application(client_max_size=self.max_size, middlewares=middlewares)
         app.add_routes([web.post(f"{(self.path or '').rstrip('/')}/{{id:.*}}", serve)])
         return app
 
@@ -83,21 +109,16 @@ class AdmissionServer(kopf.WebhookServer):
         async def serve(request: web.Request) -> web.StreamResponse:
             return await self._serve(fn, request)
 
-        while True:  # restarted when the certificate files change, like kopf's own server
-            cadata, context = self._build_ssl()
-            runner = web.AppRunner(self.application(serve), handle_signals=False)
-            await runner.setup()
-            try:
-                port = self.port or self._allocate_free_port()
-                site = web.TCPSite(runner, self.addr or None, port, ssl_context=context,
-                                   reuse_port=True, reuse_address=True)
-                await site.start()
-                host = self.host or self.DEFAULT_HOST or self._get_accessible_addr(self.addr)
-                url = self._build_url("http" if context is None else "https", host, port, self.path or "")
-                config = kopf.WebhookClientConfig(url=url)
-                if cadata is not None:
-                    config["caBundle"] = base64.b64encode(cadata).decode("ascii")
-                yield config
-                await self._WebhookServer__sleep_forever_or_until_ssl_files_change()  # type: ignore[attr-defined]
-            finally:
-                await runner.cleanup()
+        runner = web.AppRunner(self.application(serve), handle_signals=False)
+        await runner.setup()
+        try:
+            port = self.port or self._allocate_free_port()
+            site = web.TCPSite(runner, self.addr or None, port, ssl_context=self.context,
+                               reuse_port=True, reuse_address=True)
+            await site.start()
+            host = self.host or self.DEFAULT_HOST or self._get_accessible_addr(self.addr)
+            scheme = "http" if self.context is None else "https"
+            yield kopf.WebhookClientConfig(url=self._build_url(scheme, host, port, self.path or ""))
+            await asyncio.Event().wait()  # serve until cancelled; certificates change in the context
+        finally:
+            await runner.cleanup()

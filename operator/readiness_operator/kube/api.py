@@ -200,6 +200,9 @@ class KubeApi:
                 return None
             raise
 
+    async def get_admission_object(self, kind: str, name: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._get_admission, kind, name)
+
     async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
         """Create, or update the spec of, a cluster-scoped admissionregistration/v1 object we own."""
 

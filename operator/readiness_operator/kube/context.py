@@ -42,6 +42,7 @@ class OperatorContext:
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        self.metrics.deployment_slo_budgets = self.settings.metrics_deployment_slo_budgets
         self.registry = Registry(self.policies)
         self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key,
                                             self.settings.allowed_prometheus_secrets)

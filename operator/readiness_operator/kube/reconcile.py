@@ -20,6 +20,7 @@ from readiness_operator.engine import Finding, evaluate, matches
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
+from readiness_operator.report.overview import policy_overview
 from readiness_operator.slo.sli import OwnerOf
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import summarize
@@ -419,8 +420,13 @@ async def _judge_pass(
     status = _status_dict(summary)
     if slo_store is not None and spec.slos:
         status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
+    budgets = slo_store.budgets(runtime.name, spec.slos, runtime.judged) if slo_store is not None and spec.slos else []
+    runtime.budget_history.record(budgets)
+    runtime.budget_history.keep(s.name for s in spec.slos)
+    runtime.overview = policy_overview(runtime.name, (j.verdict for j in runtime.judged.values()), budgets, now)
     if metrics is not None:
         metrics.set_targets(runtime.name, summary.compliant, summary.noncompliant)
+        metrics.export_overview(runtime.overview)
     return status, reports_on, changed_ns
 
 
@@ -442,6 +448,9 @@ async def run_pass(
     if runtime.invalid is not None:
         runtime.take_dirty()
         status = _invalid_status(runtime, now, previous)
+        runtime.overview = None  # no verdicts to show or export
+        if metrics is not None:
+            metrics.forget_verdicts(runtime.name)
     else:
         status, reports_on, changed_ns = await _judge_pass(
             runtime, item, view, writer, first, previous, now, slo_store=slo_store, slo_query=slo_query, metrics=metrics)

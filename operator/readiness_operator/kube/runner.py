@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import importlib
 import logging
 import sys
@@ -22,7 +23,8 @@ from .admission_server import AdmissionServer
 from .context import OperatorContext, context_of
 from .httpd import serve
 from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
-from .tls import serving_files
+from .page_server import serve_page
+from .tls import ServingCertificates, source_for
 
 log = logging.getLogger(__name__)
 LOG_LEVELS: Final[Mapping[str, int]] = MappingProxyType(
@@ -47,22 +49,48 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     ctx.leadership.listen(lambda leading: ctx.metrics.leader.set(1 if leading else 0))
     if ctx.metrics_port:
         ctx.spawn(serve(ctx, ctx.metrics_port))
+    if ctx.settings.page_port:
+        ctx.spawn(serve_page(ctx, ctx.settings.page_port, ctx.settings.page_addr))
     if ctx.settings.webhook_port:
-        files = await asyncio.to_thread(serving_files, ctx.settings, ctx.api.client)
+        certificates = ServingCertificates(source_for(ctx.settings, ctx.api.client), ctx.settings, ctx.metrics)
+        context = await asyncio.to_thread(certificates.start)
         settings.admission.server = AdmissionServer(
-            metrics=ctx.metrics, addr=ctx.settings.webhook_addr, port=ctx.settings.webhook_port,
-            certfile=str(files.certfile), pkeyfile=str(files.keyfile),
+            metrics=ctx.metrics, addr=ctx.settings.webhook_addr, port=ctx.settings.webhook_port, ssl_context=context,
+            retired=certificates.retired,
         )
         settings.admission.managed = None  # we write the configuration: exclusions, timeout, failurePolicy
-        ctx.webhook_ca = files.ca_pem
+        ctx.webhook_ca = certificates.bundle(b"")
+
+        async def publish(bundle: bytes) -> None:
+            ctx.webhook_ca = bundle
+            await write_webhook_configuration(ctx)
+
+        async def take_over() -> None:
+            try:
+                ctx.webhook_ca = certificates.bundle(await published_bundle(ctx))
+            except Exception as exc:  # keep what other replicas may serve when we can; else our own
+                log.warning("could not read the published caBundle: %s", exc)
+            await write_webhook_configuration(ctx)
+
         # Every replica serves admission; the leader (re)writes the configuration when it takes over.
         def on_leadership(leading: bool) -> None:
             if leading:
-                ctx.spawn(write_webhook_configuration(ctx))
+                ctx.spawn(take_over())
 
         ctx.leadership.listen(on_leadership)
+        ctx.spawn(certificates.run(lambda: ctx.leadership.leading, lambda: published_bundle(ctx), publish))
     if not ctx.leadership.standalone:
         ctx.spawn(ctx.leadership.run(ctx.api))
+
+
+async def published_bundle(ctx: OperatorContext) -> bytes:
+    """The caBundle the API server uses for our webhooks now (empty before the first write)."""
+    current = await ctx.api.get_admission_object("ValidatingWebhookConfiguration", ctx.settings.webhook_configuration)
+    for webhook in (current or {}).get("webhooks") or ():
+        bundle = (webhook.get("clientConfig") or {}).get("caBundle")
+        if bundle:
+            return base64.b64decode(bundle)
+    return b""
 
 
 async def write_webhook_configuration(ctx: OperatorContext, retry: float = 5.0) -> None:

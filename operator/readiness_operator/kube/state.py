@@ -13,6 +13,8 @@ from typing import Any
 
 from readiness_operator.engine import CompiledPolicy, DeploymentVerdict
 from readiness_operator.policies import CompiledEntry, PolicyCache
+from readiness_operator.report.overview import PolicyOverview
+from readiness_operator.slo.budget import BudgetHistory
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -68,6 +70,10 @@ class PolicyRuntime:
     report_failures: dict[tuple[str, str], ReportFailure] = field(default_factory=dict)
     # When the last pass that re-judged everything ran (wall clock), for `needs_full_pass`.
     full_pass_at: datetime | None = None
+    # The last pass's verdicts folded by namespace, check and SLO: the metrics and the readiness
+    # page read it (a page view costs no API call), and the SLO budgets' history for its burn chart.
+    overview: PolicyOverview | None = None
+    budget_history: BudgetHistory = field(default_factory=BudgetHistory)
 
     @property
     def generation(self) -> int | None:

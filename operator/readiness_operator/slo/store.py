@@ -18,6 +18,7 @@ from readiness_operator.model.slo import duration_seconds, holds
 from readiness_operator.model.status import Condition
 from readiness_operator.world import SloMeasurement
 
+from .budget import SloBudget, slo_budgets
 from .burn import BudgetState
 from .promql import BatchQuery, QueryError, batch_query
 from .sli import OwnerOf, read_sli, sli_query
@@ -198,6 +199,15 @@ class SloStore:
             message = f"{len(slos)} SLO quer{'y' if len(slos) == 1 else 'ies'} answered"
         return Condition.model_validate({"type": "PrometheusReachable", "status": status, "reason": reason,
                                          "message": message})
+
+    def budgets(self, policy: str, slos: Iterable[Slo], targets: Iterable[Key]) -> list[SloBudget]:
+        """Each SLO's remaining error budget over ``targets`` from the latest measurements."""
+        state = self.policies.get(policy)
+        series = state.series if state is not None else {}
+        return slo_budgets(list(slos), {n: s.values for n, s in series.items()}, targets,
+                           measured_at={n: s.measured_at for n, s in series.items()},
+                           errors={n: s.error for n, s in series.items()},
+                           objectives={n: s.budgets for n, s in series.items()})
 
     def status(self, policy: str, slos: Iterable[Slo], targets: Iterable[Key]) -> list[dict[str, Any]]:
         """A small per-SLO summary for the policy status: counts, worst values, last measurement; for an
