@@ -141,9 +141,10 @@ def test_budget_from_pods_and_history_is_traffic_weighted(budget_operator: Any, 
         eventually(lambda seen=seen: slo_status(crds).get("measuredAt") != seen, timeout=20, what="a new measurement")
     assert crds.get_json("-n", NS, "policyreport", "readiness-budget")["metadata"]["resourceVersion"] == version
     # shop: 2,700 errors of 2.7M requests in its history (mapped through kube_pod_owner) plus the
-    # live, error-free traffic of its pods (mapped by their names): just under 99.9%.
+    # live, error-free traffic of its pods (mapped by their names): 99.9%, a little more as live traffic
+    # adds up. Without the history (kube_pod_owner unread) it would be 100%.
     shop = float(result(crds, "shop")["properties"]["value"])
-    assert 0.999 < shop < 0.9991, shop
+    assert 0.9989 < shop < 0.9991, shop
 
 
 def test_a_page_burn_freezes_rollouts_but_not_scale_downs_or_rollbacks_until_it_stops(
