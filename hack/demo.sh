@@ -67,7 +67,7 @@ setsid .venv/bin/python hack/loadgen.py --namespace demo --port-file "$STATE/loa
   >"$STATE/loadgen.log" 2>&1 </dev/null &
 echo $! >"$STATE/loadgen.pid"
 WAIT_SECONDS=30 wait_for test -s "$STATE/loadgen.port" || die "load generator did not start: $(tail -n 5 "$STATE/loadgen.log")"
-PROMETHEUS_URL=$("$HACK_DIR/prometheus.sh" up --scrape "127.0.0.1:$(cat "$STATE/loadgen.port")" --derive-deployment-label)
+PROMETHEUS_URL=$("$HACK_DIR/prometheus.sh" up --scrape "127.0.0.1:$(cat "$STATE/loadgen.port")")
 step "prometheus: $PROMETHEUS_URL scraping the load generator (log $STATE/loadgen.log)"
 
 port=$(free_port) hook=$(free_port)
@@ -85,7 +85,7 @@ deployments_available() {
 WAIT_SECONDS=60 wait_for deployments_available || die "demo Deployments not Available in 60 s: kubectl -n demo get deploy,pods"
 # The SLO queries need two scrapes of every pod before they answer.
 series_live() {
-  curl -sf "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(rate(http_requests_total{namespace="demo",deployment!=""}[1m]))' \
+  curl -sf "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=count(rate(http_requests_total{namespace="demo"}[1m]))' \
     | grep -q '"value":\[[^]]*,"[1-9]'
 }
 WAIT_SECONDS=30 wait_for series_live || die "no live series in Prometheus: $PROM_DIR/prometheus.log, $STATE/loadgen.log"
@@ -105,12 +105,22 @@ show_denial() {
 slo_table() {
   kubectl get rp -o json | .venv/bin/python -c '
 import json, sys
-rows = [("POLICY", "SLO", "STATE", "MEASURED", "BREACHING", "NODATA", "WORST")]
+rows = [("POLICY", "SLO", "OBJECTIVE", "STATE", "MEASURED", "BREACHING", "FROZEN", "WORST")]
 for p in json.load(sys.stdin)["items"]:
     for s in (p.get("status") or {}).get("slos", []):
-        worst = ", ".join("%s=%.4g" % (w["name"], w["value"]) for w in s.get("worst", [])[:2])
-        rows.append((p["metadata"]["name"], s["name"], s.get("state", "?"), str(s.get("measured", 0)),
-                     str(s.get("breaching", 0)), str(s.get("noData", 0)), worst or "-"))
+        if "objective" in s:
+            objective = "%g%% / %s" % (s["objective"], s["period"])
+            def alerts(firing):
+                fired = [a for a in firing.split(", ") if a not in ("budget-exhausted", "none")]
+                return (fired[0] + (" +%d" % (len(fired) - 1) if len(fired) > 1 else "")) if fired else "no burn"
+            worst = "; ".join("%s: budget %s, %s" % (
+                w["name"], "%.0f%% left" % (100 * w["budgetRemaining"]) if w["budgetRemaining"] > 0 else "spent",
+                alerts(w["firing"])) for w in s.get("worst", [])[:2])
+        else:
+            objective = "%s %g" % (s.get("comparison"), s.get("threshold"))
+            worst = ", ".join("%s=%.4g" % (w["name"], w["value"]) for w in s.get("worst", [])[:2])
+        rows.append((p["metadata"]["name"], s["name"], objective, s.get("state", "?"), str(s.get("measured", 0)),
+                     str(s.get("breaching", 0)), str(s.get("frozen", "-")), worst or "-"))
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 for r in rows:
     print("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -175,7 +185,7 @@ Demo ready in $((SECONDS - started)) s. Next:
   export KUBECONFIG=$KUBECONFIG PROMETHEUS_URL=$PROMETHEUS_URL
   kubectl get rp production -o yaml           # conditions, counts, SLO states, worst offenders
   kubectl get policyreports -n demo           # one result per Deployment x check
-  kubectl -n demo get events --field-selector reason=ReadinessNoncompliant
+  kubectl -n demo get events --field-selector reason=ErrorBudgetFreeze   # also ReadinessNoncompliant
   kubectl -n demo annotate deploy payments readiness.dev/loadgen-latency-seconds=3   # p99 > 2 s
   .venv/bin/readiness-operator audit --policy examples/policies/production.yaml -f examples/workloads/
   hack/demo.sh down

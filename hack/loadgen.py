@@ -9,6 +9,8 @@ install would expose them:
 
     http_requests_total{namespace, pod, container, job, instance, method, code}
     http_request_duration_seconds_bucket{namespace, pod, container, job, instance, le}  (+ _sum, _count)
+    container_memory_working_set_bytes{namespace, pod, container, job="kubelet"}  (cAdvisor-style; plus
+        the pod's own cgroup with container="", the sum, as the kubelet exports it)
 
 `job` is what a ServiceMonitor gives (the Service's name: here the Deployment's, or the
 `readiness.dev/loadgen-job` annotation), `instance` is `<pod IP>:<container port>`. There is no
@@ -23,6 +25,7 @@ an SLO breach happen now:
     readiness.dev/loadgen-error-ratio      share of requests answered 500 (default 0)
     readiness.dev/loadgen-latency-seconds  median latency (default 0.005); the distribution is fixed:
                                            50% at 0.8x, 40% at 1x, 9% at 1.5x, 1% at 2x the median
+    readiness.dev/loadgen-memory-bytes     working-set bytes of each pod's container (default 100 MB)
 
 Counts are exact, not sampled: over any window, errors/total is the annotated ratio.
 
@@ -43,12 +46,13 @@ from typing import Any
 
 from kubernetes import client, config
 from prometheus_client import start_http_server
-from prometheus_client.core import REGISTRY, CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 ANNOTATION = "readiness.dev/loadgen-"
 DEFAULT_RPS = 10.0
 DEFAULT_LATENCY = 0.005
+DEFAULT_MEMORY = 100e6
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # (share of requests, multiple of the median latency)
 LATENCY_SHAPE = ((0.5, 0.8), (0.4, 1.0), (0.09, 1.5), (0.01, 2.0))
@@ -62,6 +66,7 @@ class Traffic:
     error_ratio: float = 0.0
     latency: float = DEFAULT_LATENCY
     job: str = ""
+    memory: float = DEFAULT_MEMORY
 
     @classmethod
     def from_annotations(cls, name: str, annotations: dict[str, str] | None) -> Traffic:
@@ -86,6 +91,7 @@ class Traffic:
             error_ratio=number("error-ratio", 0.0, 0, 1),
             latency=number("latency-seconds", DEFAULT_LATENCY, 0, 3600),
             job=notes.get(ANNOTATION + "job", name),
+            memory=number("memory-bytes", DEFAULT_MEMORY, 0, 1e15),
         )
 
 
@@ -112,8 +118,10 @@ class PodSeries:
     buckets: list[float] = field(default_factory=lambda: [0.0] * len(BUCKETS))
     count: float = 0.0
     seconds: float = 0.0
+    memory: float = DEFAULT_MEMORY
 
     def add(self, traffic: Traffic, elapsed: float) -> None:
+        self.memory = traffic.memory
         requests = traffic.rps * elapsed
         self.errors += requests * traffic.error_ratio
         self.ok += requests * (1 - traffic.error_ratio)
@@ -151,14 +159,19 @@ class LoadCollector(Collector):
         requests = CounterMetricFamily("http_requests", "HTTP requests served, by status code.",
                                        labels=[*LABELS, "method", "code"])
         duration = HistogramMetricFamily("http_request_duration_seconds", "HTTP request latency.", labels=LABELS)
+        memory = GaugeMetricFamily("container_memory_working_set_bytes", "Working set (cAdvisor-style).",
+                                   labels=["namespace", "pod", "container", "job"])
         with self.lock:
             for target, s in self.series.items():
                 requests.add_metric([*target.labels(), "GET", "200"], s.ok)
                 requests.add_metric([*target.labels(), "GET", "500"], s.errors)
                 cumulative = [(repr(b), v) for b, v in zip(BUCKETS, s.buckets, strict=True)]
                 duration.add_metric(target.labels(), [*cumulative, ("+Inf", s.count)], s.seconds)
+                memory.add_metric([target.namespace, target.pod, target.container, "kubelet"], s.memory)
+                memory.add_metric([target.namespace, target.pod, "", "kubelet"], s.memory)  # the pod's cgroup
         yield requests
         yield duration
+        yield memory
 
 
 def serving(pod: Any) -> bool:

@@ -3,9 +3,9 @@
 # loaded by `promtool tsdb create-blocks-from openmetrics` backfill, and live series scraped from
 # the load generator (hack/loadgen.py) every 2 s.
 #
-#   hack/prometheus.sh up [--scrape HOST:PORT ...] [--derive-deployment-label] [FILE.om ...]
+#   hack/prometheus.sh up [--scrape HOST:PORT ...] [FILE.om ...]
 #                                         backfill the files (if any), start; prints the URL
-#   hack/prometheus.sh scrape HOST:PORT [--derive-deployment-label]
+#   hack/prometheus.sh scrape HOST:PORT
 #                                         add a live target to the running Prometheus (reload)
 #   hack/prometheus.sh load FILE.om ...   backfill more series and restart so they are served
 #   hack/prometheus.sh down               stop it and remove its data
@@ -13,9 +13,7 @@
 #
 # Live targets are scraped with `honor_labels: true` (the load generator sets `job`, `instance`,
 # `namespace`, `pod`, `container` per pod as a kube-prometheus scrape would). The series carry no
-# `deployment` label; --derive-deployment-label adds one from the pod name (`<deployment>-<rs
-# hash>-<suffix>`) at scrape time, for the example SLO queries that select `deployment="{{name}}"`
-# until the SLO model maps pods itself (issue #14).
+# `deployment` label: the operator maps pods to their Deployments itself (issue #14).
 #
 # OpenMetrics input: every sample needs a timestamp in seconds, counters end in _total, and the
 # file ends with `# EOF`. Overlapping blocks are allowed by Prometheus >= 2.39, so loads stack.
@@ -39,30 +37,26 @@ backfill() {
   done
 }
 
-# $PROM_DIR/targets holds one "HOST:PORT [derive]" line per live target; the config is made from it.
+# $PROM_DIR/targets holds one "HOST:PORT" line per live target; the config is made from it.
 add_target() {
-  local target=$1 derive=${2:-}
+  local target=$1
   [[ $target =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "a scrape target is HOST:PORT, not '$target'"
   mkdir -p "$PROM_DIR"
-  grep -qx "$target${derive:+ $derive}" "$PROM_DIR/targets" 2>/dev/null || echo "$target${derive:+ $derive}" >>"$PROM_DIR/targets"
+  grep -qx "$target" "$PROM_DIR/targets" 2>/dev/null || echo "$target" >>"$PROM_DIR/targets"
 }
 
 write_config() {
-  local n=0 target derive
+  local n=0 target
   touch "$PROM_DIR/targets"
   {
     printf 'global:\n  scrape_interval: 1m\nscrape_configs:\n'
     [[ -s $PROM_DIR/targets ]] || printf '  []\n'
-    while read -r target derive; do
+    while read -r target _; do
       [[ -n $target ]] || continue
       n=$((n + 1))
       printf '  - job_name: loadgen-%d\n    honor_labels: true\n    scrape_interval: %s\n    scrape_timeout: %s\n' \
         "$n" "$SCRAPE_INTERVAL" "$SCRAPE_INTERVAL"
       printf '    static_configs: [{targets: ["%s"]}]\n' "$target"
-      if [[ $derive == derive ]]; then
-        printf '    metric_relabel_configs:\n'
-        printf '    - {source_labels: [pod], regex: "(.+)-[a-z0-9]+-[a-z0-9]{5}", target_label: deployment, replacement: "$1"}\n'
-      fi
     done <"$PROM_DIR/targets"
   } >"$PROM_DIR/prometheus.yml"
   promtool check config "$PROM_DIR/prometheus.yml" >"$PROM_DIR/check.log" 2>&1 \
@@ -87,19 +81,18 @@ reload() {
   curl -sf -X POST "$(url)/-/reload" >/dev/null || die "prometheus did not reload: $PROM_DIR/prometheus.log"
 }
 
-# parse_live_args ARGS...: --scrape/--derive-deployment-label into targets, the rest into FILES.
+# parse_live_args ARGS...: --scrape into targets, the rest into FILES.
 FILES=()
 parse_live_args() {
-  local derive="" targets=()
+  local targets=()
   while (($#)); do
     case $1 in
       --scrape) [[ $# -ge 2 ]] || die "--scrape needs HOST:PORT"; targets+=("$2"); shift 2 ;;
       --scrape=*) targets+=("${1#--scrape=}"); shift ;;
-      --derive-deployment-label) derive=derive; shift ;;
       *) FILES+=("$1"); shift ;;
     esac
   done
-  local t; for t in "${targets[@]}"; do add_target "$t" "$derive"; done
+  local t; for t in "${targets[@]}"; do add_target "$t"; done
 }
 
 case "${1:-}" in
@@ -111,7 +104,7 @@ case "${1:-}" in
     else backfill "${FILES[@]}"; start; fi
     log "ready: $(url)"; url ;;
   scrape)
-    shift; [[ $# -ge 1 ]] || die "usage: $0 scrape HOST:PORT [--derive-deployment-label]"
+    shift; [[ $# -ge 1 ]] || die "usage: $0 scrape HOST:PORT"
     target=$1; shift
     parse_live_args --scrape "$target" "$@"
     ((${#FILES[@]} == 0)) || die "unexpected arguments: ${FILES[*]}"
@@ -123,5 +116,5 @@ case "${1:-}" in
     url ;;
   down) stop_pidfile "$PROM_DIR/prometheus.pid"; rm -rf "$PROM_DIR"; log "stopped" ;;
   env) echo "export PROMETHEUS_URL=$(url)" ;;
-  *) die "usage: $0 up [--scrape HOST:PORT ...] [--derive-deployment-label] [FILE.om ...]|scrape HOST:PORT|load FILE.om ...|down|env" ;;
+  *) die "usage: $0 up [--scrape HOST:PORT ...] [FILE.om ...]|scrape HOST:PORT|load FILE.om ...|down|env" ;;
 esac

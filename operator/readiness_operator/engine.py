@@ -58,6 +58,7 @@ class Finding:
     threshold: float | None = None
     measured_at: datetime | None = None
     state: str | None = None
+    detail: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (camelCase like the rest of the API)."""
@@ -279,6 +280,7 @@ def _finding(
         value=outcome.value,
         threshold=outcome.threshold,
         measured_at=outcome.measured_at,
+        detail=outcome.detail,
         state=outcome.state,
     )
 
@@ -331,7 +333,8 @@ def evaluate(
                 )
                 continue
         outcome = CATALOGUE[SLO_CHECK_ID].func(ctx, ps.slo)
-        _, severity = slo_state(ps.slo, outcome.value)
+        measurement = world.slo_measurements.get(ps.slo.name)
+        _, severity = slo_state(ps.slo, outcome.value, measurement.budget if measurement is not None else None)
         findings.append(
             _finding(check_id, SLO_CATEGORY, severity, ps.weight, ps.remediation, outcome, expired)
         )

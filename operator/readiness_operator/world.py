@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from readiness_operator.slo.burn import BudgetState
+
 __all__ = [
     "ClusterView",
     "InMemoryView",
@@ -41,6 +43,7 @@ class SloMeasurement:
     value: float | None
     measured_at: datetime | None = None
     error: str | None = None
+    budget: BudgetState | None = None  # objective SLOs: budget remaining, burn rates, what fired
 
 
 def deployment_of_pod(pod: Mapping[str, Any]) -> str | None:

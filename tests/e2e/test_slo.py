@@ -21,29 +21,44 @@ ERROR_RATIO = {"healthy": 0.0005, "warning": 0.02, "critical": 0.1, "frozen": 0.
 STEP = 15
 
 
-def series(now: int) -> str:
-    """Samples from 10 minutes ago to 50 minutes ahead, so instant queries at `now` always see data."""
+def series(now: int, pods: dict[str, str]) -> str:
+    """Samples from 10 minutes ago to 50 minutes ahead, so instant queries at `now` always see data.
+    The gauge carries a `deployment` label (the PromQL `query` form); the counters and the histogram
+    only `namespace` and `pod` (the `sli` form, as the example policies use them)."""
     start, end = now - 600, now + 3000
     lines = ["# TYPE slo_error_ratio gauge"]
     for name, value in ERROR_RATIO.items():
         lines += [f'slo_error_ratio{{namespace="{NS}",deployment="{name}"}} {value} {t}' for t in range(start, end, STEP)]
-    # Counters and a histogram for the example templates: "healthy" serves 100 req/s with 0.01% 5xx
+    # Counters and a histogram for the example SLOs: "healthy" serves 100 req/s with 0.01% 5xx
     # and fast responses; "critical" fails 10% and is slow.
     lines.append("# TYPE http_requests counter")
     for name, (ok, bad) in {"healthy": (99.99, 0.01), "critical": (90.0, 10.0)}.items():
         for code, rate in (("200", ok), ("500", bad)):
-            lines += [f'http_requests_total{{namespace="{NS}",deployment="{name}",code="{code}"}} '
+            lines += [f'http_requests_total{{namespace="{NS}",pod="{pods[name]}",code="{code}"}} '
                       f'{rate * (t - start):.3f} {t}' for t in range(start, end, STEP)]
     lines.append("# TYPE http_request_duration_seconds histogram")
     for name, fast in {"healthy": 1.0, "critical": 0.5}.items():
+        pod = pods[name]
         for le, share in (("0.5", fast), ("2", fast), ("5", 1.0), ("+Inf", 1.0)):
-            lines += [f'http_request_duration_seconds_bucket{{namespace="{NS}",deployment="{name}",le="{le}"}} '
+            lines += [f'http_request_duration_seconds_bucket{{namespace="{NS}",pod="{pod}",le="{le}"}} '
                       f'{100 * share * (t - start):.3f} {t}' for t in range(start, end, STEP)]
-        lines += [f'http_request_duration_seconds_count{{namespace="{NS}",deployment="{name}"}} '
+        lines += [f'http_request_duration_seconds_count{{namespace="{NS}",pod="{pod}"}} '
                   f'{100 * (t - start):.3f} {t}' for t in range(start, end, STEP)]
-        lines += [f'http_request_duration_seconds_sum{{namespace="{NS}",deployment="{name}"}} '
+        lines += [f'http_request_duration_seconds_sum{{namespace="{NS}",pod="{pod}"}} '
                   f'{30 * (t - start):.3f} {t}' for t in range(start, end, STEP)]
     return "\n".join(lines)
+
+
+def pod_names(cluster: Cluster, *names: str) -> dict[str, str]:
+    """A pod name per Deployment, in its ReplicaSet (`<replicaset>-<suffix>`: the operator maps it)."""
+    def replicasets() -> dict[str, str]:
+        found = {rs["metadata"]["ownerReferences"][0]["name"]: rs["metadata"]["name"]
+                 for rs in cluster.get_json("-n", NS, "replicasets")["items"]}
+        assert set(names) <= set(found), found
+        return found
+
+    found = eventually(replicasets, timeout=30, what="ReplicaSets")
+    return {name: f"{found[name]}-hist0" for name in names}
 
 
 def deployment(name: str) -> dict[str, Any]:
@@ -79,10 +94,10 @@ POLICY = {
 
 @pytest.fixture(scope="module")
 def slo_operator(crds: Cluster, prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    prometheus.load(series(int(time.time())), name="slo")
     crds.kubectl("create", "namespace", NS)
     for name in (*ERROR_RATIO, "nodata"):
         crds.apply(yaml.safe_dump(deployment(name)))
+    prometheus.load(series(int(time.time()), pod_names(crds, "healthy", "critical")), name="slo")
     port = free_port()
     op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("slo") / "operator.log", "--webhook-port", str(port),
                          env={"READINESS_PROMETHEUS_URL": prometheus.url,

@@ -51,9 +51,9 @@ class Prometheus:
             subprocess.run(["kill", pid_file.read_text().strip()], check=False)
             pid_file.unlink()
 
-    def scrape(self, target: str, *, derive_deployment_label: bool = False) -> None:
+    def scrape(self, target: str) -> None:
         """Scrape a live target (HOST:PORT, e.g. the load generator) every 2 s from now on."""
-        self._script("scrape", target, *(["--derive-deployment-label"] if derive_deployment_label else []))
+        self._script("scrape", target)
 
     def start(self) -> None:
         self.url = self._script("up")

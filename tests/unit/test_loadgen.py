@@ -81,3 +81,15 @@ def test_exposition_has_kube_prometheus_labels_and_forgets_pods_that_stop_servin
     collector.tick({a: loadgen.Traffic()})
     pods = {labels.get("pod") for _, labels, _ in samples(registry)}
     assert pods == {a.pod}
+
+
+def test_working_set_memory_per_container_and_pod_cgroup_as_cadvisor_exports_it() -> None:
+    collector = loadgen.LoadCollector()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    a = loadgen.Target("shop", "web-5d9c7b8f6-abcde", "app", "web", "10.244.0.5:8080")
+    collector.tick({a: loadgen.Traffic.from_annotations("web", {"readiness.dev/loadgen-memory-bytes": "420e6"})})
+    memory = {labels["container"]: v for name, labels, v in samples(registry)
+              if name == "container_memory_working_set_bytes" and labels["pod"] == a.pod}
+    assert memory == {"app": 420e6, "": 420e6}
+    assert loadgen.Traffic.from_annotations("web", {}).memory == loadgen.DEFAULT_MEMORY

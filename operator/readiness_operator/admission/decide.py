@@ -32,7 +32,9 @@ that builds the :class:`~readiness_operator.world.World` of a Deployment from th
   turns every failure into an admission warning; ``Audit`` says nothing (reported by the operator only).
 * SLO findings (``slo:<name>``) follow the SLO's ``onBreach`` regardless of mode: ``Block`` denies a
   ``create``/``rollout`` of a breaching Deployment (unless it is a rollback, see ``is_rollback``),
-  ``Warn`` warns, ``Report`` says nothing. ``unknown`` only denies with ``blockOnUnknown: true``.
+  ``Warn`` warns, ``Report`` says nothing. For an SLO with an ``objective``, "breaching" for ``Block``
+  means the budget over the period is exhausted or a page-level burn fires (state ``critical``); a
+  ticket-level burn (state ``warning``) only warns. ``unknown`` only denies with ``blockOnUnknown: true``.
 * Live checks (category ``live``: ``rollout-healthy``, ``hpa-active``, ``pods-stable``) never deny
   or warn at admission, whatever the mode: they judge the cluster's state, not the request, and a
   crash-looping Deployment must stay fixable in Enforce. (The webhook's World is not live, so they
@@ -255,7 +257,10 @@ def _judge(
             if slo is None or change in ("scale-down", "scale-up"):
                 continue
             if f.status == "fail":
-                if slo.on_breach == OnBreach.BLOCK and rollout and not rollback:
+                # An objective freezes only at page level (budget exhausted or a page burn): a ticket
+                # burn warns, whether the SLO blocks or warns.
+                freezes = not slo.has_budget or f.state == "critical"
+                if slo.on_breach == OnBreach.BLOCK and freezes and rollout and not rollback:
                     j.deny.append(f)
                     j.slo_gate = True
                 elif slo.on_breach in (OnBreach.BLOCK, OnBreach.WARN):

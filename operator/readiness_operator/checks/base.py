@@ -52,6 +52,7 @@ class Outcome:
     threshold: float | None = None
     measured_at: datetime | None = None
     state: str | None = None
+    detail: tuple[tuple[str, str], ...] = ()  # extra facts for reports (SLO budgets: remaining, burn rates)
 
 
 def passed(message: str) -> Outcome:

@@ -4,6 +4,10 @@ State from a value (``holds`` means ``value <comparison> level``):
 critical when a ``critical`` level is set and breached; else warning when a ``warning`` level is set
 and breached; else, when the objective itself is breached, the SLO's severity decides (critical ->
 ``critical``, otherwise ``warning``); else ok. No value -> unknown (not a failure, not a pass).
+
+An SLO with an ``objective`` is judged by its error budget instead (slo/burn.py): critical while the
+budget over the period is exhausted or a page-level burn-rate alert fires (``onBreach: Block`` freezes
+rollouts then), warning while a ticket-level one fires, else ok.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from readiness_operator.severity import Severity
 
 if TYPE_CHECKING:
     from readiness_operator.model.slo import Slo
+    from readiness_operator.slo.burn import BudgetState
+    from readiness_operator.world import SloMeasurement
 
 __all__ = ["SLO_CHECK_ID", "slo_state"]
 
@@ -23,12 +29,18 @@ __all__ = ["SLO_CHECK_ID", "slo_state"]
 SLO_CHECK_ID = "slo"
 
 
-def slo_state(slo: Slo, value: float | None) -> tuple[str, Severity]:
-    """(state, finding severity) for a measured value."""
+def slo_state(slo: Slo, value: float | None, budget: BudgetState | None = None) -> tuple[str, Severity]:
+    """(state, finding severity) for a measured value (or, for an objective, the budget)."""
     from readiness_operator.model.slo import holds  # here: the model imports this package
 
-    if value is None:
+    if value is None or (slo.has_budget and budget is None):
         return "unknown", slo.severity
+    if budget is not None:
+        level = budget.level
+        if level == "page":
+            return "critical", Severity.CRITICAL
+        return ("warning", Severity.WARNING) if level == "ticket" else ("ok", slo.severity)
+    assert slo.comparison is not None and slo.threshold is not None
     if slo.critical is not None and not holds(value, slo.comparison, slo.critical):
         return "critical", Severity.CRITICAL
     if slo.warning is not None and not holds(value, slo.comparison, slo.warning):
@@ -36,6 +48,35 @@ def slo_state(slo: Slo, value: float | None) -> tuple[str, Severity]:
     if not holds(value, slo.comparison, slo.threshold):
         return ("critical" if slo.severity == Severity.CRITICAL else "warning"), slo.severity
     return "ok", slo.severity
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:.4g}%"
+
+
+def _budget_outcome(slo: Slo, m: SloMeasurement, budget: BudgetState) -> Outcome:
+    state, _ = slo_state(slo, m.value, budget)
+    left = budget.budget_remaining or 0.0
+    facts = (f"{_percent(budget.sli or 0.0)} good over {slo.period} (objective {slo.objective:g}%), "
+             f"{_percent(max(left, 0.0)) if left > 0 else 'none'} of the error budget left")
+    page = [r for r in slo.alert_rules() if r.severity == "page"]
+    burns = ", ".join(f"{budget.burn_rates.get(r.long_window) or 0:.3g}x over {r.long_window}" for r in page[:2])
+    detail = (
+        ("objective", f"{slo.objective:g}"), ("period", slo.period), ("budgetRemaining", f"{left:.6g}"),
+        ("burnRates", ",".join(f"{w}={b:.4g}" for w, b in budget.burn_rates.items() if b is not None)),
+        ("firing", budget.firing()),
+    )
+    common = {"threshold": budget.objective, "measured_at": m.measured_at, "state": state, "value": budget.sli,
+              "detail": detail}
+    if state == "ok":
+        return Outcome("pass", f"SLO '{slo.name}' within budget: {facts}; burn rate {burns or 'n/a'}", **common)  # type: ignore[arg-type]
+    what = "error-budget freeze" if state == "critical" else "budget burning (ticket)"
+    return Outcome(
+        "fail",
+        f"SLO '{slo.name}' {what}: {budget.why()}; {facts}; restore the service (roll back or fix) before the "
+        "next rollout",
+        **common,  # type: ignore[arg-type]
+    )
 
 
 @register(
@@ -56,10 +97,13 @@ def slo_objective(ctx: Context, slo: Slo) -> Outcome:
     """``query <comparison> threshold`` holds for the measurement of this Deployment."""
     m = ctx.world.slo_measurements.get(slo.name)
     value = m.value if m is not None and m.value is not None and math.isfinite(m.value) else None
-    state, _ = slo_state(slo, value)
-    objective = f"{slo.comparison} {slo.threshold:g}"
-    common = {"threshold": slo.threshold, "measured_at": m.measured_at if m else None, "state": state}
-    if value is None:
+    if m is not None and value is not None and m.budget is not None and slo.has_budget:
+        return _budget_outcome(slo, m, m.budget)
+    state, _ = slo_state(slo, None if slo.has_budget else value)
+    objective = f"{slo.comparison} {slo.threshold:g}" if not slo.has_budget else f"{slo.objective:g}% over {slo.period}"
+    common = {"threshold": slo.threshold if not slo.has_budget else (slo.objective or 0) / 100,
+              "measured_at": m.measured_at if m else None, "state": state}
+    if value is None or slo.has_budget:
         why = m.error if m is not None and m.error else "no measurement from Prometheus yet"
         if m is not None and m.value is not None and not m.error:  # a non-finite value handed in directly
             why = f"the measurement is {m.value}, not a number a verdict can be based on"

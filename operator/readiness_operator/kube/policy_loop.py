@@ -22,7 +22,7 @@ from readiness_operator.world import ClusterView
 from .context import OperatorContext
 from .leadership import LeaderTerm, LeaderWriter, NotLeading, Stopped
 from .loop import run_until_stopped
-from .reconcile import RESYNC_SECONDS, PassInput, Writer, label_values, run_pass
+from .reconcile import RESYNC_SECONDS, PassInput, Writer, label_values, pod_owner, run_pass
 from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ async def _stand_by(
             every = (d for ns in view.namespaces() for d in view.deployments(ns))
             try:
                 await ctx.slos.refresh(name, spec.slos, ctx.prometheus.query_fn(spec.prometheus), datetime.now(UTC),
-                                       namespaces=spec.match.namespaces, label_values=label_values(spec, every))
+                                       namespaces=spec.match.namespaces, label_values=label_values(spec, every),
+                                       owner_of=pod_owner(view))
             except Exception:  # measuring is best effort on a standby; the leader reports failures
                 log.exception("policy %s: SLO refresh on standby failed", name)
             horizon = max(0.1, min(ctx.slos.seconds_until_due(name, s, datetime.now(UTC)) for s in spec.slos))

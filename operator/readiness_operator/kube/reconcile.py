@@ -22,6 +22,7 @@ from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
 from readiness_operator.names import MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, OVERRIDE_EVENT_LABEL, POLICY_LABEL, is_blank
 from readiness_operator.report.overview import policy_overview
+from readiness_operator.slo.sli import OwnerOf
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import summarize
 from readiness_operator.world import ClusterView, SloMeasurement, Worlds
@@ -36,6 +37,7 @@ from .reports import (
     digest,
     prior_approvals,
     prior_verdicts,
+    stable_digest,
 )
 from .state import Dirty, Judged, Key, OverrideApproval, PolicyRuntime, ReportFailure
 from .vap_sync import VapSync
@@ -150,6 +152,13 @@ def only_measurement_moved(old: DeploymentVerdict, new: DeploymentVerdict) -> bo
 class _Transition:
     judged: Judged
     was_compliant: bool | None
+    freeze: Finding | None = None  # an objective SLO entering (frozen) or leaving its freeze
+    frozen: bool = False
+
+
+def _freezing(findings: Iterable[Finding]) -> dict[str, Finding]:
+    """The objective SLOs at page level (their finding says what fired): a Block gate's freeze."""
+    return {f.check: f for f in findings if f.state == "critical" and any(k == "firing" for k, _ in f.detail)}
 
 
 async def judge(
@@ -202,6 +211,10 @@ async def judge(
         changed_ns.add(ns)
         if was != verdict.compliant:
             transitions.append(_Transition(judged, was))
+        if old is not None:  # the freeze starting or lifting is news even when compliance does not flip
+            before, after = _freezing(old.verdict.findings), _freezing(verdict.findings)
+            transitions += [_Transition(judged, was, after[c], True) for c in sorted(after.keys() - before.keys())]
+            transitions += [_Transition(judged, was, before[c], False) for c in sorted(before.keys() - after.keys())]
     return changed_ns, transitions
 
 
@@ -221,6 +234,10 @@ def _invalid_status(runtime: PolicyRuntime, now: datetime, previous: ReadinessPo
 
 def _describe_failure(finding: Finding) -> str:
     """A check id, plus the measurement for SLOs: value, objective and when it was measured."""
+    detail = dict(finding.detail)
+    if "firing" in detail:  # an objective: what fired, the budget left and the burn rates
+        return (f"{finding.check} (objective {detail['objective']}% over {detail['period']}, budget remaining "
+                f"{float(detail['budgetRemaining']):.1%}, firing: {detail['firing']}, burn rates {detail['burnRates']})")
     if finding.value is None or finding.threshold is None:
         return finding.check
     when = f" at {finding.measured_at.isoformat()}" if finding.measured_at is not None else ""
@@ -264,7 +281,11 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
 
     async def one(t: _Transition) -> None:
         v = t.judged.verdict
-        if v.compliant:
+        if t.freeze is not None:
+            reason = "ErrorBudgetFreeze" if t.frozen else "ErrorBudgetFreezeLifted"
+            text = (f"is frozen by ReadinessPolicy {policy!r}: {_describe_failure(t.freeze)}" if t.frozen else
+                    f"is no longer frozen by ReadinessPolicy {policy!r}: {t.freeze.check} is below page level")
+        elif v.compliant:
             reason, text = "ReadinessCompliant", f"now complies with ReadinessPolicy {policy!r} (score {v.score}, {v.level})"
         else:
             reason = "ReadinessNoncompliant"
@@ -272,7 +293,8 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
                     + ", ".join(_describe_failure(f) for f in v.failures))
         async with semaphore:
             await writer.post_event(deployment_ref(t.judged.deployment), reason=reason, message=f"Deployment {text}",
-                                    warning=not v.compliant, labels=verdict_event_labels(policy))
+                                    warning=t.frozen or (t.freeze is None and not v.compliant),
+                                    labels=verdict_event_labels(policy))
 
     await asyncio.gather(*(one(t) for t in transitions))
 
@@ -291,7 +313,7 @@ async def _put_report(
 ) -> bool:
     """Write one report unless it was refused and its backoff has not passed; False when not written."""
     key = (str(report["metadata"]["namespace"]), str(report["metadata"]["name"]))
-    d = digest(report)
+    d = stable_digest(report)
     failure = runtime.report_failures.get(key)
     if failure is not None and now < failure.retry_at:
         return False
@@ -307,6 +329,7 @@ async def _put_report(
         return False
     runtime.report_failures.pop(key, None)
     runtime.written_reports[key] = d
+    runtime.written_live[key] = digest(report)
     return True
 
 
@@ -326,6 +349,7 @@ async def _write_reports(
     """
     now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
+    resync = runtime.full_pass_at == now  # a full pass also brings the live values up to date
     by_ns: dict[str, list[Judged]] = {}
     for (ns, _), judged in runtime.judged.items():
         if ns in runtime.reports_pending:
@@ -349,12 +373,14 @@ async def _write_reports(
                 for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns], approvals=runtime.approvals):
                     key = (ns, report["metadata"]["name"])
                     wanted.add(key)
-                    if runtime.written_reports.get(key) != digest(report):
+                    if runtime.written_reports.get(key) != stable_digest(report) or (
+                            resync and runtime.written_live.get(key) != digest(report)):
                         complete = await _put_report(writer, runtime, report, now, metrics) and complete
             for key in written_by_ns.get(ns, ()):
                 if key not in wanted:
                     await writer.delete_policy_report(*key)
                     runtime.written_reports.pop(key, None)
+                    runtime.written_live.pop(key, None)
             for key in [k for k in runtime.report_failures if k[0] == ns and k not in wanted]:
                 del runtime.report_failures[key]  # no longer wanted: nothing left to retry
             if complete:
@@ -366,7 +392,7 @@ async def _write_reports(
 def label_values(spec: ReadinessPolicySpec, deployments: Iterable[Mapping[str, Any]]) -> dict[str, set[str]]:
     """The values of each `{{labels.<key>}}` the SLO queries use, over the given Deployments, so the
     batched query selects them all."""
-    keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query) if p.startswith("labels.")}
+    keys = {p.split(".", 1)[1] for s in spec.slos for p in PLACEHOLDER.findall(s.query or "") if p.startswith("labels.")}
     if not keys:
         return {}
     labels = [(d.get("metadata") or {}).get("labels") or {} for d in deployments]
@@ -435,15 +461,23 @@ async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime)
     return changed
 
 
+def pod_owner(view: ClusterView) -> OwnerOf | None:
+    """How the view maps a pod to its Deployment (IndexView: through the ReplicaSet index)."""
+    owner_of: OwnerOf | None = getattr(view, "owner_of_pod", None)
+    return owner_of
+
+
 async def _refresh_slos(
-    runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None
+    runtime: PolicyRuntime, store: SloStore, query: QueryFn, now: datetime, metrics: OperatorMetrics | None,
+    view: ClusterView | None = None,
 ) -> None:
     """Query the due SLOs (one query each, for all Deployments) and mark what changed dirty."""
     assert runtime.compiled is not None
     spec = runtime.compiled.spec
     deployments = [j.deployment for j in runtime.judged.values()]
     done = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
-                               label_values=label_values(spec, deployments))
+                               label_values=label_values(spec, deployments),
+                               owner_of=pod_owner(view) if view is not None else None)
     if metrics is not None:
         for slo in done.queried:
             metrics.prometheus_queries.labels(policy=runtime.name, slo=slo).inc()
@@ -494,7 +528,7 @@ async def _judge_pass(
     extra: list[Condition] = []
     if slo_store is not None and spec.slos:
         if slo_query is not None:
-            await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now, metrics)
+            await _refresh_slos(runtime, slo_store, slo_query(spec.prometheus), now, metrics, view)
         slos = slo_store.measurements
         condition = slo_store.condition(runtime.name, spec.slos)
         extra = [condition] if condition is not None else []
@@ -502,7 +536,9 @@ async def _judge_pass(
     if first and reports_on:
         for report in await writer.list_policy_reports(runtime.name):
             meta = report["metadata"]
-            runtime.written_reports[(meta["namespace"], meta["name"])] = digest(as_written(report))
+            written = as_written(report)
+            runtime.written_reports[(meta["namespace"], meta["name"])] = stable_digest(written)
+            runtime.written_live[(meta["namespace"], meta["name"])] = digest(written)
             runtime.prior.update(prior_verdicts(report))
             runtime.approvals.update(prior_approvals(report))
     changed_ns, transitions = await judge(runtime, view, now, slos, metrics)

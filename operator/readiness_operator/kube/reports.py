@@ -103,6 +103,9 @@ def results_for(policy: str, judged: Judged, approval: OverrideApproval | None =
             props["threshold"] = repr(f.threshold)
         if f.measured_at is not None:
             props["measuredAt"] = f.measured_at.isoformat()
+        if f.state is not None and f.category == "slo":
+            props["state"] = f.state
+        props.update(f.detail)
         out.append({
             "policy": policy,
             "rule": f.check,
@@ -176,8 +179,27 @@ def build_reports(
     return reports
 
 
+#: Result properties that move with every measurement. A report whose results differ only in these
+#: (and in SLO messages, which quote them, and timestamps) is not rewritten until the next resync:
+#: a live value moving a little must not cost one write per namespace per SLO interval.
+LIVE_PROPERTIES = frozenset({"value", "measuredAt", "budgetRemaining", "burnRates"})
+
+
 def digest(report: Mapping[str, Any]) -> str:
+    """The digest of everything a report says."""
     return hashlib.sha256(json.dumps(report, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stable_digest(report: Mapping[str, Any]) -> str:
+    """The digest of what a report decides: verdicts, levels, states, what fired; not live values."""
+    def stable(result: Mapping[str, Any]) -> dict[str, Any]:
+        props = {k: v for k, v in (result.get("properties") or {}).items() if k not in LIVE_PROPERTIES}
+        out = {k: v for k, v in result.items() if k not in ("timestamp", "properties")}
+        if result.get("category") == "slo":
+            out.pop("message", None)
+        return {**out, "properties": props}
+
+    return digest({**report, "results": [stable(r) for r in report.get("results") or ()]})
 
 
 def prior_verdicts(report: Mapping[str, Any]) -> dict[tuple[str, str], tuple[bool, int]]:

@@ -69,7 +69,8 @@ class PolicyRuntime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # What this runtime knows is in the cluster, to write only differences.
     written_status: dict[str, Any] | None = None
-    written_reports: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, name) -> digest
+    written_reports: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, name) -> stable digest
+    written_live: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, name) -> full digest
     # (compliant, since epoch seconds) per Deployment, seeded from our PolicyReports at start
     prior: dict[Key, tuple[bool, int]] = field(default_factory=dict)
     # Namespaces whose PolicyReports still have to be (re)written: a pass writes them after the

@@ -10,14 +10,27 @@ class IndexView:
     """Reads kopf indexes keyed by namespace; the stores are live, so a view never goes stale."""
 
     def __init__(
-        self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any, pods: Any = None, network_policies: Any = None
+        self, deployments: Any, pdbs: Any, hpas: Any, namespaces: Any, pods: Any = None, network_policies: Any = None,
+        replicaset_owners: Any = None,
     ) -> None:
         self._deployments, self._pdbs, self._hpas, self._namespaces = deployments, pdbs, hpas, namespaces
         self._pods = pods
         self._network_policies = network_policies if network_policies is not None else {}
+        self._replicaset_owners = replicaset_owners
+
+    def owner_of_pod(self, namespace: str, pod: str) -> str | None:
+        """The Deployment owning a pod, from its name: a Deployment's pods are named
+        `<ReplicaSet>-<5 characters>` and the ReplicaSet index knows each ReplicaSet's Deployment.
+        (Pod names cut at 63 characters, from ReplicaSet names over 57, are not resolved.)"""
+        if self._replicaset_owners is None or "-" not in pod:
+            return None
+        key = (namespace, pod.rsplit("-", 1)[0])
+        for owner in self._in(self._replicaset_owners, key):
+            return str(owner)
+        return None
 
     @staticmethod
-    def _in(index: Any, key: str) -> Iterable[Any]:
+    def _in(index: Any, key: Any) -> Iterable[Any]:
         return index[key] if key in index else ()  # noqa: SIM401 - kopf Index has no .get()
 
     def namespaces(self) -> Iterable[str]:

@@ -6,24 +6,32 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.config import JsonDict
+from pydantic_core import InitErrorDetails
 
 from readiness_operator.model.common import KubeModel, Severity, label_key_problem
 from readiness_operator.model.errors import raise_problems
 from readiness_operator.slo.promql import placeholder_problem
 
 __all__ = [
+    "DEFAULT_BURN_RATES",
     "DURATION_PATTERN",
     "PLACEHOLDER",
+    "BurnRate",
     "Comparison",
+    "GaugeSli",
+    "LatencySli",
     "OnBreach",
     "PrometheusConfig",
+    "RatioSli",
     "SecretKeyRef",
+    "Sli",
     "Slo",
     "check_promql_balance",
     "duration_seconds",
     "holds",
+    "selector_problem",
 ]
 
 #: Prometheus duration syntax (``5m``, ``1h30m``, ``30d``).
@@ -117,20 +125,155 @@ class OnBreach(StrEnum):
 
 def _order_rule(level: str, than: str) -> JsonDict:
     return {
-        "rule": f"!has(self.{level}) || !has(self.{than}) || ((self.comparison == '<' || "
+        "rule": f"!has(self.{level}) || !has(self.{than}) || !has(self.comparison) || ((self.comparison == '<' || "
         f"self.comparison == '<=') ? self.{level} >= self.{than} : self.{level} <= self.{than})",
         "message": f"{level} must be at least as lenient as {than}: >= it for '<'/'<=', <= it for '>'/'>='",
         "fieldPath": f".{level}",
     }
 
 
-class Slo(KubeModel):
-    """A named objective: ``query <comparison> threshold`` must hold for the Deployment.
+#: A PromQL series selector: `metric{label="v", ...}`, `metric` or `{__name__="m", ...}`.
+_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*(\{.*\})?\s*$", re.DOTALL)
+Selector = Annotated[str, Field(min_length=1, max_length=2048)]
 
-    The query is run once per interval for all Deployments (aggregated by namespace and deployment);
-    ``{{namespace}}``, ``{{name}}`` and ``{{labels.<key>}}`` are replaced per Deployment. Optional
-    ``warning``/``critical`` thresholds grade a breach; they must be at least as lenient as
-    ``threshold`` (for ``<``: threshold <= warning <= critical).
+
+def selector_problem(selector: str) -> str | None:
+    """Why a string is not a plain series selector (the SLO model adds the functions around it)."""
+    m = _SELECTOR.match(selector)
+    if m is None or not (m.group(1) or m.group(2)):
+        return (f"{selector!r} is not a series selector such as http_requests_total{{code=~\"5..\"}}: give the "
+                "series only; the operator adds increase(...[window]) and the aggregation by namespace and pod")
+    if "{{" in selector:
+        return "placeholders are not needed here: the operator selects every Deployment's pods itself"
+    if (p := check_promql_balance(selector)) is not None:
+        return f"broken selector: {p}"
+    return None
+
+
+def _check_selector(value: str | None) -> str | None:
+    if value is not None and (problem := selector_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+class RatioSli(KubeModel):
+    """Events: `good` (or `bad`) and `total` counters; each selector may match several series per pod."""
+
+    good: Selector | None = Field(default=None, description="Counter of good events, e.g. "
+                                  "`http_requests_total{code!~\"5..\"}`. Exactly one of good and bad.")
+    bad: Selector | None = Field(default=None, description="Counter of bad events, e.g. "
+                                 "`http_requests_total{code=~\"5..\"}`.")
+    total: Selector = Field(description="Counter of all events, e.g. `http_requests_total`.")
+
+    _selectors = field_validator("good", "bad", "total")(_check_selector)
+
+    @model_validator(mode="after")
+    def _one_numerator(self) -> RatioSli:
+        if (self.good is None) == (self.bad is None):
+            raise _at("good", "set exactly one of good and bad (the other is total minus it)")
+        return self
+
+
+class LatencySli(KubeModel):
+    """A histogram: the share of requests at or under `below` seconds, or the `quantile` in seconds."""
+
+    bucket: Selector = Field(description="The histogram's bucket series, e.g. "
+                             "`http_request_duration_seconds_bucket{job=\"api\"}`.")
+    below: float | None = Field(default=None, gt=0, description="Share of requests at or under this many seconds "
+                                "(must be one of the histogram's bucket bounds).")
+    quantile: float | None = Field(default=None, gt=0, lt=1, description="The latency at this quantile "
+                                   "(e.g. 0.99), in seconds, computed from the buckets summed over the pods.")
+
+    _selectors = field_validator("bucket")(_check_selector)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> LatencySli:
+        if (self.below is None) == (self.quantile is None):
+            raise _at("below", "set exactly one of below (share of fast requests) and quantile (a latency)")
+        return self
+
+
+class GaugeSli(KubeModel):
+    """A gauge per pod (series of one pod are summed, e.g. its containers), aggregated over the pods."""
+
+    selector: Selector = Field(description="e.g. `container_memory_working_set_bytes{container!=\"\"}`.")
+    aggregate: Literal["max", "min", "sum", "avg"] = Field(
+        default="max", description="Across the Deployment's pods: max is 'per instance'.")
+
+    _selectors = field_validator("selector")(_check_selector)
+
+
+class Sli(KubeModel):
+    """What is measured, on the labels Prometheus has (`namespace`, `pod`): exactly one form."""
+
+    ratio: RatioSli | None = Field(default=None, description="good (or bad) events / total events.")
+    latency: LatencySli | None = Field(default=None, description="From a histogram's buckets.")
+    gauge: GaugeSli | None = Field(default=None, description="A per-pod gauge (e.g. working-set memory).")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Sli:
+        if sum(x is not None for x in (self.ratio, self.latency, self.gauge)) != 1:
+            raise _at("ratio", "set exactly one of ratio, latency and gauge")
+        return self
+
+    @property
+    def counts_events(self) -> bool:
+        """The SLI counts good and bad events (so an objective over a period has a budget)."""
+        return self.ratio is not None or (self.latency is not None and self.latency.below is not None)
+
+
+class BurnRate(KubeModel):
+    """A multi-window burn-rate alert (Google SRE workbook, "Alerting on SLOs")."""
+
+    severity: Literal["page", "ticket"] = Field(description="page: Block denies rollouts; ticket: Warn warns.")
+    long_window: Duration = Field(description="e.g. 1h.")
+    short_window: Duration = Field(description="e.g. 5m (a twelfth of the long one, by the workbook).")
+    factor: float = Field(gt=0, le=100000, description="Fires above this burn rate over both windows.")
+
+    @model_validator(mode="after")
+    def _short_is_shorter(self) -> BurnRate:
+        if duration_seconds(self.short_window) >= duration_seconds(self.long_window):
+            raise _at("shortWindow", f"shortWindow ({self.short_window}) must be shorter than longWindow "
+                      f"({self.long_window})")
+        return self
+
+
+#: The workbook's defaults for a 30-day period: page at 14.4x (2% of the budget in 1h) and 6x (5% in
+#: 6h), ticket at 3x (10% in 1d) and 1x (10% in 3d).
+DEFAULT_BURN_RATES = (
+    ("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0), ("ticket", "1d", "2h", 3.0), ("ticket", "3d", "6h", 1.0),
+)
+MIN_WINDOW_SECONDS = 10  # an increase() needs two scrapes inside the window
+_DEFAULT_RULES = tuple(BurnRate.model_validate({"severity": s, "longWindow": lw, "shortWindow": sw, "factor": f})
+                       for s, lw, sw, f in DEFAULT_BURN_RATES)
+
+
+def _at(field_name: str, message: str) -> ValidationError:
+    """A ValidationError located at one field of the model raising it (for model-level rules)."""
+    return ValidationError.from_exception_data("problems", [InitErrorDetails(
+        type="value_error", loc=(field_name,), input=None, ctx={"error": ValueError(message)})])
+
+
+def _problems_at(problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+    if problems:
+        raise ValidationError.from_exception_data("problems", [InitErrorDetails(
+            type="value_error", loc=loc, input=None, ctx={"error": ValueError(msg)}) for loc, msg in problems])
+
+
+class Slo(KubeModel):
+    """A named objective for every Deployment the policy selects. Two forms:
+
+    * **objective**: `sli` counts events (`ratio`, or `latency.below`); `objective` percent of them
+      must be good over `period`. The operator computes the error budget, its burn rate over the
+      `burnRates` windows and the budget remaining per Deployment; `onBreach: Block` freezes rollouts
+      while the budget is exhausted or a page alert fires, `Warn` warns at ticket level.
+    * **threshold**: `sli` (or a per-Deployment PromQL `query`) gives a value over `window` that must
+      satisfy `<comparison> threshold`; `warning`/`critical` grade a breach (at least as lenient as
+      `threshold`).
+
+    `sli` selectors use the labels Prometheus has (`namespace`, `pod`): the operator maps pods to their
+    Deployment through its ReplicaSets. A `query` uses placeholders `{{namespace}}`, `{{name}}`,
+    `{{labels.<key>}}` instead (its series must carry the Deployment's name).
     """
 
     model_config = ConfigDict(
@@ -149,20 +292,29 @@ class Slo(KubeModel):
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="Unique name; the check id is `slo:<name>`.",
     )
-    query: str = Field(
+    sli: Sli | None = Field(default=None, description="What is measured (exactly one of sli and query).")
+    query: str | None = Field(
+        default=None,
         min_length=1,
         max_length=4096,
-        description="PromQL returning one value per Deployment; placeholders `{{namespace}}`, `{{name}}`, "
-        "`{{labels.<key>}}`.",
+        description="Threshold form only: PromQL returning one value per Deployment; placeholders "
+        "`{{namespace}}`, `{{name}}`, `{{labels.<key>}}`.",
     )
-    comparison: Comparison = Field(
-        description="How the value must relate to the threshold for the objective to hold."
+    objective: float | None = Field(default=None, gt=0, lt=100, description="Objective form: percent of "
+                                    "good events over the period, e.g. 99.95.")
+    period: Duration = Field(default="30d", description="Objective form: the period the budget is for (>= 1m).")
+    burn_rates: list[BurnRate] | None = Field(
+        default=None, max_length=8, description="Objective form: the burn-rate alerts (default: the SRE "
+        "workbook's page 1h/5m 14.4x and 6h/30m 6x, ticket 1d/2h 3x and 3d/6h 1x).")
+    comparison: Comparison | None = Field(
+        default=None, description="Threshold form: how the value must relate to the threshold."
     )
-    threshold: float = Field(description="The objective, e.g. 0.9995 with `>=` for availability.")
+    threshold: float | None = Field(default=None, description="Threshold form: e.g. 0.001 with `<` for an "
+                                    "error ratio, 2 with `<` for a p99 in seconds.")
     warning: float | None = Field(default=None, description="Breaching this is a warning-level breach.")
     critical: float | None = Field(default=None, description="Breaching this is a critical-level breach.")
     window: Duration = Field(
-        default="5m", description="Evaluation window, available to the query as context."
+        default="5m", description="Threshold form: the window rates and ratios of `sli` are taken over."
     )
     interval: Duration = Field(default="60s", description="How often the query runs (at least 1s).")
     on_breach: OnBreach = Field(default=OnBreach.REPORT, description="What a breach does at admission.")
@@ -175,7 +327,9 @@ class Slo(KubeModel):
 
     @field_validator("query")
     @classmethod
-    def _query_problems(cls, query: str) -> str:
+    def _query_problems(cls, query: str | None) -> str | None:
+        if query is None:
+            return None
         # Every bad placeholder, else the first bracket/quote problem of the query as it will run.
         problems = [p for found in PLACEHOLDER.findall(query) if (p := _placeholder_problem(found)) is not None]
         if not problems and (p := check_promql_balance(PLACEHOLDER.sub("x", query))) is not None:
@@ -192,6 +346,20 @@ class Slo(KubeModel):
             raise ValueError(f"interval {interval!r} is shorter than {MIN_INTERVAL_SECONDS}s: every interval "
                              "sends one query per SLO to Prometheus")
         return interval
+
+    @field_validator("period")
+    @classmethod
+    def _period_at_least_a_minute(cls, period: str) -> str:
+        if duration_seconds(period) < 60:
+            raise ValueError(f"period {period!r} is shorter than 1m")
+        return period
+
+    @field_validator("window")
+    @classmethod
+    def _window_long_enough(cls, window: str) -> str:
+        if duration_seconds(window) < MIN_WINDOW_SECONDS:
+            raise ValueError(f"window {window!r} is shorter than {MIN_WINDOW_SECONDS}s (a rate needs two scrapes)")
+        return window
 
     @field_validator("warning", "critical")
     @classmethod
@@ -210,6 +378,50 @@ class Slo(KubeModel):
                 raise ValueError(f"{level} ({value}) must be {rel} {than} ({other}) when comparison is '{comparison}'")
         return value
 
+    @model_validator(mode="after")
+    def _form(self) -> Slo:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if (self.sli is None) == (self.query is None):
+            problems.append((("sli",), "set exactly one of sli (on the labels Prometheus has) and query"))
+        if self.objective is not None:
+            if self.sli is not None and not self.sli.counts_events:
+                problems.append((("sli",), "an objective needs an SLI that counts events: ratio, or latency "
+                                           "with below (a quantile or a gauge has no error budget: use comparison "
+                                           "and threshold)"))
+            if self.query is not None:
+                problems.append((("query",), "an objective needs sli.ratio or sli.latency.below, not a query"))
+            for name in ("comparison", "threshold", "warning", "critical"):
+                if getattr(self, name) is not None:
+                    problems.append(((name,), f"{name} belongs to the threshold form; with an objective the "
+                                              "budget and burn rates decide"))
+            period = duration_seconds(self.period)
+            for i, rate in enumerate(self.burn_rates or ()):
+                for attr, alias in (("long_window", "longWindow"), ("short_window", "shortWindow")):
+                    w = getattr(rate, attr)
+                    if duration_seconds(w) > period:
+                        problems.append((("burnRates", i, alias), f"{w} is longer than the period ({self.period})"))
+                    elif duration_seconds(w) < MIN_WINDOW_SECONDS:
+                        problems.append((("burnRates", i, alias), f"{w} is shorter than {MIN_WINDOW_SECONDS}s"))
+            if self.burn_rates is None and period < duration_seconds("3d"):
+                problems.append((("burnRates",), f"the default windows (up to 3d) do not fit a period of "
+                                                 f"{self.period}: set burnRates"))
+        else:
+            if self.burn_rates is not None:
+                problems.append((("burnRates",), "burnRates need an objective"))
+            for name in ("comparison", "threshold"):
+                if getattr(self, name) is None:
+                    problems.append(((name,), f"{name} is required without an objective (threshold form)"))
+        _problems_at(problems)
+        return self
+
+    @property
+    def has_budget(self) -> bool:
+        return self.objective is not None
+
+    def alert_rules(self) -> list[BurnRate]:
+        """The burn-rate alerts in force (the workbook defaults unless overridden)."""
+        return list(self.burn_rates) if self.burn_rates is not None else list(_DEFAULT_RULES)
+
     def render_query(self, namespace: str, name: str, labels: dict[str, str]) -> str:
         """The query for one Deployment (the SLO module may instead aggregate; this is for tests/CLI)."""
 
@@ -221,7 +433,7 @@ class Slo(KubeModel):
                 return name
             return labels.get(key.removeprefix("labels."), "")
 
-        return PLACEHOLDER.sub(sub, self.query)
+        return PLACEHOLDER.sub(sub, self.query or "")
 
 
 class SecretKeyRef(KubeModel):

@@ -27,6 +27,8 @@ from datetime import datetime
 from readiness_operator.model import Slo
 from readiness_operator.model.slo import holds
 
+from .burn import BudgetState
+
 __all__ = ["HISTORY_POINTS", "BudgetHistory", "SloBudget", "budget_remaining", "slo_budgets"]
 
 Key = tuple[str, str]
@@ -64,19 +66,30 @@ class SloBudget:
 def slo_budgets(
     slos: Sequence[Slo], values: Mapping[str, Mapping[Key, float]], targets: Iterable[Key],
     measured_at: Mapping[str, datetime | None] | None = None, errors: Mapping[str, str | None] | None = None,
+    objectives: Mapping[str, Mapping[Key, BudgetState]] | None = None,
 ) -> list[SloBudget]:
     """Each SLO's budget over ``targets`` from the latest values per Deployment. A failed query
-    (``errors``) yields no remaining budget: a stale value must not look like a current one."""
+    (``errors``) yields no remaining budget: a stale value must not look like a current one. An SLO
+    with an ``objective`` takes its error budget over the period from ``objectives`` (slo/burn.py)
+    instead, shown as ``good share >= objective``; it breaches at a ticket or page level."""
     targets = list(targets)
     out = []
     for slo in slos:
         error = (errors or {}).get(slo.name)
         measured = {} if error else {k: v for k in targets if (v := values.get(slo.name, {}).get(k)) is not None}
-        per = {k: r for k, v in measured.items() if (r := budget_remaining(v, slo.comparison, slo.threshold)) is not None}
+        if slo.objective is not None:
+            states = (objectives or {}).get(slo.name, {})
+            per = {k: r for k in measured if k in states and (r := states[k].budget_remaining) is not None}
+            comparison, threshold = ">=", slo.objective / 100
+            breaching = sum(1 for k in measured if k in states and states[k].level != "ok")
+        else:
+            assert slo.comparison is not None and slo.threshold is not None  # the model's threshold form
+            comparison, threshold = slo.comparison, slo.threshold
+            per = {k: r for k, v in measured.items() if (r := budget_remaining(v, comparison, threshold)) is not None}
+            breaching = sum(1 for v in measured.values() if not holds(v, comparison, threshold))
         out.append(SloBudget(
-            slo=slo.name, comparison=slo.comparison, threshold=slo.threshold, measured=len(measured),
-            breaching=sum(1 for v in measured.values() if not holds(v, slo.comparison, slo.threshold)),
-            remaining=min(per.values()) if per else None, per_deployment=per,
+            slo=slo.name, comparison=comparison, threshold=threshold, measured=len(measured),
+            breaching=breaching, remaining=min(per.values()) if per else None, per_deployment=per,
             measured_at=(measured_at or {}).get(slo.name), error=error,
         ))
     return out

@@ -19,7 +19,9 @@ from readiness_operator.model.status import Condition
 from readiness_operator.world import SloMeasurement
 
 from .budget import SloBudget, slo_budgets
+from .burn import BudgetState
 from .promql import BatchQuery, QueryError, batch_query
+from .sli import OwnerOf, read_sli, sli_query
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -38,6 +40,7 @@ class SloSeries:
     """The latest answer to one SLO query."""
 
     values: dict[Key, float] = field(default_factory=dict)  # finite values only: they reach status and patches
+    budgets: dict[Key, BudgetState] = field(default_factory=dict)  # objective SLOs: budget and burn rates
     problems: dict[Key, str] = field(default_factory=dict)  # Deployments whose answer is no verdict, and why
     measured_at: datetime | None = None  # last successful query
     attempted_at: datetime | None = None
@@ -58,6 +61,15 @@ class Refresh:
 class PolicySlos:
     series: dict[str, SloSeries] = field(default_factory=dict)
     queries: int = 0
+    # kube_pod_owner (kube-state-metrics), for pods whose name does not say their ReplicaSet:
+    # (namespace, pod) -> ReplicaSet, read at most every POD_OWNER_SECONDS and only when needed.
+    pod_replicasets: dict[Key, str] = field(default_factory=dict)
+    pod_owners_read_at: datetime | None = None
+
+
+#: How long kube_pod_owner answers are reused (pods keep their owner; new pods resolve by name).
+POD_OWNER_SECONDS = 60.0
+POD_OWNER_QUERY = 'max by (namespace, pod, owner_name) (kube_pod_owner{owner_kind="ReplicaSet"})'
 
 
 class SloStore:
@@ -77,9 +89,10 @@ class SloStore:
 
     async def refresh(
         self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
-        label_values: Mapping[str, Iterable[str]] | None = None,
+        label_values: Mapping[str, Iterable[str]] | None = None, owner_of: OwnerOf | None = None,
     ) -> Refresh:
-        """Run the due queries (one per SLO, for every Deployment at once)."""
+        """Run the due queries (one per SLO, for every Deployment at once). `owner_of` maps a pod to
+        its Deployment for `sli` SLOs (without it they see no pod of any Deployment)."""
         state = self.policies.setdefault(policy, PolicySlos())
         done = Refresh()
         changed = done.changed
@@ -92,12 +105,21 @@ class SloStore:
                 continue
             series.attempted_at = now
             before_error, before, before_problems = series.error, dict(series.values), dict(series.problems)
+            before_budgets = dict(series.budgets)
             try:
-                batch: BatchQuery = batch_query(slo.query, namespaces=namespaces, label_values=label_values)
-                done.queried.append(slo.name)
-                state.queries += 1
-                result = await query(batch.promql)
-                series.values, series.problems = read_samples(result, batch.namespace_label, batch.name_label)
+                if slo.sli is not None:
+                    done.queried.append(slo.name)
+                    state.queries += 1
+                    result = await query(sli_query(slo, namespaces))
+                    mapped = await self._owners(state, result, owner_of or _no_owner, query, now)
+                    measured = read_sli(slo, result, mapped)
+                    series.values, series.budgets, series.problems = measured.values, measured.budgets, measured.problems
+                else:
+                    batch: BatchQuery = batch_query(slo.query or "", namespaces=namespaces, label_values=label_values)
+                    done.queried.append(slo.name)
+                    state.queries += 1
+                    result = await query(batch.promql)
+                    series.values, series.problems = read_samples(result, batch.namespace_label, batch.name_label)
                 series.measured_at, series.error = now, None
             except QueryError as exc:
                 series.error = f"query cannot be batched: {exc}"
@@ -111,7 +133,38 @@ class SloStore:
                 changed.add(EVERYTHING)  # every target may flip between known and Unknown
             else:
                 changed.update(k for k in set(before) | set(series.values) if before.get(k) != series.values.get(k))
+                changed.update(k for k in set(before_budgets) | set(series.budgets)
+                               if before_budgets.get(k) != series.budgets.get(k))
         return done
+
+    async def _owners(
+        self, state: PolicySlos, result: list[dict[str, Any]], owner_of: OwnerOf, query: QueryFn, now: datetime
+    ) -> OwnerOf:
+        """`owner_of`, falling back to kube_pod_owner's ReplicaSet for pods it cannot resolve by name
+        (queried only when such pods appear, and at most once a minute; without kube-state-metrics
+        the answer is empty and those pods stay unmapped)."""
+        unresolved = {(str(m.get("namespace", "")), str(m.get("pod", ""))) for r in result
+                      if (m := r.get("metric") or {}).get("pod") and owner_of(str(m.get("namespace", "")),
+                                                                             str(m.get("pod", ""))) is None}
+        stale = state.pod_owners_read_at is None or (now - state.pod_owners_read_at).total_seconds() >= POD_OWNER_SECONDS
+        if unresolved - set(state.pod_replicasets) and stale:
+            state.pod_owners_read_at = now
+            try:
+                answer = await query(POD_OWNER_QUERY)
+                state.pod_replicasets = {
+                    (str(m.get("namespace", "")), str(m.get("pod", ""))): str(m.get("owner_name", ""))
+                    for r in answer if (m := r.get("metric") or {}).get("owner_name")}
+            except Exception as exc:  # no verdict depends on it: the pods stay unmapped
+                log.warning("kube_pod_owner query failed: %s", _describe(exc))
+        replicasets = state.pod_replicasets
+
+        def mapped(namespace: str, pod: str) -> str | None:
+            found = owner_of(namespace, pod)
+            if found is None and (rs := replicasets.get((namespace, pod))):
+                found = owner_of(namespace, f"{rs}-x")  # the ReplicaSet's Deployment, as for its own pods
+            return found
+
+        return mapped
 
     def measurements(self, policy: str, key: Key) -> dict[str, SloMeasurement]:
         state = self.policies.get(policy)
@@ -124,7 +177,7 @@ class SloStore:
             elif key in series.problems:
                 out[name] = SloMeasurement(None, series.measured_at, series.problems[key])
             elif key in series.values:
-                out[name] = SloMeasurement(series.values[key], series.measured_at)
+                out[name] = SloMeasurement(series.values[key], series.measured_at, budget=series.budgets.get(key))
             elif series.measured_at is not None:
                 out[name] = SloMeasurement(None, series.measured_at, "no data for this Deployment")
         return out
@@ -153,34 +206,65 @@ class SloStore:
         series = state.series if state is not None else {}
         return slo_budgets(list(slos), {n: s.values for n, s in series.items()}, targets,
                            measured_at={n: s.measured_at for n, s in series.items()},
-                           errors={n: s.error for n, s in series.items()})
+                           errors={n: s.error for n, s in series.items()},
+                           objectives={n: s.budgets for n, s in series.items()})
 
     def status(self, policy: str, slos: Iterable[Slo], targets: Iterable[Key]) -> list[dict[str, Any]]:
-        """A small per-SLO summary for the policy status: counts, worst values, last measurement."""
+        """A small per-SLO summary for the policy status: counts, worst values, last measurement; for an
+        objective, the Deployments with the least budget left, their burn rates and what fired."""
         state = self.policies.get(policy)
         targets = list(targets)
         out = []
         for slo in slos:
             series = state.series.get(slo.name) if state else None
-            entry: dict[str, Any] = {"name": slo.name, "comparison": slo.comparison, "threshold": slo.threshold}
+            entry: dict[str, Any] = {"name": slo.name}
+            if slo.has_budget:
+                entry.update(objective=slo.objective, period=slo.period)
+            else:
+                entry.update(comparison=slo.comparison, threshold=slo.threshold)
             if series is None:
                 out.append({**entry, "state": "Unknown"})
                 continue
             measured = {k: series.values[k] for k in targets if k in series.values}
-            breaching = {k: v for k, v in measured.items() if not holds(v, slo.comparison, slo.threshold)}
-            lower_is_better = slo.comparison in ("<", "<=")
-            worst = sorted(breaching.items(), key=lambda kv: -kv[1] if lower_is_better else kv[1])[:5]
+            if slo.has_budget:
+                budgets = {k: series.budgets[k] for k in measured if k in series.budgets}
+                breaching = {k: v for k, v in measured.items() if k in budgets and budgets[k].level != "ok"}
+                ordered = sorted(budgets.items(), key=lambda kv: (kv[1].budget_remaining or 0.0, kv[0]))
+                worst = [_budget_entry(k, measured[k], b) for k, b in ordered if k in breaching][:5]
+                entry["frozen"] = sum(1 for b in budgets.values() if b.level == "page")
+                entry["lowestBudgetRemaining"] = round(ordered[0][1].budget_remaining or 0.0, 6) if ordered else None
+            else:
+                assert slo.comparison is not None and slo.threshold is not None
+                comparison, threshold = slo.comparison, slo.threshold
+                breaching = {k: v for k, v in measured.items() if not holds(v, comparison, threshold)}
+                lower_is_better = comparison in ("<", "<=")
+                ranked = sorted(breaching.items(), key=lambda kv: -kv[1] if lower_is_better else kv[1])[:5]
+                worst = [{"namespace": k[0], "name": k[1], "value": v} for k, v in ranked]
             entry.update(
                 state="Unknown" if series.error else ("Breaching" if breaching else "Met"),
-                measured=len(measured), breaching=len(breaching), noData=len(targets) - len(measured),
-                worst=[{"namespace": k[0], "name": k[1], "value": v} for k, v in worst],
+                measured=len(measured), breaching=len(breaching), noData=len(targets) - len(measured), worst=worst,
             )
+            if entry.get("lowestBudgetRemaining") is None:
+                entry.pop("lowestBudgetRemaining", None)
             if series.measured_at is not None:
                 entry["measuredAt"] = series.measured_at.isoformat().replace("+00:00", "Z")
             if series.error:
                 entry["error"] = series.error[:512]
             out.append(entry)
         return out
+
+
+def _budget_entry(key: Key, value: float, budget: BudgetState) -> dict[str, Any]:
+    return {
+        "namespace": key[0], "name": key[1], "value": round(value, 6),
+        "budgetRemaining": round(budget.budget_remaining or 0.0, 6),
+        "burnRates": {w: round(b, 3) for w, b in budget.burn_rates.items() if b is not None},
+        "firing": budget.firing(),
+    }
+
+
+def _no_owner(_namespace: str, _pod: str) -> str | None:
+    return None
 
 
 def read_samples(

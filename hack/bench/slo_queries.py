@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Prometheus query time per SLO interval with many Deployments' series (issue 14, item 3).
+
+Serves per-pod series for `--deployments` Deployments x `--pods` pods (kube-prometheus labels
+`namespace`, `pod`, `container`, `code`; no `deployment` label) from an in-process exporter, has a
+fresh Prometheus (hack/prometheus.sh, its own PROM_DIR) scrape them every 15 s for `--scrape-seconds`
+(and until every series has two samples), then
+times the queries one SLO interval sends for the example policy production.yaml (the batched direct
+queries of the SLO model: one per SLO for every Deployment at once) next to a floor: an instant read
+of the same raw series, `count by (namespace, pod) (http_requests_total)`. Also times the
+operator-side part (pods summed per Deployment, budgets and burn rates) on the answer.
+
+Without recording rules (not built yet) each query reads raw per-pod series; the windows hold only
+the scraped minutes here, so a 30-day window on 30 days of data costs more than measured.
+
+    hack/bench/slo_queries.py [--deployments 10000] [--pods 2] [--scrape-seconds 60] [--repeat 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "operator"))
+
+import yaml  # noqa: E402
+
+from readiness_operator.model import ReadinessPolicy  # noqa: E402
+from readiness_operator.slo.sli import read_sli, sli_query  # noqa: E402
+
+BUCKETS = ("0.005", "0.01", "0.1", "1.0", "+Inf")
+SCRAPE_SECONDS = 15
+
+
+class Synthetic:
+    """`pods` pods per Deployment `d<i>` in 100 namespaces, counters growing with wall time. The
+    exposition is formatted from precomputed prefixes (prometheus_client takes seconds for 180,000
+    samples on a loaded machine, longer than a scrape may)."""
+
+    def __init__(self, deployments: int, pods: int) -> None:
+        self.pods = [(f"ns{i % 100}", f"d{i}-5d9c7b8f6-p{j:04d}") for i in range(deployments) for j in range(pods)]
+        self.started = time.monotonic()
+        self.lines: list[tuple[str, float]] = []  # (series, multiple of the request count)
+        for k, (ns, pod) in enumerate(self.pods):
+            labels = f'namespace="{ns}",pod="{pod}",container="app"'
+            error = 0.001 if k % 50 else 0.05
+            self.lines += [(f'http_requests_total{{{labels},code="200"}} ', 1 - error),
+                           (f'http_requests_total{{{labels},code="500"}} ', error)]
+            self.lines += [(f'http_request_duration_seconds_bucket{{{labels},le="{b}"}} ', share)
+                           for b, share in zip(BUCKETS, (0.5, 0.9, 0.99, 1.0, 1.0), strict=True)]
+            self.lines += [(f"http_request_duration_seconds_count{{{labels}}} ", 1.0),
+                           (f"http_request_duration_seconds_sum{{{labels}}} ", 0.006)]
+
+    def exposition(self) -> bytes:
+        n = 10.0 * (time.monotonic() - self.started)
+        head = "# TYPE http_requests_total counter\n# TYPE http_request_duration_seconds histogram\n"
+        return (head + "".join(f"{series}{n * share:.3f}\n" for series, share in self.lines)).encode()
+
+
+def serve(collector: Synthetic) -> int:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = collector.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return int(server.server_address[1])
+
+
+def prometheus_sh(state: Path, *args: str) -> str:
+    env = {**os.environ, "PROM_DIR": str(state), "SCRAPE_INTERVAL": f"{SCRAPE_SECONDS}s"}
+    result = subprocess.run([str(ROOT / "hack" / "prometheus.sh"), *args], env=env, capture_output=True, text=True,
+                            timeout=300, check=True)
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def query(url: str, promql: str) -> tuple[float, list[dict[str, Any]]]:
+    data = urllib.parse.urlencode({"query": promql}).encode()
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/query", data=data, timeout=300) as r:
+            body = json.load(r)
+    except urllib.error.HTTPError as exc:  # e.g. 503: the query ran over Prometheus's --query.timeout (2m)
+        raise SystemExit(f"Prometheus answered {exc.code} after {time.perf_counter() - started:.0f} s: "
+                         f"{exc.read()[:300]!r}") from None
+    seconds = time.perf_counter() - started
+    if body.get("status") != "success":
+        raise RuntimeError(body)
+    return seconds, list(body["data"]["result"])
+
+
+def _count(url: str, promql: str) -> int:
+    _, result = query(url, promql)
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deployments", type=int, default=10_000)
+    parser.add_argument("--pods", type=int, default=2)
+    parser.add_argument("--scrape-seconds", type=float, default=60.0, help="scrape for this long (every 15 s)")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    collector = Synthetic(args.deployments, args.pods)
+    port = serve(collector)
+    policy = ReadinessPolicy.model_validate(yaml.safe_load((ROOT / "examples/policies/production.yaml").read_text()))
+    owner = {(ns, pod): pod.split("-", 1)[0] for ns, pod in collector.pods}
+    figures: dict[str, Any] = {"deployments": args.deployments, "pods": len(collector.pods),
+                               "series": len(collector.pods) * (2 + len(BUCKETS) + 2), "queries": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-slo-") as tmp:
+        state = Path(tmp) / "prometheus"
+        url = prometheus_sh(state, "up", "--scrape", f"127.0.0.1:{port}")
+        try:
+            stop = time.monotonic() + args.scrape_seconds
+            while time.monotonic() < stop:
+                time.sleep(1)
+            # At least two scrapes of every pod, or the windows hold nothing to compute a rate from.
+            want, deadline = len(collector.pods) * 2, time.monotonic() + 300
+            while (got := _count(url, "count(increase(http_requests_total[5m]))")) < want:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"only {got} of {want} series have two samples after 5 minutes more; "
+                                     f"see {state}/prometheus.log")
+                time.sleep(5)
+            floor = [query(url, "count by (namespace, pod) (http_requests_total)")[0] for _ in range(args.repeat)]
+            figures["floor_seconds"] = statistics.median(floor)
+            for slo in policy.spec.slos:
+                promql = sli_query(slo)
+                runs = [query(url, promql) for _ in range(args.repeat)]
+                answer = runs[-1][1]
+                started = time.perf_counter()
+                measured = read_sli(slo, answer, lambda ns, pod: owner.get((ns, pod)))
+                figures["queries"][slo.name] = {
+                    "seconds": statistics.median(r[0] for r in runs), "series_returned": len(answer),
+                    "deployments_measured": len(measured.values), "operator_seconds": time.perf_counter() - started,
+                }
+        finally:
+            prometheus_sh(state, "down")
+    total = sum(q["seconds"] for q in figures["queries"].values())
+    figures["interval_seconds"] = total
+    figures["interval_vs_floor"] = total / figures["floor_seconds"] if figures["floor_seconds"] else None
+    figures["load"] = os.getloadavg()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{args.deployments} Deployments, {len(collector.pods)} pods, {figures['series']} series, "
+          f"{args.scrape_seconds:g} s scraped every {SCRAPE_SECONDS} s (load {figures['load'][0]:.1f})")
+    print(f"floor (instant read of the raw series): {figures['floor_seconds'] * 1000:.0f} ms")
+    for name, q in figures["queries"].items():
+        print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  "
+              f"{q['deployments_measured']:6d} Deployments  operator {q['operator_seconds'] * 1000:.0f} ms")
+    print(f"one interval: {total * 1000:.0f} ms = {figures['interval_vs_floor']:.1f}x the floor")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
