@@ -276,7 +276,7 @@ class CountingWriter(Writer):
         await super().put_policy_report(report)
 
 
-def test_a_report_is_rewritten_when_the_level_changes_or_at_resync_not_when_a_value_moves() -> None:
+def test_a_report_is_rewritten_when_the_level_changes_not_when_a_value_moves() -> None:
     spec = {"match": {"namespaces": ["shop"]}, "slos": [{**AVAILABILITY, "interval": "10s", "period": "10m",
             "burnRates": [{"severity": "page", "longWindow": "1m", "shortWindow": "15s", "factor": 14.4}]}]}
     view, writer, rt, store = ViewWithPods(), CountingWriter(), PolicyRuntime("p", "uid-p"), SloStore()
@@ -317,8 +317,9 @@ def test_a_report_is_rewritten_when_the_level_changes_or_at_resync_not_when_a_va
     errors["bad"] = 51.0
     tick(50)
     assert writer.puts == 2  # still page: not rewritten for a value
-    tick(50 + 301)  # the resync writes the values as they are
-    assert writer.puts == 3
+    tick(50 + 301)  # the resync re-judges everything: still page, only the values moved
+    assert writer.puts == 2  # idle stays idle (issue 16): a value alone never rewrites a report
+    assert writer.statuses[-1]["slos"][0]["state"] == "Breaching"  # status carries the current values
     errors["bad"] = 1.0
     tick(400)
     assert writer.events.count(("checkout", "ErrorBudgetFreeze")) == 1
