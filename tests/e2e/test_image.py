@@ -150,9 +150,9 @@ def running(crds: Cluster, image: str, tmp_path_factory: pytest.TempPathFactory)
            "--volume", f"{sa}:{SA_DIR}:ro"]
     for key, value in sorted(env.items()):
         run += ["--env", f"{key}={value}"]
-    podman(*run, image, *container_command(chart_container, metrics, webhook, liveness))
     started = Container(name, image, metrics, webhook, env["READINESS_WEBHOOK_CONFIGURATION"])
     try:
+        podman(*run, image, *container_command(chart_container, metrics, webhook, liveness))
         eventually(lambda: http_get(f"http://127.0.0.1:{metrics}/readyz")[0] == 200, timeout=90,
                    what=f"the container is Ready; its log:\n{started.logs()[-3000:]}")
         yield started
@@ -162,7 +162,8 @@ def running(crds: Cluster, image: str, tmp_path_factory: pytest.TempPathFactory)
         stopped = time.monotonic()
         podman("stop", "--time", "20", name, check=False)
         print(f"podman stop (SIGTERM) took {time.monotonic() - stopped:.1f}s")
-        state = json.loads(podman("inspect", name).stdout)[0]["State"]
+        inspected = podman("inspect", name, check=False)
+        state = json.loads(inspected.stdout)[0]["State"] if inspected.returncode == 0 else {"ExitCode": "no container"}
         logs = started.logs()
         podman("rm", "--force", name, check=False)
         cluster.kubectl("delete", "validatingwebhookconfiguration", started.webhook_configuration, "--ignore-not-found")
