@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine, and is fast when it is all there:
-# Debian packages (prometheus, openssl, curl), a Python venv with the project and its dev tools,
+# Debian packages (prometheus, openssl, curl; podman, runc and mmdebstrap for the operator image
+# that hack/image.sh builds), a Python venv with the project and its dev tools,
 # and the Go-built control plane + helm in ~/.cache/readiness-operator.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -9,6 +10,8 @@ APT_PACKAGES=(prometheus openssl curl ca-certificates)
 # Debian's chromium: the readiness page's browser e2e (tests/e2e/test_readiness_views.py); ~80 MB
 # download, ~350 MB installed.
 APT_PACKAGES+=(chromium)
+# podman, runc, mmdebstrap: the operator image built and run by tests/e2e/test_image.py (hack/image.sh).
+APT_PACKAGES+=(podman runc mmdebstrap)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -10,4 +10,5 @@ cd "$REPO_ROOT"
 log "ruff"; .venv/bin/ruff check operator tests hack
 log "mypy"; .venv/bin/mypy
 log "import-linter"; .venv/bin/lint-imports
+log "operator image"; "$HACK_DIR/image.sh" >/dev/null  # cold: minutes (cached); tests/e2e/test_image.py runs it
 log "pytest"; exec .venv/bin/pytest -ra --durations=15 "$@"

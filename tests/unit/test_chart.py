@@ -445,9 +445,10 @@ def test_wheel_installs_a_working_entrypoint(tmp_path: Path) -> None:
 def test_dockerfile_is_multi_stage_non_root() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert len(froms) == 2 and froms[0].endswith(" AS builder")
-    final = text[text.rindex(froms[1]):]
-    assert "COPY --from=builder /opt/venv /opt/venv" in final
+    # The dependencies, the project on its own prefix, the runtime (the dependency stage plus the project).
+    assert froms == ["FROM ${PYTHON_IMAGE} AS deps", "FROM deps AS builder", "FROM deps"]
+    final = text[text.rindex(froms[-1]):]
+    assert "COPY --from=builder /opt/project/ /opt/venv/" in final
     assert "USER 65532:65532" in final
     assert not any(word in final for word in ("apt-get", "gcc", "pip install", "build-essential"))
     assert 'ENTRYPOINT ["readiness-operator"]' in final and 'CMD ["run"]' in final

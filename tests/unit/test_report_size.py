@@ -109,3 +109,19 @@ def test_a_refused_report_is_backed_off_counted_and_surfaced_in_status() -> None
     assert writer.attempts == 3 and ("big", "readiness-p") in writer.reports
     status = writer.statuses[-1]
     assert status["reportErrors"] == 0 and all(c["type"] != "ReportsWritten" for c in status["conditions"])
+
+
+def test_reports_carry_no_scope_so_each_result_is_told_apart_by_its_deployment() -> None:
+    """A report holds many Deployments: with a Namespace `scope`, Policy Reporter ids results by the scope
+    and folds the same check passing on two Deployments into one row (seen with hack/policy-reporter.sh)."""
+    from readiness_operator.kube.reports import as_written
+
+    rt, _ = judged_runtime(3)
+    (report,) = build_reports("p", "uid-p", "big", rt.judged.values())
+    assert "scope" not in report
+    by_rule: dict[str, set[str]] = {}
+    for result in report["results"]:
+        (resource,) = result["resources"]
+        by_rule.setdefault(result["rule"], set()).add(resource["name"])
+    assert by_rule and all(len(names) == 3 for names in by_rule.values())
+    assert as_written({**report, "scope": {"kind": "Namespace", "name": "big"}}) != as_written(report)  # rewritten once

@@ -172,7 +172,6 @@ def build_reports(
                     "blockOwnerDeletion": False, "controller": True,
                 }],
             },
-            "scope": {"apiVersion": "v1", "kind": "Namespace", "name": namespace},
             "summary": summary,
             "results": results,
         })
@@ -238,7 +237,9 @@ def as_written(report: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": report.get("apiVersion"),
         "kind": report.get("kind"),
         "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "ownerReferences") if k in meta},
-        "scope": report.get("scope"),
         "summary": report.get("summary"),
         "results": report.get("results"),
+        # No `scope`: a report holds many Deployments, each result names its own (a report written by an
+        # older version with a Namespace scope differs, so it is rewritten once without it).
+        **({"scope": report["scope"]} if "scope" in report else {}),
     }
