@@ -84,7 +84,13 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*.yaml")):
 print(n)
 """
 
-POLICIES = ("production", "hardened")
+POLICIES = ("production", "hardened", "pod-security-restricted", "full-catalogue")
+
+
+def policy_file(name: str) -> Path:
+    """The example policies, and hack/bench/policies/full-catalogue.yaml (every check switched on)."""
+    bench = ROOT / "hack" / "bench" / "policies" / f"{name}.yaml"
+    return bench if bench.is_file() else ROOT / "examples" / "policies" / f"{name}.yaml"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -530,7 +536,7 @@ def bench_size(n: int, work: Path, *, seed: int, runs: int, peers: list[Tool], p
     floor_argv = [str(python if python.is_file() else sys.executable), "-c", FLOOR_CODE, str(gen.directory)]
     plans: list[Plan] = [Plan(FLOOR_LABEL, "floor", floor_argv, (0,), count_floor)]
     for policy in POLICIES:
-        argv = [*our_command(), "audit", "--policy", str(ROOT / "examples" / "policies" / f"{policy}.yaml")]
+        argv = [*our_command(), "audit", "--policy", str(policy_file(policy))]
         argv += ["-f", str(gen.directory), "-o", "json"]
         plans.append(Plan(f"readiness-operator ({policy})", "ours", argv, (0, 1), count_ours))
     skipped = []
@@ -665,7 +671,7 @@ def check_counts() -> dict[str, int]:
     from readiness_operator.engine import compile_policy
 
     return {
-        p: len(compile_policy(load_policy(str(ROOT / "examples" / "policies" / f"{p}.yaml")).spec).check_ids) for p in POLICIES
+        p: len(compile_policy(load_policy(str(policy_file(p))).spec).check_ids) for p in POLICIES
     }
 
 
@@ -713,7 +719,8 @@ def render_section(sizes: list[SizeResult], peers: list[Tool], info: dict[str, s
         out += ["", counts_line(size), "", targets_line(size), ""]
     out += [
         f"Work per Deployment differs: ours runs the policy's checks (production {counts['production']}, "
-        f"hardened {counts['hardened']}, SLO checks included, reported Unknown offline) with PDB/HPA lookups, "
+        f"hardened {counts['hardened']}, pod-security-restricted {counts['pod-security-restricted']}, "
+        f"full-catalogue {counts['full-catalogue']}, SLO checks included, reported Unknown offline) with PDB/HPA lookups, "
         "scoring and remediation messages; kube-score runs its default checks on every object (Deployments, "
         "PDBs, HPAs), including cross-object ones.",
         "",
