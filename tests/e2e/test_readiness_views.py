@@ -86,9 +86,9 @@ def _views(crds: Cluster, prometheus: Prometheus, tmp_path_factory: pytest.TempP
     # The panels sum over every policy in the cluster: start from none (an earlier module's leftovers,
     # if any, would be counted; they are named in the log).
     left = crds.kubectl("get", "rp", "-o", "name", check=False).stdout.split()
-    if left:
+    if left:  # their finalizers wait for an operator: the one started below removes them
         print(f"deleting ReadinessPolicies left by earlier tests: {left}")
-        crds.kubectl("delete", "rp", "--all", "--wait=true", "--timeout=60s", check=False)
+        crds.kubectl("delete", "rp", "--all", "--wait=false", check=False)
     for ns in (A, B):
         crds.kubectl("create", "namespace", ns)
     for (ns, name) in ERROR_RATIO:
@@ -110,6 +110,8 @@ def _views(crds: Cluster, prometheus: Prometheus, tmp_path_factory: pytest.TempP
     }))
     views = Views(crds, prometheus, op, metrics, page, webhook)
     try:
+        eventually(lambda: crds.kubectl("get", "rp", "-o", "name").stdout.split() == [f"readinesspolicy.readiness.dev/{POLICY}"],
+                   timeout=90, what="only this module's policy left")
         eventually(lambda: (views.status().get("targets"), len(views.scores())) == (3, 2), timeout=60,
                    what="the policy judged the three Deployments")
         yield views
