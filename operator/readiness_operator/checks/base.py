@@ -65,6 +65,12 @@ def failed(problems: Sequence[str]) -> Outcome:
     return Outcome("fail", "; ".join(problems))
 
 
+def judge_each_container(ctx: Context, problem: Callable[[Container], str | None], ok: str) -> Outcome:
+    """Fails with every container's problem (``problem`` returns None for a good one), else passes with ``ok``."""
+    problems = [p for c in ctx.target.all_containers() if (p := problem(c)) is not None]
+    return failed(problems) if problems else passed(ok)
+
+
 def unknown(message: str) -> Outcome:
     """Not enough data to decide (SLO without a measurement): neither pass nor fail."""
     return Outcome("unknown", message)

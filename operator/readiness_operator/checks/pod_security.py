@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Cel, Container, Context, Outcome, failed, passed, register
+from readiness_operator.checks.base import Cel, Container, Context, Outcome, failed, judge_each_container, passed, register
 from readiness_operator.checks.cel import ALL_CONTAINERS, each_container, lit, per_container
 from readiness_operator.checks.images import split_image
 from readiness_operator.severity import Severity
@@ -40,11 +40,6 @@ _SECRET_RE = re.compile(SECRET_NAME)
 def _containers(fields: Iterable[str]) -> tuple[str, ...]:
     """The same container fields for app and init containers (for ``reads=``)."""
     return tuple(f"{kind}.{f}" for f in fields for kind in (_C, _I))
-
-
-def _per_container(ctx: Context, problem: Callable[[Container], str | None], ok: str) -> Outcome:
-    problems = [p for c in ctx.target.all_containers() if (p := problem(c)) is not None]
-    return failed(problems) if problems else passed(ok)
 
 
 def _sc(c: Container) -> Mapping[str, Any]:
@@ -269,7 +264,7 @@ def no_host_ports(ctx: Context, rule: PodSecurityRule) -> Outcome:
         where = f" outside {', '.join(f'{lo}-{hi}' for lo, hi in ranges)}" if ranges else ""
         return f"{c.label} binds host port(s) {', '.join(bad)}{where}; remove {c.path}.ports[].hostPort (use a Service)"
 
-    return _per_container(ctx, problem, "no container binds a host port outside the allowed ranges")
+    return judge_each_container(ctx, problem, "no container binds a host port outside the allowed ranges")
 
 
 def _caps(rule: PodSecurityRule) -> list[str]:
@@ -303,7 +298,7 @@ def capabilities_allowed(ctx: Context, rule: PodSecurityRule) -> Outcome:
             return None
         return f"{c.label} adds capabilities {', '.join(bad)}; remove them from {c.path}.securityContext.capabilities.add"
 
-    return _per_container(ctx, problem, "no container adds a capability outside the allow-list")
+    return judge_each_container(ctx, problem, "no container adds a capability outside the allow-list")
 
 
 @register(
@@ -320,7 +315,7 @@ def capabilities_allowed(ctx: Context, rule: PodSecurityRule) -> Outcome:
 )
 def proc_mount_default(ctx: Context, rule: PodSecurityRule) -> Outcome:
     """procMount is unset or Default on every container."""
-    return _per_container(
+    return judge_each_container(
         ctx,
         lambda c: (
             None
@@ -360,6 +355,20 @@ def sysctls_safe(ctx: Context, rule: PodSecurityRule) -> Outcome:
     return passed("every sysctl is in the safe set")
 
 
+def _pod_and_container_problems(ctx: Context, field: str, ok: Callable[[Any], bool], fault: str, fix: str) -> list[str]:
+    """Problems with a securityContext ``field`` Pod Security judges on the pod and on every container.
+
+    Each problem reads "<where> <fault>; <fix with {path}>", ``{path}`` being that securityContext's field.
+    """
+    places = [("the pod", f"{_POD}.securityContext", _pod_sc(ctx))]
+    places += [(c.label, f"{c.path}.securityContext", _sc(c)) for c in ctx.target.all_containers()]
+    return [
+        f"{where} {fault}; {fix.format(path=f'{path}.{field}')}"
+        for where, path, context in places
+        if not ok(context.get(field))
+    ]
+
+
 def _profile_ok(profile: Any) -> bool:
     return profile is None or (profile or {}).get("type", "RuntimeDefault") in _GOOD_PROFILES
 
@@ -396,14 +405,9 @@ def _profile_cel(opt: str) -> str:
 )
 def apparmor_allowed(ctx: Context, rule: PodSecurityRule) -> Outcome:
     """No AppArmor profile (pod, container or legacy annotation) other than RuntimeDefault/Localhost."""
-    problems = []
-    if not _profile_ok(_pod_sc(ctx).get("appArmorProfile")):
-        problems.append(f"the pod runs AppArmor Unconfined; set {_POD}.securityContext.appArmorProfile.type: RuntimeDefault")
-    for c in ctx.target.all_containers():
-        if not _profile_ok(_sc(c).get("appArmorProfile")):
-            problems.append(
-                f"{c.label} runs AppArmor Unconfined; set {c.path}.securityContext.appArmorProfile.type: RuntimeDefault"
-            )
+    problems = _pod_and_container_problems(
+        ctx, "appArmorProfile", _profile_ok, "runs AppArmor Unconfined", "set {path}.type: RuntimeDefault"
+    )
     template = (ctx.target.spec.get("template") or {}).get("metadata") or {}
     annotations = template.get("annotations") or {}
     for key, value in sorted(annotations.items()):
@@ -446,18 +450,10 @@ def _selinux_cel(opt: str, types: list[str]) -> str:
 def selinux_allowed(ctx: Context, rule: PodSecurityRule) -> Outcome:
     """seLinuxOptions (pod and containers): type empty or allowed, user and role unset."""
     types = _selinux_types(rule)
-    problems = []
-    if not _selinux_ok(_pod_sc(ctx).get("seLinuxOptions"), types):
-        problems.append(
-            f"the pod sets forbidden seLinuxOptions; "
-            f"remove user/role and set an allowed type in {_POD}.securityContext.seLinuxOptions"
-        )
-    for c in ctx.target.all_containers():
-        if not _selinux_ok(_sc(c).get("seLinuxOptions"), types):
-            problems.append(
-                f"{c.label} sets forbidden seLinuxOptions; "
-                f"remove user/role and set an allowed type in {c.path}.securityContext.seLinuxOptions"
-            )
+    problems = _pod_and_container_problems(
+        ctx, "seLinuxOptions", lambda opts: _selinux_ok(opts, types), "sets forbidden seLinuxOptions",
+        "remove user/role and set an allowed type in {path}",
+    )
     return failed(problems) if problems else passed("SELinux options are within the allowed types")
 
 
@@ -480,14 +476,9 @@ def selinux_allowed(ctx: Context, rule: PodSecurityRule) -> Outcome:
 )
 def seccomp_not_unconfined(ctx: Context, rule: PodSecurityRule) -> Outcome:
     """No pod or container seccompProfile other than RuntimeDefault/Localhost (unset is fine)."""
-    problems = []
-    if not _profile_ok(_pod_sc(ctx).get("seccompProfile")):
-        problems.append(f"the pod runs seccomp Unconfined; set {_POD}.securityContext.seccompProfile.type: RuntimeDefault")
-    for c in ctx.target.all_containers():
-        if not _profile_ok(_sc(c).get("seccompProfile")):
-            problems.append(
-                f"{c.label} runs seccomp Unconfined; set {c.path}.securityContext.seccompProfile.type: RuntimeDefault"
-            )
+    problems = _pod_and_container_problems(
+        ctx, "seccompProfile", _profile_ok, "runs seccomp Unconfined", "set {path}.type: RuntimeDefault"
+    )
     return failed(problems) if problems else passed("no seccomp profile is Unconfined")
 
 
@@ -532,7 +523,7 @@ def no_probe_host(ctx: Context, rule: PodSecurityRule) -> Outcome:
         ]
         return f"{c.label} sets {', '.join(bad)}; remove it from {c.path}" if bad else None
 
-    return _per_container(ctx, problem, "no probe or hook targets another host")
+    return judge_each_container(ctx, problem, "no probe or hook targets another host")
 
 
 def _volume_types(rule: PodSecurityRule) -> list[str]:
@@ -630,7 +621,7 @@ def no_plain_secret_env(ctx: Context, rule: PodSecurityRule) -> Outcome:
             "instead (move the value into a Secret)"
         )
 
-    return _per_container(ctx, problem, "no secret-looking env var holds a literal value")
+    return judge_each_container(ctx, problem, "no secret-looking env var holds a literal value")
 
 
 def image_repository(image: str) -> str:
@@ -683,4 +674,4 @@ def image_registry_allowed(ctx: Context, rule: ImagesRule) -> Outcome:
             f"set {c.path}.image to an image from {', '.join(allowed)}"
         )
 
-    return _per_container(ctx, problem, "every image is from an allowed registry")
+    return judge_each_container(ctx, problem, "every image is from an allowed registry")

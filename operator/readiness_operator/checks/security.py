@@ -7,10 +7,19 @@ fields exist only on containers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from readiness_operator.checks.base import Cel, CelBuilder, Container, Context, Outcome, failed, passed, register
+from readiness_operator.checks.base import (
+    Cel,
+    CelBuilder,
+    Container,
+    Context,
+    Outcome,
+    failed,
+    judge_each_container,
+    passed,
+    register,
+)
 from readiness_operator.checks.cel import ALL_CONTAINERS, each_container, per_container
 from readiness_operator.checks.cel import effective_security as _sc
 from readiness_operator.severity import Severity
@@ -31,12 +40,13 @@ def _own(c: Container, key: str) -> Any:
     return (c.get("securityContext") or {}).get(key)
 
 
-def _per_container(ctx: Context, problem: Callable[[Container], str | None], ok: str) -> Outcome:
-    problems = [p for c in ctx.target.all_containers() if (p := problem(c)) is not None]
-    return failed(problems) if problems else passed(ok)
-
-
 _POD_SC = "spec.template.spec.securityContext"
+#: What the non-root and minimum-ID checks read: the pod's and every container's securityContext.
+_SECURITY_CONTEXTS = {"Deployment": (
+    "spec.template.spec.containers[].securityContext",
+    "spec.template.spec.initContainers[].securityContext",
+    "spec.template.spec.securityContext",
+)}
 _GOOD_SECCOMP = "['RuntimeDefault', 'Localhost']"
 #: CEL: the pod is a Windows pod (Pod Security's restricted level skips some checks for those).
 _WINDOWS = "variables.pod.?os.?name.orValue('') == 'windows'"
@@ -104,11 +114,7 @@ def _strict_non_root_problems(ctx: Context) -> list[str]:
     "`runAsUser`.",
     group="security_context",
     enabled=lambda rule: rule.run_as_non_root,
-    reads={"Deployment": (
-        "spec.template.spec.containers[].securityContext",
-        "spec.template.spec.initContainers[].securityContext",
-        "spec.template.spec.securityContext",
-    )},
+    reads=_SECURITY_CONTEXTS,
     cel=_strict_or(
         each_container(
             ALL_CONTAINERS,
@@ -140,7 +146,30 @@ def run_as_non_root(ctx: Context, rule: SecurityContextRule) -> Outcome:
             f"(or {c.path}.securityContext.runAsNonRoot: true)"
         )
 
-    return _per_container(ctx, problem, "every container runs as non-root")
+    return judge_each_container(ctx, problem, "every container runs as non-root")
+
+
+def _id_at_least_cel(field: str, minimum: str) -> CelBuilder:
+    """CEL: every container's effective ``field`` is set and at least the rule's ``minimum`` attribute."""
+    return each_container(
+        ALL_CONTAINERS,
+        lambda rule: f"{_sc(field)}.orValue(-1) >= {int(getattr(rule, minimum))}",
+        lambda rule: f"set {field} >= {int(getattr(rule, minimum))}",
+    )
+
+
+def _id_at_least(ctx: Context, field: str, kind: str, need: int, when_unset: str) -> Outcome:
+    """Every container's effective ``field`` (runAsUser/runAsGroup) is set and at least ``need``."""
+
+    def problem(c: Container) -> str | None:
+        value = effective(ctx, c, field)
+        if value is None:
+            return f"{c.label} sets no {field} ({when_unset}); set spec.template.spec.securityContext.{field}: {need} or higher"
+        if int(value) < need:
+            return f"{c.label} runs as {kind} {value}, below {need}; set {c.path}.securityContext.{field} to at least {need}"
+        return None
+
+    return judge_each_container(ctx, problem, f"every container runs as {kind} >= {need}")
 
 
 @register(
@@ -154,36 +183,12 @@ def run_as_non_root(ctx: Context, rule: SecurityContextRule) -> Outcome:
     "minimum, e.g. 10001.",
     group="security_context",
     enabled=lambda rule: rule.run_as_user_min is not None,
-    reads={"Deployment": (
-        "spec.template.spec.containers[].securityContext",
-        "spec.template.spec.initContainers[].securityContext",
-        "spec.template.spec.securityContext",
-    )},
-    cel=each_container(
-        ALL_CONTAINERS,
-        lambda rule: f"{_sc('runAsUser')}.orValue(-1) >= {int(rule.run_as_user_min)}",
-        lambda rule: f"set runAsUser >= {int(rule.run_as_user_min)}",
-    ),
+    reads=_SECURITY_CONTEXTS,
+    cel=_id_at_least_cel("runAsUser", "run_as_user_min"),
 )
 def run_as_user_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """Effective runAsUser >= rule.run_as_user_min (an unset UID fails: the image decides it)."""
-    need = rule.run_as_user_min or 0
-
-    def problem(c: Container) -> str | None:
-        user = effective(ctx, c, "runAsUser")
-        if user is None:
-            return (
-                f"{c.label} sets no runAsUser (the image decides); set "
-                f"spec.template.spec.securityContext.runAsUser: {need} or higher"
-            )
-        if int(user) < need:
-            return (
-                f"{c.label} runs as UID {user}, below {need}; set "
-                f"{c.path}.securityContext.runAsUser to at least {need}"
-            )
-        return None
-
-    return _per_container(ctx, problem, f"every container runs as UID >= {need}")
+    return _id_at_least(ctx, "runAsUser", "UID", rule.run_as_user_min or 0, "the image decides")
 
 
 @register(
@@ -197,33 +202,12 @@ def run_as_user_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
     "minimum, e.g. 10001.",
     group="security_context",
     enabled=lambda rule: rule.run_as_group_min is not None,
-    reads={"Deployment": (
-        "spec.template.spec.containers[].securityContext",
-        "spec.template.spec.initContainers[].securityContext",
-        "spec.template.spec.securityContext",
-    )},
-    cel=each_container(
-        ALL_CONTAINERS,
-        lambda rule: f"{_sc('runAsGroup')}.orValue(-1) >= {int(rule.run_as_group_min)}",
-        lambda rule: f"set runAsGroup >= {int(rule.run_as_group_min)}",
-    ),
+    reads=_SECURITY_CONTEXTS,
+    cel=_id_at_least_cel("runAsGroup", "run_as_group_min"),
 )
 def run_as_group_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """Effective runAsGroup >= rule.run_as_group_min (an unset GID fails: the image decides, often 0)."""
-    need = rule.run_as_group_min or 0
-
-    def problem(c: Container) -> str | None:
-        group = effective(ctx, c, "runAsGroup")
-        if group is None:
-            return (
-                f"{c.label} sets no runAsGroup (the image decides, often GID 0); set "
-                f"spec.template.spec.securityContext.runAsGroup: {need} or higher"
-            )
-        if int(group) < need:
-            return f"{c.label} runs as GID {group}, below {need}; set {c.path}.securityContext.runAsGroup to at least {need}"
-        return None
-
-    return _per_container(ctx, problem, f"every container runs as GID >= {need}")
+    return _id_at_least(ctx, "runAsGroup", "GID", rule.run_as_group_min or 0, "the image decides, often GID 0")
 
 
 @register(
@@ -250,7 +234,7 @@ def run_as_group_min(ctx: Context, rule: SecurityContextRule) -> Outcome:
 )
 def read_only_root_fs(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """readOnlyRootFilesystem is true on every container (container-level field only)."""
-    return _per_container(
+    return judge_each_container(
         ctx,
         lambda c: (
             None
@@ -303,7 +287,7 @@ def drop_all_capabilities(ctx: Context, rule: SecurityContextRule) -> Outcome:
             f"{c.label} keeps the default capabilities; set {c.path}.securityContext.capabilities.drop: [ALL]"
         )
 
-    return _per_container(ctx, problem, "every container drops ALL capabilities")
+    return judge_each_container(ctx, problem, "every container drops ALL capabilities")
 
 
 @register(
@@ -361,7 +345,7 @@ def seccomp_runtime_default(ctx: Context, rule: SecurityContextRule) -> Outcome:
             f"{c.label} has {now}; set spec.template.spec.securityContext.seccompProfile.type: RuntimeDefault"
         )
 
-    return _per_container(ctx, problem, "every container runs with a seccomp profile")
+    return judge_each_container(ctx, problem, "every container runs with a seccomp profile")
 
 
 @register(
@@ -396,7 +380,7 @@ def no_privilege_escalation(ctx: Context, rule: SecurityContextRule) -> Outcome:
     exempts Windows pods like Pod Security does."""
     if _windows_exempt(ctx, rule):
         return passed("a Windows pod: privilege escalation does not apply")
-    return _per_container(
+    return judge_each_container(
         ctx,
         lambda c: (
             None
@@ -427,7 +411,7 @@ def no_privilege_escalation(ctx: Context, rule: SecurityContextRule) -> Outcome:
 )
 def no_privileged(ctx: Context, rule: SecurityContextRule) -> Outcome:
     """No container sets privileged: true."""
-    return _per_container(
+    return judge_each_container(
         ctx,
         lambda c: (
             f"{c.label} is privileged; remove {c.path}.securityContext.privileged or set it to false"
