@@ -56,13 +56,6 @@ async def network_policy_index(namespace: str | None, body: kopf.Body, **_: Any)
     return {namespace: trim_network_policy(body)}
 
 
-@kopf.index("apps", "v1", "replicasets")
-async def replicaset_owner_index(namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> dict[Any, Any]:
-    """(namespace, ReplicaSet) -> its Deployment: maps the pods in SLI series to their Deployments."""
-    owner = next((o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"), None)
-    return {(namespace, name): owner} if owner else {}
-
-
 @kopf.index("", "v1", "namespaces")
 async def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
     return {name: dict(labels)}
@@ -111,7 +104,7 @@ async def policy_daemon(
     name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, stopped: kopf.DaemonStopped,
     memo: kopf.Memo, deployment_index: kopf.Index[str, Any], pdb_index: kopf.Index[str, Any],
     hpa_index: kopf.Index[str, Any], namespace_index: kopf.Index[str, Any], pod_index: kopf.Index[str, Any],
-    network_policy_index: kopf.Index[str, Any], replicaset_owner_index: kopf.Index[Any, Any], **_: Any,
+    network_policy_index: kopf.Index[str, Any], replicaset_index: kopf.Index[Any, Any], **_: Any,
 ) -> None:
     """Keep one policy's status, reports, Events and fail-safe VAP current while this replica leads."""
 
@@ -122,7 +115,7 @@ async def policy_daemon(
         return stopped.reason is not None and bool(stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
 
     view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, pods=pod_index,
-                     network_policies=network_policy_index, replicaset_owners=replicaset_owner_index)
+                     network_policies=network_policy_index, replicaset_owners=replicaset_index)
     await run_policy(context_of(memo), name, uid, read, view, stopped, deleted)
 
 

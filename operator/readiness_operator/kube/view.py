@@ -6,6 +6,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
+def revisions_key(namespace: str, deployment: str) -> tuple[str, str, str]:
+    """The ReplicaSet index's key for a Deployment's revisions (pod-template digests)."""
+    return ("revisions", namespace, deployment)
+
+
+def owner_key(namespace: str, replicaset: str) -> tuple[str, str, str]:
+    """The ReplicaSet index's key for a ReplicaSet's owning Deployment."""
+    return ("owner", namespace, replicaset)
+
+
 class IndexView:
     """Reads kopf indexes keyed by namespace; the stores are live, so a view never goes stale."""
 
@@ -24,7 +34,7 @@ class IndexView:
         (Pod names cut at 63 characters, from ReplicaSet names over 57, are not resolved.)"""
         if self._replicaset_owners is None or "-" not in pod:
             return None
-        key = (namespace, pod.rsplit("-", 1)[0])
+        key = owner_key(namespace, pod.rsplit("-", 1)[0])
         for owner in self._in(self._replicaset_owners, key):
             return str(owner)
         return None

@@ -28,7 +28,7 @@ from readiness_operator.world import Worlds
 
 from .context import OperatorContext, context_of
 from .objects import deployment_ref
-from .view import IndexView
+from .view import IndexView, owner_key, revisions_key
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -37,10 +37,19 @@ async def policy_index(name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any) ->
 
 
 @kopf.index("apps", "v1", "replicasets")
-async def replicaset_index(namespace: str | None, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
-    """(namespace, owning Deployment) -> digests of its ReplicaSets' pod templates (its revisions)."""
-    owners = [o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"]
-    return {(namespace, owner): pod_template_digest(spec.get("template")) for owner in owners}
+async def replicaset_index(
+    namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any]:
+    """Both ReplicaSet lookups from one index: a Deployment's revisions (its ReplicaSets' pod-template
+    digests, to recognise `kubectl rollout undo`) and each ReplicaSet's Deployment (to map the pods in
+    SLI series to their Deployments)."""
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"), None)
+    if owner is None:
+        return {}
+    return {
+        revisions_key(namespace or "", owner): pod_template_digest(spec.get("template")),
+        owner_key(namespace or "", name): owner,
+    }
 
 
 def _policies(ctx: OperatorContext, index: Any) -> list[tuple[str, CompiledPolicy]]:
@@ -60,7 +69,7 @@ def _policies(ctx: OperatorContext, index: Any) -> list[tuple[str, CompiledPolic
 def _is_rollback(replicaset_index: Any, new: Mapping[str, Any]) -> bool:
     """The new pod template is one of the Deployment's earlier revisions (`kubectl rollout undo`)."""
     meta = new.get("metadata") or {}
-    key = (meta.get("namespace"), meta.get("name"))
+    key = revisions_key(str(meta.get("namespace") or ""), str(meta.get("name")))
     if key not in replicaset_index:
         return False
     return pod_template_digest((new.get("spec") or {}).get("template")) in set(replicaset_index[key])
