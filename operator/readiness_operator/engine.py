@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -150,6 +150,10 @@ class _Planned:
     rule: Any
     severity: Severity
     weight: int
+    #: One shared Finding per (status, message) of this check: most Deployments get the same text
+    #: ("every container has a readinessProbe"), and the operator keeps every finding of every
+    #: Deployment under every policy (~800,000 at 10,000 Deployments and four policies).
+    shared: dict[tuple[str, str], Finding] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +289,26 @@ def _finding(
     )
 
 
+#: Bound on the distinct findings shared per check and policy (messages naming containers or values
+#: can be unique per Deployment; those are not worth keeping twice).
+SHARED_FINDINGS_PER_CHECK = 512
+
+
+def _static_finding(p: _Planned, outcome: Outcome, expired: _Exemption | None) -> Finding:
+    """The check's finding, shared with every other Deployment that got the same status and text."""
+    check = p.check
+    if expired is not None or outcome.value is not None or outcome.measured_at is not None \
+            or outcome.state is not None or outcome.detail:
+        return _finding(check.id, check.category, p.severity, p.weight, check.remediation, outcome, expired)
+    key = (outcome.status, outcome.message)
+    found = p.shared.get(key)
+    if found is None:
+        found = _finding(check.id, check.category, p.severity, p.weight, check.remediation, outcome, None)
+        if len(p.shared) < SHARED_FINDINGS_PER_CHECK:
+            p.shared[key] = found
+    return found
+
+
 def _exempt(
     check_id: str, category: str, severity: Severity, weight: int, remediation: str, e: _Exemption
 ) -> Finding:
@@ -318,10 +342,7 @@ def evaluate(
                     _exempt(check.id, check.category, p.severity, p.weight, check.remediation, active)
                 )
                 continue
-        outcome = check.func(ctx, p.rule)
-        findings.append(
-            _finding(check.id, check.category, p.severity, p.weight, check.remediation, outcome, expired)
-        )
+        findings.append(_static_finding(p, check.func(ctx, p.rule), expired))
     for ps in plan.slos:
         check_id = SLO_PREFIX + ps.slo.name
         expired = None

@@ -243,3 +243,22 @@ def test_malformed_deployment_fails_checks_instead_of_crashing() -> None:
     )
     assert not v.compliant
     assert "no containers" in next(f.message for f in v.findings if f.check == "probe-readiness")
+
+
+def test_equal_findings_are_one_shared_object_and_different_ones_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator keeps every finding of every Deployment: equal ones share one object."""
+    plan = compile_policy(spec(rules={"probes": {}}))
+    world = World(now=NOW)
+    first = evaluate(plan, deployment([PROBED]), world)
+    second = evaluate(plan, deployment([PROBED], name="api"), world)
+    bare = evaluate(plan, deployment([{"name": "app", "image": "x:1"}]), world)
+    other_name = evaluate(plan, deployment([{"name": "side", "image": "x:1"}]), world)
+    probe = next(i for i, f in enumerate(first.findings) if f.check == "probe-liveness")
+    assert first.findings[probe] is second.findings[probe]
+    assert bare.findings[probe].status == "fail" and bare.findings[probe] is not first.findings[probe]
+    assert "side" in other_name.findings[probe].message and "side" not in bare.findings[probe].message
+    # An unseen text beyond the bound still gets its own, correct finding (nothing shared is evicted).
+    monkeypatch.setattr("readiness_operator.engine.SHARED_FINDINGS_PER_CHECK", 0)
+    fresh = compile_policy(spec(rules={"probes": {}}))
+    a, b = (evaluate(fresh, deployment([PROBED]), world) for _ in range(2))
+    assert a.findings[probe] == b.findings[probe] and a.findings[probe] is not b.findings[probe]
