@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Memory of the verdicts the operator keeps: shared findings vs one Finding object per finding.
+"""Memory of what the operator keeps per Deployment, shared vs not: findings and trimmed objects.
 
 The operator keeps every Deployment's verdict under every policy (``kube/state.py`` ``Judged``), so at
 10,000 Deployments and four policies it holds ~40,000 verdicts and ~640,000 findings. The engine shares
@@ -7,7 +7,8 @@ one Finding per (check, status, text) of a policy (``engine._static_finding``); 
 what that saves, side by side in one run on the same generated Deployments (hack/bench/engine.py's
 generator), each in a fresh process: the verdicts as the engine returns them, and the same judgement
 with sharing switched off (``SHARED_FINDINGS_PER_CHECK = 0``: each finding its own object, texts
-interned, as before). It checks both give the same findings, and reports the CPU time of judging
+interned, as before; and trimmed Deployments keeping each parsed object's own keys and strings, as
+before ``fields._shared``). It checks both give the same findings and trimmed objects, and reports the CPU time of judging
 (both under tracemalloc: compare the two, not with other benches), so memory is not paid in time.
 
     .venv/bin/python hack/bench/verdict_memory.py [--deployments 10000] [--seed 7] [--json]
@@ -35,8 +36,10 @@ sys.path.insert(0, str(ROOT / "hack" / "bench"))
 import yaml  # noqa: E402
 from engine import deployment, hpa, pdb  # type: ignore[import-not-found]  # noqa: E402
 
-from readiness_operator import engine  # noqa: E402
+from readiness_operator import engine as judging  # noqa: E402
+from readiness_operator.checks import fields  # noqa: E402
 from readiness_operator.engine import DeploymentVerdict, compile_policy, evaluate  # noqa: E402
+from readiness_operator.kube.objects import trim_deployment  # noqa: E402
 from readiness_operator.model import ReadinessPolicy  # noqa: E402
 from readiness_operator.world import World  # noqa: E402
 
@@ -67,8 +70,22 @@ def _judge(plans: list[Any], deployments: list[dict[str, Any]], worlds: dict[str
 def _measure(n: int, seed: int, share: bool) -> dict[str, Any]:
     """Judge n Deployments under POLICIES in this process: the bytes the verdicts keep, CPU time."""
     if not share:
-        engine.SHARED_FINDINGS_PER_CHECK = 0  # what the engine did before: one Finding per finding
+        judging.SHARED_FINDINGS_PER_CHECK = 0  # what the engine did before: one Finding per finding
+        fields._shared = lambda value: value  # and trimming kept each object's own strings
     deployments, pdbs, hpas = _objects(n, seed)
+    texts = [json.dumps(d) for d in deployments]  # as the watch delivers them: each parsed on its own
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    start = time.process_time()
+    trimmed = [trim_deployment(json.loads(t)) for t in texts]
+    trim_cpu = time.process_time() - start
+    gc.collect()
+    trimmed_bytes = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    if trimmed != [trim_deployment(d) for d in deployments]:
+        raise SystemExit("trimming a parsed copy gave another object")
+    del trimmed, texts
     worlds = {ns: World(pdbs=pdbs.get(ns, ()), hpas=hpas.get(ns, ()))
               for ns in {d["metadata"]["namespace"] for d in deployments}}
     specs = [ReadinessPolicy.model_validate(yaml.safe_load((ROOT / "examples/policies" / f"{p}.yaml").read_text())).spec
@@ -94,6 +111,8 @@ def _measure(n: int, seed: int, share: bool) -> dict[str, Any]:
         "findings": sum(len(v.findings) for v in verdicts),
         "finding_objects": len({id(f) for v in verdicts for f in v.findings}),
         "kept_mb": round(kept / 1e6, 1),
+        "trimmed_mb": round(trimmed_bytes / 1e6, 1),
+        "parse_and_trim_cpu_s": round(trim_cpu, 2),
         "judge_cpu_s": round(cpu, 2),
         "digest": digest.hexdigest(),
     }
@@ -129,11 +148,16 @@ def main() -> int:
         "verdicts_mb_unshared": unshared["kept_mb"],
         "verdicts_mb_shared": shared["kept_mb"],
         "memory_unshared_vs_shared": round(unshared["kept_mb"] / shared["kept_mb"], 2),
+        "trimmed_deployments_mb_unshared": unshared["trimmed_mb"],
+        "trimmed_deployments_mb_shared": shared["trimmed_mb"],
+        "trimmed_unshared_vs_shared": round(unshared["trimmed_mb"] / shared["trimmed_mb"], 2),
+        "parse_and_trim_cpu_s_unshared": unshared["parse_and_trim_cpu_s"],
+        "parse_and_trim_cpu_s_shared": shared["parse_and_trim_cpu_s"],
         "judge_cpu_s_unshared": unshared["judge_cpu_s"],
         "judge_cpu_s_shared": shared["judge_cpu_s"],
         "cpu_shared_vs_unshared": round(shared["judge_cpu_s"] / unshared["judge_cpu_s"], 2),
     }
-    print("\n".join(f"{k:>26}: {v}" for k, v in figures.items()), file=sys.stderr if args.json else sys.stdout)
+    print("\n".join(f"{k:>32}: {v}" for k, v in figures.items()), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(figures))
     return 0

@@ -131,3 +131,22 @@ def _with_unread_fields(deployment: dict) -> dict:
     pod["containers"] = [{**c, "terminationMessagePolicy": "FallbackToLogsOnError"} for c in pod.get("containers") or ()]
     status = {**(deployment.get("status") or {"replicas": 1}), "collisionCount": 3}
     return {**deployment, "spec": {**spec, "template": {**template, "spec": pod}}, "status": status}
+
+
+def test_trimmed_objects_share_their_short_strings_and_keys() -> None:
+    """Each watched object is parsed on its own; trimming makes equal keys and short values one object."""
+    import json
+
+    text = json.dumps({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": "x:1", "imagePullPolicy": "IfNotPresent", "env": [{"name": "A", "value": "v" * 40}],
+         "resources": {"requests": {"cpu": "100m"}}}]}}}})
+    first, second = (trim_deployment(json.loads(text)) for _ in range(2))
+    assert first == second == trim_deployment(json.loads(text))
+    a = first["spec"]["template"]["spec"]["containers"][0]
+    b = second["spec"]["template"]["spec"]["containers"][0]
+    assert a["imagePullPolicy"] is b["imagePullPolicy"]
+    assert a["resources"]["requests"]["cpu"] is b["resources"]["requests"]["cpu"]
+    key_a = next(k for k in a["resources"]["requests"])
+    key_b = next(k for k in b["resources"]["requests"])
+    assert key_a is key_b
+    assert a["env"][0]["value"] == b["env"][0]["value"] and a["env"][0]["value"] is not b["env"][0]["value"]  # long
