@@ -6,8 +6,9 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
+from readiness_operator.kube.handlers import replicaset_index
 from readiness_operator.kube.view import IndexView
-from readiness_operator.kube.webhook import _is_rollback, replicaset_index
+from readiness_operator.kube.webhook import _is_rollback
 
 TEMPLATE_V1 = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a", "image": "web:1"}]}}
 TEMPLATE_V2 = {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "a", "image": "web:2"}]}}
@@ -45,3 +46,14 @@ def test_a_pod_maps_to_the_deployment_of_its_replicaset() -> None:
 
 def test_a_replicaset_without_a_deployment_is_not_indexed() -> None:
     assert _index(("orphan-rs", None, TEMPLATE_V1)) == {}
+
+
+def test_every_index_the_policy_daemon_reads_is_registered_without_the_webhook() -> None:
+    """The webhook module is imported only with a webhook port: the daemon must not need its indexes."""
+    import inspect
+
+    from readiness_operator.kube import handlers
+
+    wanted = [p for p in inspect.signature(handlers.policy_daemon).parameters if p.endswith("_index")]
+    assert "replicaset_index" in wanted
+    assert [p for p in wanted if not callable(getattr(handlers, p, None))] == []

@@ -12,6 +12,7 @@ from typing import Any
 
 import kopf
 
+from readiness_operator.admission.decide import pod_template_digest
 from readiness_operator.model import GROUP, VERSION
 from readiness_operator.model.crd import PLURAL
 from readiness_operator.world import deployment_of_pod
@@ -20,7 +21,7 @@ from .context import context_of
 from .objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from .policy_loop import run_policy
 from .reconcile import PassInput
-from .view import IndexView
+from .view import IndexView, owner_key, revisions_key
 
 
 @kopf.index("apps", "v1", "deployments")
@@ -54,6 +55,23 @@ async def pod_index(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_
 @kopf.index("networking.k8s.io", "v1", "networkpolicies")
 async def network_policy_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, Any]:
     return {namespace: trim_network_policy(body)}
+
+
+@kopf.index("apps", "v1", "replicasets")
+async def replicaset_index(
+    namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any
+) -> dict[Any, Any]:
+    """Both ReplicaSet lookups from one index (registered always: the policy daemons map SLI pods with it;
+    the webhook, when served, recognises rollbacks with it): a Deployment's revisions (its ReplicaSets' pod-template
+    digests, to recognise `kubectl rollout undo`) and each ReplicaSet's Deployment (to map the pods in
+    SLI series to their Deployments)."""
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"), None)
+    if owner is None:
+        return {}
+    return {
+        revisions_key(namespace or "", owner): pod_template_digest(spec.get("template")),
+        owner_key(namespace or "", name): owner,
+    }
 
 
 @kopf.index("", "v1", "namespaces")

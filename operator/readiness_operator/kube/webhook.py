@@ -28,28 +28,12 @@ from readiness_operator.world import Worlds
 
 from .context import OperatorContext, context_of
 from .objects import deployment_ref
-from .view import IndexView, owner_key, revisions_key
+from .view import IndexView, revisions_key
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
 async def policy_index(name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[str, Any]:
     return {name: (meta.get("generation"), dict(spec))}
-
-
-@kopf.index("apps", "v1", "replicasets")
-async def replicaset_index(
-    namespace: str | None, name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any
-) -> dict[Any, Any]:
-    """Both ReplicaSet lookups from one index: a Deployment's revisions (its ReplicaSets' pod-template
-    digests, to recognise `kubectl rollout undo`) and each ReplicaSet's Deployment (to map the pods in
-    SLI series to their Deployments)."""
-    owner = next((o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"), None)
-    if owner is None:
-        return {}
-    return {
-        revisions_key(namespace or "", owner): pod_template_digest(spec.get("template")),
-        owner_key(namespace or "", name): owner,
-    }
 
 
 def _policies(ctx: OperatorContext, index: Any) -> list[tuple[str, CompiledPolicy]]:
