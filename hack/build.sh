@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the test control plane (kube-apiserver + kube-controller-manager + kube-scheduler, etcd),
-# kwok (fake nodes and pods), metrics-server and Helm from the Go module proxy into
+# kwok (fake nodes and pods), metrics-server, Helm and Sloth (the SLO oracle of the tests) from the Go module proxy into
 # ~/.cache/readiness-operator/bin, keyed by version. A cached build is reused, so only the first
 # run pays (several minutes on 2 cores).
 #
-#   hack/build.sh [kube|etcd|kwok|metrics-server|helm|all]   (default: all); progress on stderr
+#   hack/build.sh [kube|etcd|kwok|metrics-server|helm|sloth|all]   (default: all); progress on stderr
 #   hack/build.sh path                   build what is missing, print "<kube dir>:<helm dir>" for PATH
 #                                        (the kube dir holds a matching `kubectl`)
 set -euo pipefail
@@ -69,6 +69,15 @@ build_metrics_server() {
   mv "$dir.tmp" "$dir"
 }
 
+build_sloth() {
+  local dir; dir=$(sloth_bin_dir)
+  [[ -x $dir/sloth ]] && return 0
+  log "installing sloth $SLOTH_VERSION (cold: about 8 minutes)"
+  mkdir -p "$dir.tmp"
+  GOBIN="$dir.tmp" go install "github.com/slok/sloth/cmd/sloth@$SLOTH_VERSION"
+  mv "$dir.tmp" "$dir"
+}
+
 # tool_path prints the cached tool directories for PATH (kubectl, helm), building what is missing.
 tool_path() {
   build_etcd >&2; build_kube >&2; build_kwok >&2; build_metrics_server >&2; build_helm >&2
@@ -81,7 +90,9 @@ case "${1:-all}" in
   kwok) build_kwok ;;
   metrics-server) build_metrics_server ;;
   helm) build_helm ;;
-  all) build_etcd; build_kube; build_kwok; build_metrics_server; build_helm ;;
+  sloth) build_sloth ;;
+  sloth-bin) build_sloth >&2; echo "$(sloth_bin_dir)/sloth" ;;  # build if missing, print the binary
+  all) build_etcd; build_kube; build_kwok; build_metrics_server; build_helm; build_sloth ;;
   path) tool_path ;;
-  *) die "usage: $0 [kube|etcd|kwok|metrics-server|helm|all|path]" ;;
+  *) die "usage: $0 [kube|etcd|kwok|metrics-server|helm|sloth|sloth-bin|all|path]" ;;
 esac

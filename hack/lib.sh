@@ -11,6 +11,7 @@ ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.19.5
 KWOK_VERSION=v0.8.0
 METRICS_SERVER_VERSION=v0.8.0
+SLOTH_VERSION=v0.16.0  # a test tool only: the SLO oracle of tests/e2e/test_sloth_oracle.py
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -39,6 +40,7 @@ kube_bin_dir() { echo "$CACHE_ROOT/bin/kube-$KUBE_VERSION-$(inputs_hash "$HACK_D
 etcd_bin_dir() { echo "$CACHE_ROOT/bin/etcd-$ETCD_VERSION-$(inputs_hash "$HACK_DIR"/cluster/etcd/go.mod "$HACK_DIR"/cluster/etcd/go.sum "$HACK_DIR"/cluster/etcd/main.go)"; }
 helm_bin_dir() { echo "$CACHE_ROOT/bin/helm-$HELM_VERSION"; }
 kwok_bin_dir() { echo "$CACHE_ROOT/bin/kwok-$KWOK_VERSION"; }
+sloth_bin_dir() { echo "$CACHE_ROOT/bin/sloth-$SLOTH_VERSION"; }
 metrics_server_bin_dir() { echo "$CACHE_ROOT/bin/metrics-server-$METRICS_SERVER_VERSION"; }
 # kwok's own stage and metrics YAML, read at run time from its module (filled by `go install`).
 kwok_module_dir() { echo "$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION"; }

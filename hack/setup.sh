@@ -2,7 +2,7 @@
 # Installs everything the project needs on a fresh machine, and is fast when it is all there:
 # Debian packages (prometheus, openssl, curl; podman, runc and mmdebstrap for the operator image
 # that hack/image.sh builds), a Python venv with the project and its dev tools,
-# and the Go-built control plane + helm in ~/.cache/readiness-operator.
+# and the Go-built control plane + helm (and Sloth, the SLO oracle of the tests) in ~/.cache/readiness-operator.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
