@@ -82,7 +82,7 @@ def validations(g: GeneratedVap) -> dict[str, dict[str, Any]]:
     vap, _ = vap_and_binding(g)
     [combined] = vap["spec"]["validations"]
     assert combined["expression"] == "size(variables.denials) == 0"
-    *_, failures, denials = vap["spec"]["variables"]
+    *_, failures, denials, _text, _brief = vap["spec"]["variables"]
     assert (failures["name"], denials["name"]) == ("policy0", "denials")
     assert "variables.policy0" in denials["expression"]
     for v in only(g).per_check:  # every per-check rule is folded into the policy's failures list
@@ -416,9 +416,9 @@ def test_two_policies_each_judge_only_their_own_namespaces() -> None:
     assert "probe-" in first and "replicas-min" not in first
     assert "replicas-min" in second and "probe-" not in second
     vap, _ = vap_and_binding(g)
-    denials = vap["spec"]["variables"][-1]["expression"]
+    denials = vap["spec"]["variables"][-3]["expression"]
     assert 'ReadinessPolicy \\"a\\" (Enforce, fail-safe) denies this Deployment: ' in denials
-    assert "variables.policy0.join('; ')" in denials and "variables.policy1.join('; ')" in denials
+    assert "variables.policy0.map(f, f[0] + f[1]).join('; ')" in denials and "variables.policy1.map(f, f[0]).join('; ')" in denials
     assert vap["metadata"]["annotations"]["readiness.dev/policies"] == "a,b"
 
 

@@ -275,7 +275,8 @@ def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
 def _check_validation(
     check_id: str, cel: Cel, remediation: str, active: Sequence[Exemption], spec: ReadinessPolicySpec
 ) -> tuple[dict[str, Any], str]:
-    """One check's validation (expression and message) and its entry in the ``failures`` variable."""
+    """One check's validation (expression and message) and its entry in the policy's failures variable:
+    ``[message, " Fix: ..."]`` when it fails."""
     exempt = [_exemption_cel(e) for e in active if "*" in e.checks or check_id in e.checks]
     expression = " || ".join([f"!({_judged_when(check_id, spec)})", *exempt, f"({cel.expression})"])
     validation: dict[str, Any] = {"expression": expression, "message": cel.message}
@@ -283,12 +284,12 @@ def _check_validation(
         validation["messageExpression"] = cel.message_expression
     message = cel.message_expression if cel.message_expression is not None else _lit(cel.message)
     fix = _lit(f" Fix: {remediation}")
-    return validation, f"(({expression}) ? [] : [{message} + {fix}])"
+    return validation, f"(({expression}) ? [] : [[{message}, {fix}]])"
 
 
 @dataclass(frozen=True, slots=True)
 class _Covered:
-    """The checks CEL enforces for one policy: ids, per-check validations, ``failures`` entries."""
+    """The checks CEL enforces for one policy: ids, per-check validations, failures entries."""
 
     ids: list[str]
     per_check: list[dict[str, Any]]
@@ -350,6 +351,16 @@ def _selected(spec: ReadinessPolicySpec, shared_override: bool) -> list[str]:
     return terms
 
 
+#: The API server drops a message over 5 KiB (celconfig.MaxEvaluatedMessageExpressionSizeBytes) for
+#: "failed expression: ...": past that, the checks without their fixes, then a cut (under 4 bytes a
+#: character).
+_MESSAGE_BYTES = 5000
+_MESSAGE = (f"size(bytes(variables.denialText)) <= {_MESSAGE_BYTES} ? variables.denialText : "
+            f"size(bytes(variables.denialBrief)) <= {_MESSAGE_BYTES - 40} ? "
+            "variables.denialBrief + ' (fixes left out: message too long)' : "
+            f"variables.denialBrief.substring(0, {_MESSAGE_BYTES // 4 - 10}) + ' [...]'")
+
+
 def _denial_prefix(policy_name: str) -> str:
     return f'ReadinessPolicy "{policy_name}" (Enforce, fail-safe) denies this Deployment: '
 
@@ -372,9 +383,15 @@ def _vap_object(
         if selected:
             failures = f"!({' && '.join(selected)}) ? [] : ({failures})"
         variables.append({"name": f"policy{index}", "expression": failures})
-        denials.append(f"(size(variables.policy{index}) == 0 ? [] : "
-                       f"[{_lit(_denial_prefix(policy_name))} + variables.policy{index}.join('; ')])")
-    variables.append({"name": "denials", "expression": " + ".join(["[]", *denials])})
+        prefix, failed = _lit(_denial_prefix(policy_name)), f"variables.policy{index}"
+        denials.append(f"(size({failed}) == 0 ? [] : [[{prefix} + {failed}.map(f, f[0] + f[1]).join('; '), "
+                       f"{prefix} + {failed}.map(f, f[0]).join('; ')]])")
+    variables += [
+        # Per denying policy: its message with every fix, and without them.
+        {"name": "denials", "expression": " + ".join(["[]", *denials])},
+        {"name": "denialText", "expression": "variables.denials.map(d, d[0]).join(' ')"},
+        {"name": "denialBrief", "expression": "variables.denials.map(d, d[1]).join(' ')"},
+    ]
     annotations = {
         "readiness.dev/policies": ",".join(covered),
         "readiness.dev/checks": "; ".join(f"{p}: {','.join(c.ids)}" for p, (_, c) in covered.items()),
@@ -384,7 +401,7 @@ def _vap_object(
     validation = {
         "expression": "size(variables.denials) == 0",
         # (Kubernetes rejects line breaks in admission messages, hence spaces and "; ".)
-        "messageExpression": "variables.denials.join(' ')",
+        "messageExpression": _MESSAGE,
         "reason": "Forbidden",
     }
     return {

@@ -32,6 +32,8 @@ VAP_KINDS = ("ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy")  #
 #: Unchanged objects are still re-put this often (a no-op when they are intact): one the garbage
 #: collector removed in a race with a new policy, or someone deleted, comes back.
 REWRITE_AFTER = timedelta(minutes=5)
+#: While a foreign object holds our name, look again this often (it may be removed).
+FOREIGN_RETRY = timedelta(seconds=30)
 
 
 class AdmissionWriter(Protocol):
@@ -76,6 +78,8 @@ class AdmissionPolicySync:
         objects = [owned(o, owners) for o in generated.objects]
         if objects == self.written and self.written_at is not None and now - self.written_at < REWRITE_AFTER:
             return
+        if not objects and self.written == [] and now - (self.written_at or now) < REWRITE_AFTER:
+            return  # deleted already
         foreign: set[str] = set()
         for obj in objects:  # the policy before its binding
             try:
@@ -93,6 +97,8 @@ class AdmissionPolicySync:
                      ", ".join(generated.policies) or "no Enforce policy")
         self.foreign, self.policies = foreign, tuple(generated.policies)
         self.written, self.written_at = objects, now
+        if foreign:  # not written: try again on the next change, or after FOREIGN_RETRY
+            self.written, self.written_at = None, now - REWRITE_AFTER + FOREIGN_RETRY
 
     def requeue_after(self, now: datetime) -> float:
         """Seconds until the objects must be re-put or an exemption expires."""
