@@ -152,6 +152,7 @@ async def run_admission_policy_writer(ctx: OperatorContext) -> None:
                           ctx.settings.vap_name, retry_in, exc_info=exc)
 
         ctx.admission_policy_wake.set()
-        await run_until_stopped(reconcile, wake=ctx.admission_policy_wake, stopped=term, on_error=failed)
+        # A short debounce: a pass that changes nothing costs no API call (diff against what was written).
+        await run_until_stopped(reconcile, wake=ctx.admission_policy_wake, stopped=term, on_error=failed, debounce=0.05)
         if ctx.leadership.writable:  # pragma: no cover - the loop only ends with the term
             await asyncio.sleep(1)
