@@ -15,13 +15,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
+from kubernetes.client import ApiException
 
 from tests.support.admission import deployment_review, post_review
 from tests.support.cluster import REPO_ROOT, Cluster, KubectlError, eventually
@@ -242,22 +245,27 @@ def test_the_service_account_changes_only_its_own_admission_objects(ha: HA) -> N
     """RBAC by name (issue #13 item 7): foreign admission objects are out of the ServiceAccount's reach,
     even one carrying our label; its own fixed-name VAP and binding it can read and replace."""
     cluster, as_operator = ha.cluster, Cluster(ha.kubeconfig)
+    api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(config_file=str(ha.kubeconfig)))
+    group = "admissionregistration.k8s.io"
     for obj in FOREIGN:
         cluster.apply(json.dumps(obj))
     try:
         for obj in FOREIGN:
             kind, name = obj["kind"].lower(), obj["metadata"]["name"]
+            plural = {"validatingadmissionpolicy": "validatingadmissionpolicies"}.get(kind, kind + "s")
             current = cluster.get_json(kind, name)
-            attempts = {
-                "update": as_operator.kubectl("replace", "-f", "-", input=json.dumps(current), check=False),
-                "patch": as_operator.kubectl("patch", kind, name, "--type=merge", "-p",
-                                             '{"metadata": {"labels": {"taken": "over"}}}', check=False),
-                "delete": as_operator.kubectl("delete", kind, name, check=False),
-                "get": as_operator.kubectl("get", kind, name, check=False),
+            label = {"metadata": {"labels": {"taken": "over"}}}
+            attempts: dict[str, Callable[[], object]] = {  # one request each, straight to the API server
+                "get": partial(api.get_cluster_custom_object, group, "v1", plural, name),
+                "update": partial(api.replace_cluster_custom_object, group, "v1", plural, name, current),
+                "patch": partial(api.patch_cluster_custom_object, group, "v1", plural, name, label),
+                "delete": partial(api.delete_cluster_custom_object, group, "v1", plural, name),
             }
-            for verb, result in attempts.items():
-                assert result.returncode != 0 and "forbidden" in result.stderr.lower(), (kind, verb, result.stderr)
-                assert f"cannot {verb} resource" in result.stderr, (kind, verb, result.stderr)
+            for verb, attempt in attempts.items():
+                with pytest.raises(ApiException) as refused:
+                    attempt()
+                assert refused.value.status == 403, (kind, verb, refused.value)
+                assert f"cannot {verb} resource" in str(refused.value.body), (kind, verb, refused.value.body)
             assert cluster.get_json(kind, name)["metadata"].get("labels") == obj["metadata"].get("labels")
         ours = ha.env["READINESS_VAP_NAME"]
         eventually(lambda: holds(cluster, "rbac-proof", ours), what="our merged VAP")
