@@ -85,6 +85,11 @@ def judged(api: ApiConnection, namespace: str, containers: int) -> bool:
     raise RuntimeError(f"unexpected answer for {containers} containers: HTTP {status} {message[:300]}")
 
 
+def in_force(api: ApiConnection, namespace: str) -> bool:
+    status, answer = api.dry_run_create(deployment(namespace, 1))
+    return status == 403 and "denies this Deployment" in str((answer or {}).get("message") or "")
+
+
 def widest_judged(api: ApiConnection, namespace: str, limit: int) -> int:
     low, high = 1, limit  # judged(low) holds; find the largest judged count up to limit
     if judged(api, namespace, high):
@@ -109,7 +114,7 @@ def run(limit: int) -> dict[str, Any]:
                 for obj in generated.objects:
                     cluster.apply(json.dumps(obj))
                 try:
-                    eventually(partial(judged, api, namespace, 1), timeout=60, what="the VAP in force")
+                    eventually(partial(in_force, api, namespace), timeout=60, what="the VAP in force")
                     widest = widest_judged(api, namespace, limit)
                 finally:
                     cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name,

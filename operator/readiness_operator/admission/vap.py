@@ -351,9 +351,9 @@ def _selected(spec: ReadinessPolicySpec, shared_override: bool) -> list[str]:
     return terms
 
 
-#: The API server drops a message over 5 KiB (celconfig.MaxEvaluatedMessageExpressionSizeBytes) for
-#: "failed expression: ...": past that, the checks without their fixes, then a cut (under 4 bytes a
-#: character).
+#: The API server replaces a message over 5 KiB (celconfig.MaxEvaluatedMessageExpressionSizeBytes) by
+#: "failed expression: ...": past that, the failed checks without their fixes, and past that again a
+#: cut at 1,240 characters (at most 4 bytes each).
 _MESSAGE_BYTES = 5000
 _MESSAGE = (f"size(bytes(variables.denialText)) <= {_MESSAGE_BYTES} ? variables.denialText : "
             f"size(bytes(variables.denialBrief)) <= {_MESSAGE_BYTES - 40} ? "
