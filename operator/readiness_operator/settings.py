@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     webhook_cert_renew_fraction: float = Field(default=2 / 3, ge=0.1, le=0.9)
     webhook_cert_check_seconds: float | None = Field(default=None, gt=0, le=3600)
     vap: bool = True
+    # The one ValidatingAdmissionPolicy and binding holding every Enforce policy (the chart: its fullname).
+    vap_name: str = "readiness-operator"
     prometheus_url: str | None = None  # used by policies without spec.prometheus.url
     # Secrets ("namespace/name") policies may name for Prometheus credentials; the chart grants `get`
     # on exactly these. Any other Secret, and always the webhook's own TLS Secret, is refused.

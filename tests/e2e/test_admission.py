@@ -12,6 +12,8 @@ import yaml
 
 from tests.support.cluster import Cluster, KubectlError, eventually
 from tests.support.operator import OperatorProcess, free_port
+from tests.support.vap import DEFAULT_NAME as VAP
+from tests.support.vap import holds
 
 pytestmark = pytest.mark.e2e
 
@@ -73,8 +75,7 @@ def admission(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         return "probe-readiness" in result.stderr
 
     eventually(webhook_warns, timeout=60, what="the webhook answering")
-    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicybinding", "readiness-adm-enforce",
-                                       check=False).returncode == 0, what="the fail-safe VAP binding")
+    eventually(lambda: holds(cluster, "adm-enforce"), what="the fail-safe VAP and binding")
     yield op
     for name in ("adm-enforce", "adm-warn", "adm-audit", "adm-ignored"):
         cluster.kubectl("delete", "rp", name, "--ignore-not-found", "--wait=false")
@@ -301,14 +302,14 @@ def test_slos_that_cannot_run_are_rejected_at_apply_time(
 def test_fail_safe_vap_enforces_static_checks_while_the_operator_is_down(
     admission: OperatorProcess, crds: Cluster
 ) -> None:
-    eventually(lambda: crds.kubectl("get", "validatingadmissionpolicy", "readiness-adm-enforce",
-                                    check=False).returncode == 0, what="generated ValidatingAdmissionPolicy")
+    eventually(lambda: holds(crds, "adm-enforce"), what="generated ValidatingAdmissionPolicy")
     admission.stop()
     try:
         with pytest.raises(KubectlError) as denied:
             crds.apply(deployment("adm-enforce", "while-down", probe=False))
         err = denied.value.stderr
-        assert "ValidatingAdmissionPolicy 'readiness-adm-enforce'" in err and "probe-readiness" in err
+        assert f"ValidatingAdmissionPolicy '{VAP}'" in err and "probe-readiness" in err
+        assert 'ReadinessPolicy "adm-enforce" (Enforce, fail-safe) denies' in err
         assert "deployments.readiness.dev" not in err  # the webhook is down; the VAP alone decided
         # The webhook is unreachable and fails open (Ignore): compliant Deployments still go through,
         # and so does anything in namespaces without an Enforce policy.
@@ -316,7 +317,8 @@ def test_fail_safe_vap_enforces_static_checks_while_the_operator_is_down(
         crds.apply(deployment("adm-audit", "also-ok", probe=False, replicas=1))
         with pytest.raises(KubectlError) as scaled:  # the scale subresource, judged by the VAP alone
             crds.kubectl("-n", "adm-enforce", "scale", "deployment", "ok-while-down", "--replicas=0")
-        assert "ValidatingAdmissionPolicy 'readiness-adm-enforce'" in scaled.value.stderr
+        assert f"ValidatingAdmissionPolicy '{VAP}'" in scaled.value.stderr
+        assert 'ReadinessPolicy "adm-enforce" (Enforce, fail-safe) denies' in scaled.value.stderr
         assert "replicas-min" in scaled.value.stderr
         patch = '{"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}}}'
         with pytest.raises(KubectlError) as recreated:  # a strategy-only change, judged by the VAP alone

@@ -15,6 +15,7 @@ from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.world import World
 from tests.support.cluster import Cluster, eventually
 from tests.support.operator import OperatorProcess
+from tests.support.vap import holds
 
 pytestmark = pytest.mark.e2e
 
@@ -57,8 +58,7 @@ def vap_only(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("agree") / "operator.log").start()
     crds.apply(yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
                                "metadata": {"name": "agree"}, "spec": SPEC}))
-    eventually(lambda: crds.kubectl("get", "validatingadmissionpolicybinding", "readiness-agree",
-                                    check=False).returncode == 0, what="the VAP binding")
+    eventually(lambda: holds(crds, "agree"), what="the VAP and its binding")
     yield crds
     crds.kubectl("delete", "rp", "agree", "--timeout=30s")
     op.stop()
@@ -77,7 +77,8 @@ def test_the_vap_answers_what_the_webhook_answers(vap_only: Cluster, obj: dict[s
         obj = {**obj, "metadata": {**obj["metadata"], "name": "legacy-ab"}}  # not a valid name; a non-match
     result = vap_only.kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(obj), check=False)
     vap_allowed = result.returncode == 0
-    assert vap_allowed or "ValidatingAdmissionPolicy 'readiness-agree'" in result.stderr, result.stderr
+    assert vap_allowed or ("ValidatingAdmissionPolicy 'readiness-operator'" in result.stderr
+                           and 'ReadinessPolicy "agree" (Enforce, fail-safe)' in result.stderr), result.stderr
     stored = obj
     if vap_allowed:  # judge what the API server would store (1e100 is kept, 1e400 becomes 10e399)
         stored = yaml.safe_load(vap_only.kubectl("create", "--dry-run=server", "-o", "yaml", "-f", "-",

@@ -1,8 +1,9 @@
 """Every check fixture, judged by the engine and by its generated ValidatingAdmissionPolicy on the real
 API server (server-side dry-run), gets the same verdict for every static check the VAP covers.
 
-Batched: one namespace, one VAP per distinct fixture policy (bound to its fixtures' Deployments by
-a label), all applied at once, one dry-run of all Deployments per attempt. Fixtures with PDBs or HPAs are
+Batched: one namespace, one policy per distinct fixture policy (selecting its fixtures' Deployments by
+a label), all merged into ONE VAP as the operator merges its Enforce policies, one dry-run of all
+Deployments per attempt. Fixtures with PDBs or HPAs are
 left out: the VAP cannot see those objects by design (admission/vap.py), the webhook judges them.
 """
 
@@ -27,13 +28,13 @@ from readiness_operator.engine import compile_policy, evaluate
 from readiness_operator.manifests import iter_documents
 from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.model.common import BLOCKING
-from readiness_operator.names import MANAGED_BY, MANAGED_BY_LABEL
 from tests.support.cluster import Cluster, eventually
 from tests.unit.test_check_fixtures import FILES, load_fixture
 
 pytestmark = pytest.mark.e2e
 
 NS = "catalogue-vap"
+VAP = "readiness-fx-catalogue"
 LABEL = "readiness.dev/fixture"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -73,18 +74,25 @@ def _case(index: int, path: Path) -> Case:
     return Case(path, name, obj, raw)
 
 
-def _bind(group: int, cases: list[Case]) -> list[dict[str, Any]]:
-    """One VAP for cases sharing a spec, bound to their Deployments; records the engine's verdicts."""
+def _policy(cases: list[Case]) -> ReadinessPolicySpec:
+    """One policy for cases sharing a spec, selecting their Deployments."""
     raw = {**cases[0].spec, "match": {"namespaces": [NS], "selector": {
         "matchExpressions": [{"key": LABEL, "operator": "In", "values": [c.name for c in cases]}]}}}
-    spec = ReadinessPolicySpec.model_validate(raw)
-    generated = generate_vap(f"fx-group-{group}", spec, now=NOW, excluded_namespaces=[])
-    for c in cases:
-        assert c.path.parent.name in generated.checks, f"{c.path}: the VAP does not cover its check"
-        _, _, world = load_fixture(c.path)
-        verdict = evaluate(spec, c.deployment, world)
-        c.engine_failed = frozenset(f.check for f in verdict.findings
-                                    if f.status == "fail" and f.check in generated.checks)
+    return ReadinessPolicySpec.model_validate(raw)
+
+
+def _merged(groups: list[list[Case]]) -> list[dict[str, Any]]:
+    """ONE merged VAP + binding for every group's policy (as the operator writes them: each policy
+    told apart by its selector in CEL); records the engine's verdicts."""
+    policies = {f"fx-group-{i}": _policy(cases) for i, cases in enumerate(groups)}
+    generated = generate_vap(policies, name=VAP, now=NOW, excluded_namespaces=[])
+    for i, cases in enumerate(groups):
+        checks = generated.policies[f"fx-group-{i}"].checks
+        for c in cases:
+            assert c.path.parent.name in checks, f"{c.path}: the VAP does not cover its check"
+            _, _, world = load_fixture(c.path)
+            verdict = evaluate(policies[f"fx-group-{i}"], c.deployment, world)
+            c.engine_failed = frozenset(f.check for f in verdict.findings if f.status == "fail" and f.check in checks)
     return generated.objects
 
 
@@ -105,18 +113,16 @@ def cases(crds: Cluster) -> Iterator[list[Case]]:
     groups: dict[str, list[Case]] = {}
     for c in built:
         groups.setdefault(json.dumps(c.spec, sort_keys=True), []).append(c)
-    objects = [o for i, members in enumerate(groups.values()) for o in _bind(i, members)]
-    # A copy of a failing case under a VAP of its own, applied last: once the API server enforces it,
-    # it has loaded the others.
+    # First a copy of a failing case under a policy of its own: once the API server denies it, it
+    # enforces the merged object.
+    _merged(list(groups.values()))  # the engine's verdicts, to pick a failing case
     canary = _case(len(built), next(c.path for c in built if c.engine_failed))
-    objects += _bind(len(groups), [canary])
+    objects = _merged([[canary], *groups.values()])
     built.append(canary)
     crds.kubectl("create", "namespace", NS)
     crds.apply(yaml.safe_dump_all(objects))
     yield built
-    names = ",".join(f"fx-group-{i}" for i in range(len(groups) + 1))
-    crds.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "-l",
-                 f"{MANAGED_BY_LABEL}={MANAGED_BY},readiness.dev/policy in ({names})", "--wait=false")
+    crds.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", VAP, "--wait=false")
     crds.kubectl("delete", "namespace", NS, "--wait=false")
 
 

@@ -15,17 +15,21 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
+from kubernetes.client import ApiException
 
 from tests.support.admission import deployment_review, post_review
 from tests.support.cluster import REPO_ROOT, Cluster, KubectlError, eventually
 from tests.support.operator import OperatorProcess, free_port
+from tests.support.vap import held_policies, holds
 
 pytestmark = pytest.mark.e2e
 
@@ -195,8 +199,7 @@ def test_chart_service_account_can_do_the_whole_job_and_only_the_leader_writes(h
                what="status written")
     eventually(lambda: cluster.kubectl("-n", WORK, "get", "policyreport", "readiness-rbac-proof",
                                        check=False).returncode == 0, what="PolicyReport written")
-    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicy", "readiness-rbac-proof",
-                                       check=False).returncode == 0, what="VAP written")
+    eventually(lambda: holds(cluster, "rbac-proof", ha.env["READINESS_VAP_NAME"]), what="VAP written")
     # Admission through the API server (the VAP or replica-b's webhook, whichever is asked first).
     with pytest.raises(KubectlError) as denied:
         cluster.apply(deployment("other", probe=False))
@@ -225,16 +228,66 @@ def test_admission_answers_from_either_replica(ha: HA) -> None:
         assert allowed["allowed"], replica.name
 
 
+FOREIGN = [
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+     "metadata": {"name": "someone-elses", "labels": {"app.kubernetes.io/managed-by": "readiness-operator"}},
+     "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                      "operations": ["CREATE"], "resources": ["configmaps"]}]},
+              "validations": [{"expression": "true"}]}},
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+     "metadata": {"name": "someone-elses"}, "spec": {"policyName": "someone-elses", "validationActions": ["Deny"]}},
+    {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+     "metadata": {"name": "someone-elses"}, "webhooks": []},
+]
+
+
+def test_the_service_account_changes_only_its_own_admission_objects(ha: HA) -> None:
+    """RBAC by name (issue #13 item 7): foreign admission objects are out of the ServiceAccount's reach,
+    even one carrying our label; its own fixed-name VAP and binding it can read and replace."""
+    cluster, as_operator = ha.cluster, Cluster(ha.kubeconfig)
+    api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(config_file=str(ha.kubeconfig)))
+    group = "admissionregistration.k8s.io"
+    for obj in FOREIGN:
+        cluster.apply(json.dumps(obj))
+    try:
+        for obj in FOREIGN:
+            kind, name = obj["kind"].lower(), obj["metadata"]["name"]
+            plural = {"validatingadmissionpolicy": "validatingadmissionpolicies"}.get(kind, kind + "s")
+            current = cluster.get_json(kind, name)
+            label = {"metadata": {"labels": {"taken": "over"}}}
+            attempts: dict[str, Callable[[], object]] = {  # one request each, straight to the API server
+                "get": partial(api.get_cluster_custom_object, group, "v1", plural, name),
+                "update": partial(api.replace_cluster_custom_object, group, "v1", plural, name, current),
+                "patch": partial(api.patch_cluster_custom_object, group, "v1", plural, name, label),
+                "delete": partial(api.delete_cluster_custom_object, group, "v1", plural, name),
+            }
+            for verb, attempt in attempts.items():
+                with pytest.raises(ApiException) as refused:
+                    attempt()
+                assert refused.value.status == 403, (kind, verb, refused.value)
+                assert f"cannot {verb} resource" in str(refused.value.body), (kind, verb, refused.value.body)
+            assert cluster.get_json(kind, name)["metadata"].get("labels") == obj["metadata"].get("labels")
+        ours = ha.env["READINESS_VAP_NAME"]
+        eventually(lambda: holds(cluster, "rbac-proof", ours), what="our merged VAP")
+        for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+            mine = as_operator.get_json(kind, ours)  # get and update: granted on exactly this name
+            mine["metadata"].setdefault("annotations", {})["readiness.dev/touched"] = "by the operator's account"
+            as_operator.kubectl("replace", "-f", "-", input=json.dumps(mine))
+        denied = as_operator.kubectl("get", "validatingadmissionpolicies", check=False)  # no list
+        assert denied.returncode != 0 and "cannot list resource" in denied.stderr, denied.stderr
+    finally:
+        for obj in FOREIGN:
+            cluster.kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], "--ignore-not-found")
+
+
 def test_deleting_a_policy_works_with_two_replicas(ha: HA) -> None:
-    cluster = ha.cluster
+    cluster, vap = ha.cluster, ha.env["READINESS_VAP_NAME"]
     cluster.apply(policy("ha-delete"))
-    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicy", "readiness-ha-delete",
-                                       check=False).returncode == 0, what="VAP written")
+    eventually(lambda: holds(cluster, "ha-delete", vap), what="merged into the VAP")
     eventually(lambda: cluster.kubectl("-n", WORK, "get", "policyreport", "readiness-ha-delete",
                                        check=False).returncode == 0, what="PolicyReport written")
     cluster.kubectl("delete", "rp", "ha-delete", "--timeout=30s")  # both replicas' finalizer handling ends
-    eventually(lambda: cluster.kubectl("get", "validatingadmissionpolicy", "readiness-ha-delete",
-                                       check=False).returncode != 0, what="VAP deleted by the leader")
+    eventually(lambda: held_policies(cluster, vap) == ["rbac-proof"], what="its rules removed by the leader")
     eventually(lambda: cluster.kubectl("-n", WORK, "get", "policyreport", "readiness-ha-delete",
                                        check=False).returncode != 0, what="PolicyReport deleted")
 

@@ -97,6 +97,8 @@ def can_i(cluster: Cluster, *args: str) -> bool:
     return result.stdout.strip() == "yes"
 
 
+ADMISSION_POLICY_RESOURCES = ("validatingadmissionpolicies.admissionregistration.k8s.io",
+                              "validatingadmissionpolicybindings.admissionregistration.k8s.io")
 ALLOWED = [
     *[(verb, "readinesspolicies.readiness.dev", ()) for verb in ("get", "list", "watch", "patch")],
     *[(verb, "readinesspolicies.readiness.dev", ("--subresource=status",)) for verb in ("get", "patch", "update")],
@@ -112,11 +114,10 @@ ALLOWED = [
       for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
     *[(verb, f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ())
-      for verb in ("get", "patch", "update")],
-    *[(verb, resource, ())
-      for resource in ("validatingadmissionpolicies.admissionregistration.k8s.io",
-                       "validatingadmissionpolicybindings.admissionregistration.k8s.io")
-      for verb in ("get", "create", "patch", "update", "delete")],
+      for verb in ("get", "update")],
+    *[("create", resource, ()) for resource in ADMISSION_POLICY_RESOURCES],  # a name cannot restrict create
+    *[(verb, f"{resource}/{FULLNAME}", ())  # the one merged policy and binding
+      for resource in ADMISSION_POLICY_RESOURCES for verb in ("get", "update", "delete")],
     *[(verb, "customresourcedefinitions.apiextensions.k8s.io", ()) for verb in ("get", "list", "watch")],
     *[(verb, f"leases.coordination.k8s.io/{LEASE}", ("-n", NAMESPACE)) for verb in ("get", "update")],
     ("create", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
@@ -148,8 +149,11 @@ DENIED = [
     ("delete", "validatingwebhookconfigurations.admissionregistration.k8s.io/someone-elses", ()),
     ("list", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
     ("watch", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
-    ("list", "validatingadmissionpolicies.admissionregistration.k8s.io", ()),
-    ("deletecollection", "validatingadmissionpolicies.admissionregistration.k8s.io", ()),
+    ("patch", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ()),
+    *[(verb, resource, ()) for resource in ADMISSION_POLICY_RESOURCES for verb in ("list", "watch", "deletecollection")],
+    *[(verb, f"{resource}/someone-elses", ())  # nobody else's, labelled as ours or not
+      for resource in ADMISSION_POLICY_RESOURCES for verb in ("get", "update", "patch", "delete")],
+    *[("patch", f"{resource}/{FULLNAME}", ()) for resource in ADMISSION_POLICY_RESOURCES],
     ("create", "mutatingadmissionpolicies.admissionregistration.k8s.io", ()),
     ("delete", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ()),
     ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ()),

@@ -1,6 +1,7 @@
-"""The generated ValidatingAdmissionPolicies against the real API server (issue #13 item 4): a foreign
-object of our name is never changed or deleted, and deleting a policy removes its VAP and binding
-every time (owner references let the garbage collector finish what the daemon's cleanup misses)."""
+"""The merged ValidatingAdmissionPolicy + binding against the real API server (issue #13 items 4 and 7):
+a foreign object holding our fixed name is never changed or deleted; deleting a policy removes its
+rules from the merged objects every time, and deleting the last Enforce policy removes both; owner
+references to every policy they hold let the garbage collector remove them once all are gone."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import kubernetes
 import pytest
-import yaml
+from kubernetes.client import ApiException
 
 from tests.support.cluster import Cluster, eventually
 from tests.support.operator import OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
+OURS = "readiness-ownership"  # the operator's fixed name here (READINESS_VAP_NAME)
+KINDS = ("validatingadmissionpolicy", "validatingadmissionpolicybinding")
+CYCLES = 20
+
 FOREIGN_VAP = {
     "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-    "metadata": {"name": "readiness-victim", "labels": {"team": "security"}},
+    "metadata": {"name": OURS, "labels": {"team": "security"}},
     "spec": {"failurePolicy": "Fail",
              "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
                                                      "operations": ["CREATE"], "resources": ["configmaps"]}]},
@@ -27,75 +33,144 @@ FOREIGN_VAP = {
 }
 FOREIGN_BINDING = {
     "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-    "metadata": {"name": "readiness-victim", "labels": {"team": "security"}},
-    "spec": {"policyName": "readiness-victim", "validationActions": ["Deny"],
+    "metadata": {"name": OURS, "labels": {"team": "security"}},
+    "spec": {"policyName": OURS, "validationActions": ["Deny"],
              "matchResources": {"namespaceSelector": {"matchLabels": {"protected": "yes"}}}},
 }
 
 
-def enforce_policy(name: str) -> str:
-    return yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": name},
-                           "spec": {"mode": "Enforce", "match": {"namespaces": [f"ns-{name}"]},
-                                    "rules": {"probes": {"liveness": False, "readiness": True}}}})
+def enforce_policy(name: str) -> dict[str, Any]:
+    return {"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy", "metadata": {"name": name},
+            "spec": {"mode": "Enforce", "match": {"namespaces": [f"ns-{name}"]},
+                     "rules": {"probes": {"liveness": False, "readiness": True}}}}
+
+
+class Api:
+    """Direct API calls (no kubectl process per poll: the cycles below poll a lot)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi(
+            kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig)))
+
+    def create_policies(self, *names: str) -> dict[str, str]:
+        """Create Enforce policies; name -> uid."""
+        created = [self.custom.create_cluster_custom_object("readiness.dev", "v1alpha1", "readinesspolicies",
+                                                            enforce_policy(n)) for n in names]
+        return {c["metadata"]["name"]: c["metadata"]["uid"] for c in created}
+
+    def delete_policy(self, name: str) -> None:
+        self.custom.delete_cluster_custom_object("readiness.dev", "v1alpha1", "readinesspolicies", name)
+
+    def get(self, plural: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = self.custom.get_cluster_custom_object("admissionregistration.k8s.io", "v1", plural, OURS)
+            return obj
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+@pytest.fixture(scope="module")
+def api(crds: Cluster) -> Api:
+    return Api(crds)
+
+
+def merged(api: Api) -> tuple[dict[str, Any] | None, bool]:
+    """The merged VAP (None when absent) and whether its binding exists."""
+    return api.get("validatingadmissionpolicies"), api.get("validatingadmissionpolicybindings") is not None
+
+
+def holds(api: Api, owners: dict[str, str]) -> bool:
+    """The merged objects hold exactly these policies (their rules and an owner reference to each)."""
+    vap, bound = merged(api)
+    if vap is None or not bound:
+        return False
+    held = (vap["metadata"].get("annotations") or {}).get("readiness.dev/policies", "")
+    refs = {r["name"]: r["uid"] for r in vap["metadata"].get("ownerReferences") or ()}
+    rules = [v["name"] for v in vap["spec"]["variables"] if v["name"].startswith("policy")]
+    return held == ",".join(sorted(owners)) and refs == owners and len(rules) == len(owners)
+
+
+def gone(api: Api) -> bool:
+    return merged(api) == (None, False)
 
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("vap-ownership") / "operator.log").start()
+    # Other modules' leftover policies would be Enforce policies of this operator too: delete them
+    # (their finalizers need an operator: this one removes them).
+    crds.kubectl("delete", "rp", "--all", "--wait=false")
+    op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("vap-ownership") / "operator.log",
+                         env={"READINESS_VAP_NAME": OURS}).start()
+    eventually(lambda: not crds.get_json("rp")["items"], timeout=60, what="leftover policies gone")
     yield op
     op.stop()
     assert "Traceback" not in op.logs(), op.logs()[-5000:]
 
 
-def specs(cluster: Cluster) -> tuple[Any, Any]:
-    vap = cluster.get_json("validatingadmissionpolicy", "readiness-victim")
-    binding = cluster.get_json("validatingadmissionpolicybinding", "readiness-victim")
-    return (vap["metadata"].get("labels"), vap["spec"]["validations"]), (binding["metadata"].get("labels"),
-                                                                        binding["spec"]["matchResources"])
+def foreign_specs(cluster: Cluster) -> tuple[Any, Any]:
+    vap = cluster.get_json("validatingadmissionpolicy", OURS)
+    binding = cluster.get_json("validatingadmissionpolicybinding", OURS)
+    return ((vap["metadata"].get("labels"), vap["metadata"].get("ownerReferences"), vap["spec"]["validations"]),
+            (binding["metadata"].get("labels"), binding["metadata"].get("ownerReferences"),
+             binding["spec"]["matchResources"]))
 
 
-def test_a_foreign_vap_and_binding_of_our_name_survive_the_policy(operator: OperatorProcess, crds: Cluster) -> None:
+def test_a_foreign_vap_and_binding_of_our_name_survive_the_policy(
+    operator: OperatorProcess, crds: Cluster, api: Api
+) -> None:
     crds.apply(json.dumps(FOREIGN_VAP))
     crds.apply(json.dumps(FOREIGN_BINDING))
-    before = specs(crds)
-    crds.apply(enforce_policy("victim"))
-    eventually(lambda: "targets" in (crds.get_json("rp", "victim").get("status") or {}), what="victim evaluated")
-    eventually(lambda: "not managed by readiness-operator" in operator.logs(), what="the operator noticing")
-    assert specs(crds) == before
-    crds.kubectl("delete", "rp", "victim", "--timeout=30s")
-    eventually(lambda: crds.kubectl("get", "rp", "victim", check=False).returncode != 0, what="victim deleted")
-    assert specs(crds) == before  # neither changed nor deleted
-    crds.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "readiness-victim")
+    before = foreign_specs(crds)
+    try:
+        api.create_policies("victim")
+        eventually(lambda: "targets" in (crds.get_json("rp", "victim").get("status") or {}), what="victim evaluated")
+        eventually(lambda: f"ValidatingAdmissionPolicy {OURS} exists and is not managed by readiness-operator"
+                   in operator.logs(), what="the operator reporting the foreign object")
+        assert foreign_specs(crds) == before
+        crds.kubectl("delete", "rp", "victim", "--timeout=30s")
+        assert foreign_specs(crds) == before  # neither changed nor deleted
+    finally:
+        crds.kubectl("delete", ",".join(KINDS), OURS)
 
 
-def test_deleting_a_policy_removes_its_vap_and_binding_every_time(operator: OperatorProcess, crds: Cluster) -> None:
-    def gone() -> bool:
-        return all(crds.kubectl("get", kind, "readiness-cycle", check=False).returncode != 0
-                   for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"))
+def test_deleting_policies_removes_their_rules_every_time(operator: OperatorProcess, crds: Cluster, api: Api) -> None:
+    """Each cycle: two new Enforce policies are merged; deleting one removes its rules and owner
+    reference, deleting the last removes both objects. Fresh names per cycle, so no cycle waits for
+    the previous one's finalizers (they are checked once, at the end)."""
+    for cycle in range(CYCLES):
+        first, second = f"cycle-{cycle}-a", f"cycle-{cycle}-b"
+        both = api.create_policies(first, second)
+        eventually(lambda both=both: holds(api, both), timeout=30, interval=0.05, what=f"cycle {cycle}: both merged")
+        api.delete_policy(first)
+        left = {second: both[second]}
+        eventually(lambda left=left: holds(api, left), timeout=30, interval=0.05,
+                   what=f"cycle {cycle}: {first}'s rules removed")
+        api.delete_policy(second)
+        eventually(lambda: gone(api), timeout=30, interval=0.05, what=f"cycle {cycle}: VAP and binding deleted")
+    eventually(lambda: not crds.get_json("rp")["items"], timeout=60, what="every deleted policy's finalizer removed")
 
-    for cycle in range(20):
-        crds.apply(enforce_policy("cycle"))
-        vap = eventually(lambda: crds.get_json("validatingadmissionpolicy", "readiness-cycle"), timeout=30,
-                         interval=0.1, what=f"cycle {cycle}: VAP created")
-        policy_uid = crds.get_json("rp", "cycle")["metadata"]["uid"]
-        assert [o["uid"] for o in vap["metadata"]["ownerReferences"]] == [policy_uid]
-        crds.kubectl("delete", "rp", "cycle", "--timeout=30s")
-        eventually(gone, timeout=30, interval=0.1, what=f"cycle {cycle}: VAP and binding deleted")
 
-
-def test_the_garbage_collector_removes_them_when_the_operator_cannot(operator: OperatorProcess, crds: Cluster) -> None:
-    crds.apply(enforce_policy("orphan"))
-    eventually(lambda: crds.get_json("validatingadmissionpolicybinding", "readiness-orphan"), what="binding created")
+def test_the_garbage_collector_removes_them_when_the_operator_cannot(
+    operator: OperatorProcess, crds: Cluster, api: Api
+) -> None:
+    owners = api.create_policies("orphan-a", "orphan-b")
+    eventually(lambda: holds(api, owners), what="both merged")
     operator.kill()  # no cleanup runs; remove the finalizer by hand (what the docs say after an uninstall)
     try:
-        crds.kubectl("patch", "rp", "orphan", "--type=merge", "-p", '{"metadata": {"finalizers": null}}')
-        crds.kubectl("delete", "rp", "orphan", "--timeout=30s")
+        for name in owners:
+            crds.kubectl("patch", "rp", name, "--type=merge", "-p", '{"metadata": {"finalizers": null}}')
+        crds.kubectl("delete", "rp", "orphan-a", "--timeout=30s")
 
-        def collected() -> bool:
-            return all(crds.kubectl("get", kind, "readiness-orphan", check=False).returncode != 0
-                       for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"))
+        def dangling_reference_removed() -> bool:
+            vap, bound = merged(api)
+            return vap is not None and bound and [r["name"] for r in vap["metadata"]["ownerReferences"]] == ["orphan-b"]
 
-        # The controller-manager's garbage collector learns a new CRD within ~30s of its install.
-        eventually(collected, timeout=90, what="VAP and binding garbage-collected through their owner reference")
+        # Not collected while an owner is left (the GC only drops the dangling reference)...
+        eventually(dangling_reference_removed, timeout=90, what="the GC dropping orphan-a's owner reference")
+        crds.kubectl("delete", "rp", "orphan-b", "--timeout=30s")
+        # ...and collected once all are gone.
+        eventually(lambda: gone(api), timeout=90, what="VAP and binding garbage-collected through their owner references")
     finally:
         operator.start()

@@ -512,10 +512,10 @@ class Differential:
     def generated(cls, api: ApiConnection, policy_name: str, namespace: str, staging: str,
                   apply: Callable[[dict[str, Any]], None], *, now: Any) -> Differential:
         spec = ReadinessPolicySpec.model_validate(fuzz_policy(namespace))
-        vap = generate_vap(policy_name, spec, now=now, excluded_namespaces=())
+        vap = generate_vap({policy_name: spec}, name=f"readiness-{policy_name}", now=now, excluded_namespaces=())
         for obj in vap.objects:
             apply(obj)
-        return cls(api, namespace, staging, policy_name, spec, vap.checks)
+        return cls(api, namespace, staging, policy_name, spec, vap.policies[policy_name].checks)
 
     def engine(self, stored: Mapping[str, Any]) -> tuple[bool, frozenset[str], str | None]:
         request = {"operation": "CREATE", "object": stored, "namespace": self.namespace,

@@ -1,4 +1,4 @@
-"""Generated ValidatingAdmissionPolicy + binding: structure, per-check CEL, exemptions, match resources.
+"""The merged ValidatingAdmissionPolicy + binding: structure, per-check CEL, exemptions, per-policy scoping.
 
 The expressions are checked structurally here (balanced brackets and quotes, known variables, message
 prefixes); their behaviour against a real kube-apiserver is covered end to end.
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from readiness_operator.admission.vap import GeneratedVap, generate_vap
+from readiness_operator.admission.vap import GeneratedVap, PolicyCel, generate_vap
 from readiness_operator.checks import CATALOGUE
 from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec, check_promql_balance
 
@@ -54,8 +54,17 @@ def spec(mode: str = "Enforce", **raw: Any) -> ReadinessPolicySpec:
     return ReadinessPolicySpec.model_validate({"mode": mode, **raw})
 
 
+NAME = "readiness-operator"
+
+
 def gen(s: ReadinessPolicySpec, name: str = "prod") -> GeneratedVap:
-    return generate_vap(name, s, now=NOW, excluded_namespaces=EXCLUDED)
+    return generate_vap({name: s}, name=NAME, now=NOW, excluded_namespaces=EXCLUDED)
+
+
+def only(g: GeneratedVap) -> PolicyCel:
+    """The one policy a single-policy generation holds."""
+    [cel] = g.policies.values()
+    return cel
 
 
 def vap_and_binding(g: GeneratedVap) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -72,12 +81,13 @@ def check_of(v: dict[str, Any]) -> str:
 def validations(g: GeneratedVap) -> dict[str, dict[str, Any]]:
     vap, _ = vap_and_binding(g)
     [combined] = vap["spec"]["validations"]
-    assert combined["expression"] == "size(variables.failures) == 0"
-    failures = vap["spec"]["variables"][-1]
-    assert failures["name"] == "failures"
-    for v in g.per_check:  # every per-check rule is folded into the one failures list
+    assert combined["expression"] == "size(variables.denials) == 0"
+    *_, failures, denials, _text, _brief = vap["spec"]["variables"]
+    assert (failures["name"], denials["name"]) == ("policy0", "denials")
+    assert "variables.policy0" in denials["expression"]
+    for v in only(g).per_check:  # every per-check rule is folded into the policy's failures list
         assert v["expression"] in failures["expression"]
-    return {check_of(v): v for v in g.per_check}
+    return {check_of(v): v for v in only(g).per_check}
 
 
 def test_structure_and_yaml_round_trip() -> None:
@@ -85,10 +95,10 @@ def test_structure_and_yaml_round_trip() -> None:
     text = yaml.safe_dump_all(g.objects)
     assert list(yaml.safe_load_all(text)) == g.objects
     vap, binding = vap_and_binding(g)
-    labels = {"app.kubernetes.io/managed-by": "readiness-operator", "readiness.dev/policy": "prod"}
+    labels = {"app.kubernetes.io/managed-by": "readiness-operator"}
     for obj in (vap, binding):
         assert obj["apiVersion"] == "admissionregistration.k8s.io/v1"
-        assert obj["metadata"]["name"] == "readiness-prod"
+        assert obj["metadata"]["name"] == NAME
         assert obj["metadata"]["labels"] == labels
     rules = [
         {
@@ -109,18 +119,19 @@ def test_structure_and_yaml_round_trip() -> None:
     assert vap["spec"]["matchConstraints"] == {"resourceRules": rules}
     assert vap["spec"]["failurePolicy"] == "Fail"
     assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override", "rollout-relevant"]
-    assert binding["spec"]["policyName"] == "readiness-prod"
+    assert binding["spec"]["policyName"] == NAME
     assert binding["spec"]["validationActions"] == ["Deny"]
     assert binding["spec"]["matchResources"]["resourceRules"] == rules
-    assert vap["metadata"]["annotations"]["readiness.dev/checks"] == ",".join(g.checks)
+    assert vap["metadata"]["annotations"]["readiness.dev/checks"] == "prod: " + ",".join(only(g).checks)
+    assert vap["metadata"]["annotations"]["readiness.dev/policies"] == "prod"
 
 
 def test_every_covered_check_has_a_validation() -> None:
     g = gen(spec())  # every group severity is warning or critical, so every covered check denies
-    assert g.checks == VAP_CHECKS  # every check declaring CEL, in catalogue order
-    assert list(validations(g)) == list(g.checks)
+    assert only(g).checks == VAP_CHECKS  # every check declaring CEL, in catalogue order
+    assert list(validations(g)) == list(only(g).checks)
     for banned in ("pdb-present", "pdb-min-available", "hpa-present", "hpa-metrics"):
-        assert banned not in g.checks
+        assert banned not in only(g).checks
 
 
 _IDENT = re.compile(r"variables\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -130,7 +141,7 @@ def _all_expressions(g: GeneratedVap) -> list[str]:
     vap, _ = vap_and_binding(g)
     out = [v["expression"] for v in vap["spec"]["variables"]]
     out += [c["expression"] for c in vap["spec"]["matchConditions"]]
-    for v in [*vap["spec"]["validations"], *g.per_check]:
+    for v in [*vap["spec"]["validations"], *(v for cel in g.policies.values() for v in cel.per_check)]:
         out.append(v["expression"])
         if "messageExpression" in v:
             out.append(v["messageExpression"])
@@ -173,7 +184,7 @@ def test_expressions_are_structurally_valid(raw: dict[str, Any]) -> None:
         assert set(_IDENT.findall(expr)) <= declared, expr
         assert "None" not in expr and "True" not in expr and "False" not in expr, expr  # no Python leaks
     assert vap["spec"]["validations"][0]["reason"] == "Forbidden"
-    for v in g.per_check:
+    for v in only(g).per_check:
         v = {**v, "reason": "Forbidden"}
         cid = check_of(v)
         assert cid in VAP_CHECKS
@@ -260,12 +271,12 @@ def test_nothing_when_fail_safe_off_or_no_static_check() -> None:
 
 def test_info_severity_checks_are_left_out() -> None:
     g = gen(spec(rules={"probes": {"startup": True}, "graceful_shutdown": {"requirePreStopHook": True}}))
-    assert g.checks == ("probe-liveness", "probe-readiness")  # probe-startup, pre-stop-hook default to info
+    assert only(g).checks == ("probe-liveness", "probe-readiness")  # probe-startup, pre-stop-hook default to info
 
 
 def test_replicas_min_left_to_webhook_with_hpa_rule() -> None:
-    assert "replicas-min" in gen(spec(rules={"replicas": {}})).checks
-    assert "replicas-min" not in gen(spec(rules={"replicas": {}, "probes": {}, "horizontalPodAutoscaler": {}})).checks
+    assert "replicas-min" in only(gen(spec(rules={"replicas": {}}))).checks
+    assert "replicas-min" not in only(gen(spec(rules={"replicas": {}, "probes": {}, "horizontalPodAutoscaler": {}}))).checks
 
 
 def test_override_match_condition() -> None:
@@ -283,7 +294,7 @@ def test_judge_unchanged_updates_drops_the_rollout_guard() -> None:
     g = gen(spec(admission={"judgeUnchangedUpdates": True}))
     vap, _ = vap_and_binding(g)
     assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override"]
-    for v in g.per_check:
+    for v in only(g).per_check:
         guard = "!(variables.rollout || variables.reconfigured || variables.scaleDown || variables.unchanged) || "
         if check_of(v) != "replicas-min":
             guard = "!(variables.rollout || variables.reconfigured || variables.unchanged) || "
@@ -313,10 +324,10 @@ def test_exemptions_per_check_with_expiry() -> None:
     ready = vs["probe-readiness"]["expression"]
     assert "legacy" not in ready and 'request.namespace in ["sandbox"]' in ready
     assert "gone" not in ready  # expired exemption left out
-    later = generate_vap("prod", s, now=datetime(2025, 6, 20, tzinfo=UTC), excluded_namespaces=[])
+    later = generate_vap({"prod": s}, name=NAME, now=datetime(2025, 6, 20, tzinfo=UTC), excluded_namespaces=[])
     assert later.next_expiry == datetime(2025, 7, 1, tzinfo=UTC)
     assert "sandbox" not in validations(later)["probe-readiness"]["expression"]
-    never = generate_vap("prod", s, now=NOW + timedelta(days=400), excluded_namespaces=[])
+    never = generate_vap({"prod": s}, name=NAME, now=NOW + timedelta(days=400), excluded_namespaces=[])
     assert never.next_expiry is None
 
 
@@ -348,7 +359,12 @@ def test_exemption_selector_cel() -> None:
     ) in expr
 
 
-def test_binding_match_resources() -> None:
+def _policy_variable(g: GeneratedVap, index: int = 0) -> str:
+    vap, _ = vap_and_binding(g)
+    return str(next(v["expression"] for v in vap["spec"]["variables"] if v["name"] == f"policy{index}"))
+
+
+def test_match_is_part_of_the_policys_cel() -> None:
     s = spec(
         match={
             "namespaces": ["shop", "pay"],
@@ -360,33 +376,80 @@ def test_binding_match_resources() -> None:
             "selector": {"matchLabels": {"tier": "production"}, "matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]},
         }
     )
-    _, binding = vap_and_binding(gen(s))
-    res = binding["spec"]["matchResources"]
-    assert res["namespaceSelector"] == {
-        "matchLabels": {"env": "prod"},
-        "matchExpressions": [
-            {"key": "tier", "operator": "Exists"},
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["pay", "shop"]},
-            {
-                "key": "kubernetes.io/metadata.name",
-                "operator": "NotIn",
-                "values": ["kube-system", "pay-canary", "readiness-system"],
-            },
-            {"key": "readiness.dev/ignore", "operator": "NotIn", "values": ["true"]},
-        ],
-    }
-    assert res["objectSelector"] == {
-        "matchLabels": {"tier": "production"},
-        "matchExpressions": [{"key": "x", "operator": "DoesNotExist"}],
-    }
+    g = gen(s)
+    guard = _policy_variable(g).split(" ? [] : ", 1)[0]
+    assert guard == (
+        '!(request.namespace in ["pay", "shop"] && !(request.namespace in ["pay-canary"]) && '
+        '(("env" in variables.namespaceLabels && variables.namespaceLabels["env"] == "prod") && '
+        '("tier" in variables.namespaceLabels)) && '
+        '((("tier" in variables.labels && variables.labels["tier"] == "production") && !("x" in variables.labels)) || '
+        '(("tier" in variables.oldLabels && variables.oldLabels["tier"] == "production") && !("x" in variables.oldLabels))))'
+    )
+    _, binding = vap_and_binding(g)
+    assert "objectSelector" not in binding["spec"]["matchResources"]  # per policy, in its CEL
 
 
-def test_binding_without_match() -> None:
-    g = generate_vap("p", spec(), now=NOW, excluded_namespaces=[])
+def test_binding_selects_all_but_the_operator_wide_exclusions() -> None:
+    _, binding = vap_and_binding(gen(spec(match={"excludeNamespaces": ["own"]})))
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "readiness-system"]},
+        {"key": "readiness.dev/ignore", "operator": "NotIn", "values": ["true"]},
+    ]}  # the opt-out label the webhook honours too; a policy's own exclusions are in its CEL
+    g = generate_vap({"p": spec()}, name=NAME, now=NOW, excluded_namespaces=[])
     _, binding = vap_and_binding(g)
     assert binding["spec"]["matchResources"]["namespaceSelector"] == {
         "matchExpressions": [{"key": "readiness.dev/ignore", "operator": "NotIn", "values": ["true"]}]
-    }  # only the opt-out label, the same the webhook honours
+    }
+    assert not _policy_variable(g).startswith("!(")  # no match, no override restriction: no guard
+
+
+def test_two_policies_each_judge_only_their_own_namespaces() -> None:
+    """A Deployment in namespace A gets policy A's rules only: B's failures list is empty there."""
+    a = spec(rules={"probes": {}}, match={"namespaceSelector": {"matchLabels": {"team": "a"}}})
+    b = spec(rules={"replicas": {"min": 3}}, match={"namespaceSelector": {"matchLabels": {"team": "b"}}})
+    g = generate_vap({"b": b, "a": a}, name=NAME, now=NOW, excluded_namespaces=EXCLUDED)
+    assert list(g.policies) == ["a", "b"]  # sorted: the same policies always give the same object
+    assert g.policies["a"].checks == ("probe-liveness", "probe-readiness") and g.policies["b"].checks == ("replicas-min",)
+    first, second = _policy_variable(g, 0), _policy_variable(g, 1)
+    assert first.startswith('!((("team" in variables.namespaceLabels && variables.namespaceLabels["team"] == "a"))) ? [] : ')
+    assert second.startswith('!((("team" in variables.namespaceLabels && variables.namespaceLabels["team"] == "b"))) ? [] : ')
+    assert "probe-" in first and "replicas-min" not in first
+    assert "replicas-min" in second and "probe-" not in second
+    vap, _ = vap_and_binding(g)
+    denials = vap["spec"]["variables"][-3]["expression"]
+    assert 'ReadinessPolicy \\"a\\" (Enforce, fail-safe) denies this Deployment: ' in denials
+    assert "variables.policy0.map(f, f[0] + f[1]).join('; ')" in denials  # with the fixes
+    assert "variables.policy1.map(f, f[0]).join('; ')" in denials  # without: for a message over 5 KiB
+    assert vap["metadata"]["annotations"]["readiness.dev/policies"] == "a,b"
+
+
+def test_guards_shared_only_when_every_policy_agrees() -> None:
+    plain, sre = spec(rules={"probes": {}}), spec(rules={"probes": {}}, admission={"overrideUsers": ["bob"]})
+    g = generate_vap({"a": plain, "b": plain}, name=NAME, now=NOW, excluded_namespaces=[])
+    vap, _ = vap_and_binding(g)
+    assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override", "rollout-relevant"]
+    g = generate_vap({"a": plain, "b": sre}, name=NAME, now=NOW, excluded_namespaces=[])
+    vap, _ = vap_and_binding(g)
+    assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["rollout-relevant"]
+    assert 'request.userInfo.username in ["bob"]' in _policy_variable(g, 1)
+    assert "username" not in _policy_variable(g, 0) and "readiness.dev/override" in _policy_variable(g, 0)
+    unchanged = spec(rules={"probes": {}}, admission={"judgeUnchangedUpdates": True})
+    g = generate_vap({"a": plain, "b": unchanged}, name=NAME, now=NOW, excluded_namespaces=[])
+    vap, _ = vap_and_binding(g)
+    assert [c["name"] for c in vap["spec"]["matchConditions"]] == ["no-override"]
+    assert "variables.unchanged" in _policy_variable(g, 1) and "variables.unchanged" not in _policy_variable(g, 0)
+
+
+def test_earliest_expiry_of_all_policies_and_only_enforce_ones_held() -> None:
+    soon = spec(rules={"probes": {}}, exemptions=[{"checks": ["probe-liveness"], "names": ["x"], "reason": "r",
+                                                     "expires": "2025-06-10T00:00:00Z"}])
+    later = spec(rules={"probes": {}}, exemptions=[{"checks": ["probe-liveness"], "names": ["y"], "reason": "r",
+                                                      "expires": "2025-06-20T00:00:00Z"}])
+    g = generate_vap({"a": later, "b": soon, "w": spec("Warn"), "off": spec(admission={"failSafe": False})},
+                     name=NAME, now=NOW, excluded_namespaces=[])
+    assert list(g.policies) == ["a", "b"]
+    assert g.next_expiry == datetime(2025, 6, 10, tzinfo=UTC)
+    assert generate_vap({"w": spec("Warn")}, name=NAME, now=NOW, excluded_namespaces=[]) == GeneratedVap([], None)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples" / "policies").glob("*.yaml")), ids=lambda p: p.name)
@@ -394,10 +457,10 @@ def test_examples_generate_when_enforced(path: Path) -> None:
     raw = yaml.safe_load(path.read_text())
     raw["spec"]["mode"] = "Enforce"
     p = ReadinessPolicy.model_validate(raw)
-    g = generate_vap(p.name, p.spec, now=NOW, excluded_namespaces=EXCLUDED)
+    g = generate_vap({p.name: p.spec}, name=NAME, now=NOW, excluded_namespaces=EXCLUDED)
     vap, _ = vap_and_binding(g)
-    assert vap["metadata"]["name"] == f"readiness-{p.name}"
-    assert ("probe-readiness" in g.checks) == (p.spec.rules.probes is not None)
-    assert g.checks  # the pod-security examples have no probe rules, but every check of theirs is static
+    assert vap["metadata"]["name"] == NAME
+    assert ("probe-readiness" in only(g).checks) == (p.spec.rules.probes is not None)
+    assert only(g).checks  # the pod-security examples have no probe rules, but every check of theirs is static
     for expr in _all_expressions(g):
         assert check_promql_balance(expr) is None

@@ -322,11 +322,18 @@ def test_rbac_is_least_privilege(default_docs: list[dict[str, Any]], all_feature
             if "validatingwebhookconfigurations" in rule["resources"]:
                 if "resourceNames" in rule:
                     assert rule["resourceNames"] == ["readiness-operator"]
-                    assert set(rule["verbs"]) == {"get", "patch", "update"}
+                    assert set(rule["verbs"]) == {"get", "update"}  # replaced, never deleted
                 else:  # create cannot be restricted by name; nothing else is cluster-wide
                     assert rule["verbs"] == ["create"]
-            if "validatingadmissionpolicies" in rule["resources"]:
-                assert set(rule["verbs"]) == {"get", "create", "patch", "update", "delete"}  # no list/watch
+            if {"validatingadmissionpolicies", "validatingadmissionpolicybindings"} & set(rule["resources"]):
+                assert sorted(rule["resources"]) == ["validatingadmissionpolicies", "validatingadmissionpolicybindings"]
+                if "resourceNames" in rule:  # the one merged policy and binding, by name only; no list/watch
+                    assert rule["resourceNames"] == ["readiness-operator"]
+                    assert set(rule["verbs"]) == {"get", "update", "delete"}
+                else:
+                    assert rule["verbs"] == ["create"]
+        admission = [r for r in _rules(docs, "ClusterRole") if "validatingadmissionpolicies" in r["resources"]]
+        assert len(admission) == 2, admission
 
     role = _rules(default_docs, "Role")
     assert role == [
@@ -615,3 +622,16 @@ def test_service_monitor_selects_exactly_the_metrics_service(all_features_docs: 
     assert monitor["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     ports = {p["name"] for p in selected[0]["spec"]["ports"]}
     assert {e["port"] for e in monitor["endpoints"]} <= ports
+
+
+def test_the_operator_is_told_the_admission_policy_name_its_rbac_names() -> None:
+    for extra, name in (((), "readiness-operator"), (("--set", "vap.name=fail-safe"), "fail-safe")):
+        docs = render(*extra)
+        (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["READINESS_VAP_NAME"] == name
+        named = [r for r in _rules(docs, "ClusterRole") if "validatingadmissionpolicies" in r["resources"] and
+                 "resourceNames" in r]
+        assert [r["resourceNames"] for r in named] == [[name]]
+    docs = render("--set", "vap.enabled=false")  # no fail-safe: no rights on admission policies at all
+    assert not [r for r in _rules(docs, "ClusterRole") if "validatingadmissionpolicies" in r["resources"]]

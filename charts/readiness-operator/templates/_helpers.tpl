@@ -59,6 +59,11 @@ app.kubernetes.io/component: operator
 {{- default (include "readiness-operator.fullname" .) .Values.webhook.configurationName }}
 {{- end }}
 
+{{/* The one ValidatingAdmissionPolicy and binding holding every Enforce policy's rules. */}}
+{{- define "readiness-operator.admissionPolicyName" -}}
+{{- default (include "readiness-operator.fullname" .) .Values.vap.name }}
+{{- end }}
+
 {{- define "readiness-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}

@@ -1,7 +1,14 @@
-"""Fail-safe enforcement: a ValidatingAdmissionPolicy (CEL) generated from an ``Enforce`` policy.
+"""Fail-safe enforcement: ONE ValidatingAdmissionPolicy (CEL) holding every ``Enforce`` policy's rules.
 
 The API server evaluates it itself, so the static checks stay enforced while the operator (and its
-webhook) is down. It mirrors :mod:`readiness_operator.admission.decide` for what CEL can see:
+webhook) is down. All Enforce policies share one policy and one binding of fixed names (derived from
+the chart's release): the operator's RBAC can then name exactly the two objects it may change
+(docs/operations.md, "RBAC"). What is per policy (its namespaces and namespace selector, Deployment
+selector, excluded namespaces, override users, exemptions, judgeUnchangedUpdates) lives in that
+policy's CEL variables; what all share (the resources, the operator-wide excluded namespaces and the
+opt-out label, and the override and rollout guards when every policy agrees on them) stays in
+matchConstraints, the binding and matchConditions. It mirrors
+:mod:`readiness_operator.admission.decide` for what CEL can see:
 
 * Covered: every catalogue check that declares ``cel=`` in its definition (checks/; probes,
   requests/limits presence and min/max with CEL ``quantity()``, ``replicas-min`` on ``spec.replicas``,
@@ -13,21 +20,26 @@ webhook) is down. It mirrors :mod:`readiness_operator.admission.decide` for what
   policy has a ``horizontalPodAutoscaler`` rule (HPAs are expected to own the replicas) ``replicas-min``
   is left to the webhook. A Deployment that relies on an HPA for its minimum under a policy without an
   HPA rule must set ``spec.replicas`` to the minimum (or carry an exemption).
-* ``matchConditions`` skip objects with a non-blank ``readiness.dev/override`` annotation (from a user
-  allowed by ``spec.admission.overrideUsers/overrideGroups``) and, on UPDATE, objects whose spec did
-  not change (unless ``judgeUnchangedUpdates``). A replicas-only change, through the Deployment or
-  its ``scale`` subresource (an ``autoscaling/v1`` Scale: ``spec.replicas`` only, no labels, no
+* A policy skips objects with a non-blank ``readiness.dev/override`` annotation (from a user allowed
+  by its ``spec.admission.overrideUsers/overrideGroups``) and, on UPDATE, objects whose spec did not
+  change (unless ``judgeUnchangedUpdates``). A replicas-only change, through the Deployment or its
+  ``scale`` subresource (an ``autoscaling/v1`` Scale: ``spec.replicas`` only, no labels, no
   annotations), is judged by ``replicas-min`` only, and only when it scales down; a change of another
   spec field (``strategy``...) judges every check, like decide.py's ``reconfigure``.
+* A policy's Deployment selector matches the new or the old object's labels, as a binding's
+  objectSelector does (a Scale has no labels).
 * Exemptions become part of each covered check's expression (namespace, name globs, label selector);
   ``expires`` is applied at generation time: an expired exemption is left out, and
   :attr:`GeneratedVap.next_expiry` tells the caller when to regenerate.
+* One validation lists every denying policy with every failed check and its fix (a VAP reports only
+  its first failing validation); each policy's failures are a variable of their own, so each is held
+  to CEL's per-expression cost limit on its own (all of them share the per-request budget).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -43,16 +55,14 @@ from readiness_operator.names import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     OVERRIDE_ANNOTATION,
-    POLICY_LABEL,
 )
 
 __all__ = [
     "MANAGED_BY",
-    "POLICY_LABEL",
     "VAP_API_VERSION",
     "GeneratedVap",
+    "PolicyCel",
     "generate_vap",
-    "vap_name",
 ]
 
 VAP_API_VERSION = "admissionregistration.k8s.io/v1"
@@ -118,20 +128,24 @@ _VARIABLES: list[dict[str, str]] = [
 ]
 
 
-def vap_name(policy_name: str) -> str:
-    """Name of the generated ValidatingAdmissionPolicy and its binding."""
-    return f"readiness-{policy_name}"
+@dataclass(frozen=True, slots=True)
+class PolicyCel:
+    """What one Enforce policy contributes to the merged objects."""
+
+    #: The covered check ids, in catalogue order.
+    checks: tuple[str, ...]
+    #: Per check: the CEL that must hold and its message (folded into the policy's failures variable).
+    per_check: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class GeneratedVap:
-    """The objects to apply (empty: delete any previously generated ones) and when to regenerate."""
+    """The objects to apply (empty: delete the ones written before) and when to regenerate."""
 
     objects: list[dict[str, Any]]
     next_expiry: datetime | None
-    checks: tuple[str, ...] = ()
-    #: Per check: the CEL that must hold and its message (folded into the VAP's `failures` variable).
-    per_check: tuple[dict[str, Any], ...] = ()
+    #: The policies the objects hold (Enforce, fail-safe, with a covered check), by name, sorted.
+    policies: Mapping[str, PolicyCel] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- label selectors in CEL
@@ -219,28 +233,6 @@ def _exemption_cel(e: Exemption) -> str:
 # --------------------------------------------------------------------------- objects
 
 
-def _namespace_selector(spec: ReadinessPolicySpec, excluded: Sequence[str]) -> dict[str, Any]:
-    m = spec.match
-    labels: dict[str, str] = {}
-    exprs: list[dict[str, Any]] = []
-    if m.namespace_selector is not None:
-        sel = m.namespace_selector.as_dict()
-        labels.update(sel.get("matchLabels") or {})
-        exprs += [{k: v for k, v in e.items() if not (k == "values" and not v)} for e in sel.get("matchExpressions") or ()]
-    if m.namespaces:
-        exprs.append({"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(m.namespaces))})
-    if excluded:
-        exprs.append({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(excluded)})
-    # The same opt-out label the webhook honours.
-    exprs.append({"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]})
-    out: dict[str, Any] = {}
-    if labels:
-        out["matchLabels"] = labels
-    if exprs:
-        out["matchExpressions"] = exprs
-    return out
-
-
 def _override_condition(spec: ReadinessPolicySpec) -> str:
     value = f"object.metadata.?annotations[?{_lit(OVERRIDE_ANNOTATION)}].orValue('')"
     blank = f"{value}.matches({_lit(BLANK_RE2)})"  # names.is_blank, in RE2
@@ -283,7 +275,8 @@ def _judged_when(check_id: str, spec: ReadinessPolicySpec) -> str:
 def _check_validation(
     check_id: str, cel: Cel, remediation: str, active: Sequence[Exemption], spec: ReadinessPolicySpec
 ) -> tuple[dict[str, Any], str]:
-    """One check's validation (expression and message) and its entry in the ``failures`` variable."""
+    """One check's validation (expression and message) and its entry in the policy's failures variable:
+    ``[message, " Fix: ..."]`` when it fails."""
     exempt = [_exemption_cel(e) for e in active if "*" in e.checks or check_id in e.checks]
     expression = " || ".join([f"!({_judged_when(check_id, spec)})", *exempt, f"({cel.expression})"])
     validation: dict[str, Any] = {"expression": expression, "message": cel.message}
@@ -291,12 +284,12 @@ def _check_validation(
         validation["messageExpression"] = cel.message_expression
     message = cel.message_expression if cel.message_expression is not None else _lit(cel.message)
     fix = _lit(f" Fix: {remediation}")
-    return validation, f"(({expression}) ? [] : [{message} + {fix}])"
+    return validation, f"(({expression}) ? [] : [[{message}, {fix}]])"
 
 
 @dataclass(frozen=True, slots=True)
 class _Covered:
-    """The checks CEL enforces for one policy: ids, per-check validations, ``failures`` entries."""
+    """The checks CEL enforces for one policy: ids, per-check validations, failures entries."""
 
     ids: list[str]
     per_check: list[dict[str, Any]]
@@ -320,98 +313,155 @@ def _covered_checks(spec: ReadinessPolicySpec, active: Sequence[Exemption]) -> _
     return covered
 
 
-def _match_conditions(spec: ReadinessPolicySpec) -> list[dict[str, str]]:
-    """Skip overridden objects and, unless judgeUnchangedUpdates, updates that change nothing judged."""
-    conditions = [{"name": "no-override", "expression": _override_condition(spec)}]
-    if not spec.admission.judge_unchanged_updates:
-        conditions.append(
-            {
-                "name": "rollout-relevant",
-                "expression": f"request.operation == 'CREATE' || ({_IS_SCALE} ? {_REPLICAS_DIFFER} : "
-                f"(object.spec.template != oldObject.spec.template || {_REPLICAS_DIFFER} || {_RECONFIGURED}))",
-            }
-        )
-    return conditions
+
+# --------------------------------------------------------------------------- the merged objects
+
+#: A LabelSelector over the namespace's labels (namespaceObject: the request's namespace).
+_NAMESPACE_LABELS = {"name": "namespaceLabels", "expression": "namespaceObject.metadata.?labels.orValue({})"}
+#: The old object's labels on UPDATE (a binding's objectSelector matches the new or the old object).
+_OLD_LABELS = {"name": "oldLabels", "expression": "oldObject == null ? {} : oldObject.metadata.?labels.orValue({})"}
 
 
-def _labels(policy_name: str) -> dict[str, str]:
-    """The labels the caller finds (and deletes) its generated objects by."""
-    return {MANAGED_BY_LABEL: MANAGED_BY, POLICY_LABEL: policy_name}
+def _strip_empty_values(selector: Mapping[str, Any]) -> dict[str, Any]:
+    exprs = [{k: v for k, v in e.items() if not (k == "values" and not v)} for e in selector.get("matchExpressions") or ()]
+    return {**selector, "matchExpressions": exprs}
+
+
+def _rollout_relevant() -> str:
+    return (f"request.operation == 'CREATE' || ({_IS_SCALE} ? {_REPLICAS_DIFFER} : "
+            f"(object.spec.template != oldObject.spec.template || {_REPLICAS_DIFFER} || {_RECONFIGURED}))")
+
+
+def _selected(spec: ReadinessPolicySpec, shared_override: bool) -> list[str]:
+    """CEL terms that all hold when the policy selects (and does not skip) the request's Deployment."""
+    m, terms = spec.match, []
+    if m.namespaces:
+        terms.append(f"request.namespace in {_lit(sorted(set(m.namespaces)))}")
+    if m.exclude_namespaces:
+        terms.append(f"!(request.namespace in {_lit(sorted(set(m.exclude_namespaces)))})")
+    if m.namespace_selector is not None:
+        selector = _strip_empty_values(m.namespace_selector.as_dict())
+        terms.append(f"({_selector_cel(selector, 'variables.namespaceLabels')})")
+    if m.selector is not None:
+        selector = _strip_empty_values(m.selector.as_dict())
+        new, old = _selector_cel(selector, "variables.labels"), _selector_cel(selector, "variables.oldLabels")
+        terms.append(f"(({new}) || ({old}))")
+    if not shared_override:
+        terms.append(f"({_override_condition(spec)})")
+    return terms
+
+
+#: The API server replaces a message over 5 KiB (celconfig.MaxEvaluatedMessageExpressionSizeBytes) by
+#: "failed expression: ...": past that, the failed checks without their fixes, and past that again a
+#: cut at 1,240 characters (at most 4 bytes each).
+_MESSAGE_BYTES = 5000
+_MESSAGE = (f"size(bytes(variables.denialText)) <= {_MESSAGE_BYTES} ? variables.denialText : "
+            f"size(bytes(variables.denialBrief)) <= {_MESSAGE_BYTES - 40} ? "
+            "variables.denialBrief + ' (fixes left out: message too long)' : "
+            f"variables.denialBrief.substring(0, {_MESSAGE_BYTES // 4 - 10}) + ' [...]'")
+
+
+def _denial_prefix(policy_name: str) -> str:
+    return f'ReadinessPolicy "{policy_name}" (Enforce, fail-safe) denies this Deployment: '
 
 
 def _vap_object(
-    policy_name: str, spec: ReadinessPolicySpec, covered: _Covered, next_expiry: datetime | None
+    name: str, covered: Mapping[str, tuple[ReadinessPolicySpec, _Covered]], next_expiry: datetime | None
 ) -> dict[str, Any]:
-    """The ValidatingAdmissionPolicy: one validation over the list of every failed check.
-
-    A VAP reports only its first failing validation, and users must see all failures (and their
-    fixes) at once, as the webhook shows them.
-    """
-    annotations = {"readiness.dev/checks": ",".join(covered.ids)}
+    """The ValidatingAdmissionPolicy: a failures variable per policy, one validation over all of them."""
+    specs = [spec for spec, _ in covered.values()]
+    overrides = {_override_condition(spec) for spec in specs}
+    shared_override = len(overrides) == 1
+    conditions = [{"name": "no-override", "expression": next(iter(overrides))}] if shared_override else []
+    if not any(spec.admission.judge_unchanged_updates for spec in specs):
+        conditions.append({"name": "rollout-relevant", "expression": _rollout_relevant()})
+    variables = [*_VARIABLES, _NAMESPACE_LABELS, _OLD_LABELS]
+    denials = []
+    for index, (policy_name, (spec, checks)) in enumerate(covered.items()):
+        failures = " + ".join(["[]", *checks.failures])
+        selected = _selected(spec, shared_override)
+        if selected:
+            failures = f"!({' && '.join(selected)}) ? [] : ({failures})"
+        variables.append({"name": f"policy{index}", "expression": failures})
+        prefix, failed = _lit(_denial_prefix(policy_name)), f"variables.policy{index}"
+        denials.append(f"(size({failed}) == 0 ? [] : [[{prefix} + {failed}.map(f, f[0] + f[1]).join('; '), "
+                       f"{prefix} + {failed}.map(f, f[0]).join('; ')]])")
+    variables += [
+        # Per denying policy: its message with every fix, and without them.
+        {"name": "denials", "expression": " + ".join(["[]", *denials])},
+        {"name": "denialText", "expression": "variables.denials.map(d, d[0]).join(' ')"},
+        {"name": "denialBrief", "expression": "variables.denials.map(d, d[1]).join(' ')"},
+    ]
+    annotations = {
+        "readiness.dev/policies": ",".join(covered),
+        "readiness.dev/checks": "; ".join(f"{p}: {','.join(c.ids)}" for p, (_, c) in covered.items()),
+    }
     if next_expiry is not None:
         annotations["readiness.dev/next-exemption-expiry"] = next_expiry.isoformat()
     validation = {
-        "expression": "size(variables.failures) == 0",
-        # (Kubernetes rejects line breaks in admission messages, hence "; ".)
-        "messageExpression": _lit(f'ReadinessPolicy "{policy_name}" (Enforce, fail-safe) denies this Deployment: ')
-        + " + variables.failures.join('; ')",
+        "expression": "size(variables.denials) == 0",
+        # (Kubernetes rejects line breaks in admission messages, hence spaces and "; ".)
+        "messageExpression": _MESSAGE,
         "reason": "Forbidden",
     }
     return {
         "apiVersion": VAP_API_VERSION,
         "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": vap_name(policy_name), "labels": _labels(policy_name), "annotations": annotations},
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}, "annotations": annotations},
         "spec": {
             "failurePolicy": "Fail",
             "matchConstraints": {"resourceRules": _RULES},
-            "matchConditions": _match_conditions(spec),
-            "variables": [*_VARIABLES, {"name": "failures", "expression": " + ".join(["[]", *covered.failures])}],
+            "matchConditions": conditions,
+            "variables": variables,
             "validations": [validation],
         },
     }
 
 
-def _binding_object(policy_name: str, spec: ReadinessPolicySpec, excluded_namespaces: Collection[str]) -> dict[str, Any]:
-    """The binding: Deny, for the namespaces and Deployment labels the policy selects."""
-    excluded = sorted(set(spec.match.exclude_namespaces) | set(excluded_namespaces))
-    resources: dict[str, Any] = {"resourceRules": _RULES}
-    ns_sel = _namespace_selector(spec, excluded)
-    if ns_sel:
-        resources["namespaceSelector"] = ns_sel
-    if spec.match.selector is not None:
-        obj_sel = spec.match.selector.as_dict()
-        obj_sel["matchExpressions"] = [
-            {k: v for k, v in e.items() if not (k == "values" and not v)} for e in obj_sel.get("matchExpressions") or ()
-        ]
-        resources["objectSelector"] = {k: v for k, v in obj_sel.items() if v}
-    name = vap_name(policy_name)
+def _binding_object(name: str, excluded_namespaces: Collection[str]) -> dict[str, Any]:
+    """The binding: Deny, everywhere but the operator-wide excluded namespaces and opted-out ones."""
+    exprs: list[dict[str, Any]] = []
+    if excluded_namespaces:
+        exprs.append({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": sorted(set(excluded_namespaces))})
+    exprs.append({"key": IGNORE_LABEL, "operator": "NotIn", "values": ["true"]})  # the webhook honours it too
     return {
         "apiVersion": VAP_API_VERSION,
         "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name, "labels": _labels(policy_name)},
-        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": resources},
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"resourceRules": _RULES, "namespaceSelector": {"matchExpressions": exprs}}},
     }
 
 
 def generate_vap(
-    policy_name: str,
-    spec: ReadinessPolicySpec,
+    policies: Mapping[str, ReadinessPolicySpec],
     *,
+    name: str,
     now: datetime,
     excluded_namespaces: Collection[str],
 ) -> GeneratedVap:
-    """The ValidatingAdmissionPolicy + binding for an Enforce policy's static checks.
+    """The one ValidatingAdmissionPolicy + binding (both called ``name``) for all Enforce policies.
 
-    Returns no objects for Warn/Audit policies, with ``spec.admission.failSafe: false``, or when no
-    covered check is enabled; the caller then deletes any objects it generated before (they carry the
-    labels ``app.kubernetes.io/managed-by: readiness-operator`` and ``readiness.dev/policy: <name>``).
+    Only Enforce policies with ``spec.admission.failSafe`` and at least one covered check take part;
+    with none, no objects are returned and the caller deletes the ones it wrote before (they carry
+    the label ``app.kubernetes.io/managed-by: readiness-operator``).
     """
-    if spec.mode != Mode.ENFORCE or not spec.admission.fail_safe:
+    covered: dict[str, tuple[ReadinessPolicySpec, _Covered]] = {}
+    expiries: list[datetime] = []
+    for policy_name in sorted(policies):
+        spec = policies[policy_name]
+        if spec.mode != Mode.ENFORCE or not spec.admission.fail_safe:
+            continue
+        active, next_expiry = _active_exemptions(spec.exemptions, now)
+        checks = _covered_checks(spec, active)
+        if not checks.ids:
+            continue
+        covered[policy_name] = (spec, checks)
+        if next_expiry is not None:
+            expiries.append(next_expiry)
+    if not covered:
         return GeneratedVap([], None)
-    active, next_expiry = _active_exemptions(spec.exemptions, now)
-    covered = _covered_checks(spec, active)
-    if not covered.ids:
-        return GeneratedVap([], None)
-    objects = [_vap_object(policy_name, spec, covered, next_expiry), _binding_object(policy_name, spec, excluded_namespaces)]
-    return GeneratedVap(objects, next_expiry, tuple(covered.ids), tuple(covered.per_check))
-
+    next_expiry = min(expiries, default=None)
+    objects = [_vap_object(name, covered, next_expiry), _binding_object(name, excluded_namespaces)]
+    return GeneratedVap(objects, next_expiry, {p: PolicyCel(tuple(c.ids), tuple(c.per_check))
+                                               for p, (_, c) in covered.items()})

@@ -254,21 +254,32 @@ class KubeApi:
         return await asyncio.to_thread(self._get_admission, kind, name)
 
     async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
-        """Create, or update the spec of, a cluster-scoped admissionregistration/v1 object we own."""
+        """Create, or replace, a cluster-scoped admissionregistration/v1 object we own.
+
+        A replace (not a merge patch), so a field or condition left out of the new object is gone
+        (the chart's RBAC grants update, not patch, on exactly our objects' names); a foreign object
+        of the name raises ForeignObject and is left as it is.
+        """
 
         def put() -> None:
             api, kind, name = self._custom(), str(obj["kind"]), str(obj["metadata"]["name"])
-            try:
-                api.create_cluster_custom_object(ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], dict(obj))
-                return
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-            current = self._get_admission(kind, name)
-            if current is not None and not ours(current):
-                raise ForeignObject(f"{kind} {name} exists and is not managed by {MANAGED_BY}; not changing it")
-            api.patch_cluster_custom_object(ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], name, dict(obj),
-                                            _content_type="application/merge-patch+json")
+            plural = ADMISSION_PLURALS[kind]
+            for _ in range(3):  # a conflict: someone changed it between our read and our write
+                current = self._get_admission(kind, name)
+                try:
+                    if current is None:
+                        api.create_cluster_custom_object(ADMISSION_GROUP, "v1", plural, dict(obj))
+                        return
+                    if not ours(current):
+                        raise ForeignObject(f"{kind} {name} exists and is not managed by {MANAGED_BY}; not changing it")
+                    version = (current.get("metadata") or {}).get("resourceVersion")
+                    body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
+                    api.replace_cluster_custom_object(ADMISSION_GROUP, "v1", plural, name, body)
+                    return
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+            raise RuntimeError(f"{kind} {name}: still conflicting after 3 attempts")
 
         await asyncio.to_thread(put)
 

@@ -40,6 +40,10 @@ class OperatorContext:
     webhook_serving: bool = False  # the admission server accepted a connection (checked by /readyz)
     prometheus: PrometheusClients = field(init=False)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # kopf's live index of ReadinessPolicies (handlers.readiness_policy_index; set by the first handler
+    # call after indexing) and the wake-up of the one writer of the merged ValidatingAdmissionPolicy.
+    policy_index: Any = None
+    admission_policy_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.metrics.deployment_slo_budgets = self.settings.metrics_deployment_slo_budgets

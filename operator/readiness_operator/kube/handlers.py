@@ -21,6 +21,7 @@ from .context import context_of
 from .objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from .policy_loop import run_policy
 from .reconcile import PassInput
+from .vap_sync import index_entry
 from .view import IndexView, owner_key, revisions_key
 
 
@@ -79,6 +80,12 @@ async def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str,
     return {name: dict(labels)}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+async def readiness_policy_index(name: str, uid: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[str, Any]:
+    """Every policy, for the one writer of the merged ValidatingAdmissionPolicy (kube/vap_sync.py)."""
+    return {name: index_entry(uid, meta.get("generation"), spec, meta.get("deletionTimestamp") is not None)}
+
+
 @kopf.on.event("apps", "v1", "deployments")
 async def deployment_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     context_of(memo).registry.mark_deployment(namespace or "", name)
@@ -100,8 +107,9 @@ async def network_policy_event(namespace: str | None, memo: kopf.Memo, **_: Any)
 
 
 @kopf.on.event("", "v1", "namespaces")
-async def namespace_event(name: str, memo: kopf.Memo, **_: Any) -> None:
+async def namespace_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
     ctx = context_of(memo)
+    ctx.policy_index = kwargs["readiness_policy_index"]  # kopf's live index; complete now, see below
     # kopf holds every non-index handler back until all indexes are filled (processing.py waits on
     # `operator_indexed` after indexing each object), and a cluster always has namespaces (watched
     # cluster-wide even in namespaced mode): the first of these events means this replica's
@@ -111,8 +119,11 @@ async def namespace_event(name: str, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def policy_event(name: str, memo: kopf.Memo, **_: Any) -> None:
-    context_of(memo).registry.wake(name)
+async def policy_event(name: str, memo: kopf.Memo, **kwargs: Any) -> None:
+    ctx = context_of(memo)
+    ctx.policy_index = kwargs["readiness_policy_index"]
+    ctx.registry.wake(name)
+    ctx.admission_policy_wake.set()  # the index already holds this event's state
 
 
 # cancellation_backoff: without it kopf cancels a daemon that does not exit within a few loop cycles

@@ -342,7 +342,7 @@ class NotLeading(RuntimeError):
 
 
 class LeaderWriter:
-    """The reconcile's Writer and VapSync's AdmissionWriter, writing only during one leadership term.
+    """The reconcile's Writer and the admission objects' AdmissionWriter, writing only during one leadership term.
 
     Reads pass through; every write first checks the term, so a pass that is under way when the
     Lease is lost stops at its next write instead of racing the new leader.

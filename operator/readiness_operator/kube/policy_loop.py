@@ -23,7 +23,6 @@ from .context import OperatorContext
 from .leadership import LeaderTerm, LeaderWriter, NotLeading, Stopped
 from .loop import run_until_stopped
 from .reconcile import RESYNC_SECONDS, PassInput, Writer, label_values, pod_owner, run_pass
-from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +73,10 @@ async def _lead(
     term = LeaderTerm(ctx.leadership, stopped)
     writer = LeaderWriter(ctx.api, term)
     runtime = ctx.registry.ensure(name, uid)  # new: its first pass runs at once and seeds from the reports
-    vap = VapSync(name, writer, ctx.settings.excluded_namespaces, uid) if ctx.settings.vap else None
 
     async def reconcile() -> float:
         result = await run_pass(runtime, read(), view, writer, slo_store=ctx.slos, slo_query=ctx.prometheus.query_fn,
-                                metrics=ctx.metrics, vap=vap)
+                                metrics=ctx.metrics)
         return result.requeue_after
 
     def failed(exc: Exception, retry_in: float) -> None:
@@ -97,19 +95,18 @@ async def _lead(
         if deleted() or not term.current:
             ctx.metrics.forget_policy(name, slo_names)
         if deleted() and term.current:
-            # Shielded: kopf escalating to a cancellation must not stop it between the binding and the VAP.
-            await asyncio.shield(ctx.spawn(_cleanup(writer, dict(runtime.written_reports), vap)))
+            # Shielded: kopf escalating to a cancellation must not stop it half-way.
+            await asyncio.shield(ctx.spawn(_cleanup(writer, dict(runtime.written_reports))))
         elif not term.current:
             log.info("policy %s: no longer the leader; stopped writing", name)
 
 
-async def _cleanup(writer: Writer, reports: dict[tuple[str, str], str], vap: VapSync | None) -> None:
-    """Delete what a deleted policy wrote (owner references let the GC do it too, later)."""
-    if vap is not None:  # first: it is what still enforces
-        try:
-            await vap.delete()
-        except Exception:
-            log.warning("could not delete the fail-safe ValidatingAdmissionPolicy of a deleted policy", exc_info=True)
+async def _cleanup(writer: Writer, reports: dict[tuple[str, str], str]) -> None:
+    """Delete what a deleted policy wrote (owner references let the GC do it too, later).
+
+    Its rules leave the merged ValidatingAdmissionPolicy through that object's own writer
+    (kube/vap_sync.py), which the policy's deletion event wakes.
+    """
     for namespace, report in list(reports):
         try:
             await writer.delete_policy_report(namespace, report)

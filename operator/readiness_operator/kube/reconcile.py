@@ -40,7 +40,6 @@ from .reports import (
     stable_digest,
 )
 from .state import Dirty, Judged, Key, OverrideApproval, PolicyRuntime, ReportFailure
-from .vap_sync import VapSync
 
 log = logging.getLogger(__name__)
 BATCH = 250  # Deployments judged between two yields to the event loop (watches, webhook)
@@ -498,17 +497,15 @@ def _slo_due(runtime: PolicyRuntime, slo_store: SloStore | None) -> bool:
     return any(slo_store.seconds_until_due(runtime.name, s, now) <= 0 for s in runtime.compiled.spec.slos)
 
 
-def _requeue_after(runtime: PolicyRuntime, vap: VapSync | None, now: datetime, slo_store: SloStore | None = None) -> float:
+def _requeue_after(runtime: PolicyRuntime, now: datetime, slo_store: SloStore | None = None) -> float:
     """When the next pass is due without any watch event: the resync, the next SLO query that falls
-    due, or the next exemption expiry (the fail-safe CEL must change then). SLO queries are due by
+    due, a report retry or an override approval poll. SLO queries are due by
     when they last ran, not by when this pass ran: a pass woken early by a watch event must not push
     the next query back by a whole interval."""
     horizon = RESYNC_SECONDS
     if runtime.compiled is not None and runtime.compiled.spec.slos:
         horizon = min(horizon, *(max(0.1, slo_store.seconds_until_due(runtime.name, s, now)) if slo_store is not None
                                  else duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
-    if vap is not None and vap.next_expiry is not None:
-        horizon = min(horizon, max(1.0, (vap.next_expiry - now).total_seconds()))
     for failure in runtime.report_failures.values():
         horizon = min(horizon, max(1.0, (failure.retry_at - now).total_seconds()))
     if any(now < until for _, until in runtime.approval_wait.values()):
@@ -568,9 +565,9 @@ async def _judge_pass(
 async def run_pass(
     runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer,
     *, slo_store: SloStore | None = None, slo_query: Callable[[PrometheusConfig | None], QueryFn] | None = None,
-    metrics: OperatorMetrics | None = None, vap: VapSync | None = None, now: datetime | None = None,
+    metrics: OperatorMetrics | None = None, now: datetime | None = None,
 ) -> PassResult:
-    """One pass: judge what is dirty, then write status, reports, Events and the VAP where they changed."""
+    """One pass: judge what is dirty, then write status, reports and Events where they changed."""
     now = now or datetime.now(UTC)
     first = runtime.written_status is None
     if first:
@@ -607,6 +604,4 @@ async def run_pass(
             await writer.patch_policy_status(runtime.name, after)
             runtime.written_status = after
             patched = True
-    if vap is not None:
-        await vap.sync(runtime.compiled.spec if runtime.compiled is not None else None, now)
-    return PassResult(patched, _requeue_after(runtime, vap, now, slo_store))
+    return PassResult(patched, _requeue_after(runtime, now, slo_store))

@@ -25,6 +25,7 @@ from .httpd import serve
 from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
 from .page_server import serve_page
 from .tls import ServingCertificates, source_for
+from .vap_sync import run_admission_policy_writer
 
 log = logging.getLogger(__name__)
 LOG_LEVELS: Final[Mapping[str, int]] = MappingProxyType(
@@ -79,6 +80,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
         ctx.leadership.listen(on_leadership)
         ctx.spawn(certificates.run(lambda: ctx.leadership.leading, lambda: published_bundle(ctx), publish))
+    if ctx.settings.vap:
+        ctx.spawn(run_admission_policy_writer(ctx))
     if not ctx.leadership.standalone:
         ctx.spawn(ctx.leadership.run(ctx.api))
 
