@@ -1,0 +1,174 @@
+"""Recording rules for SLOs (issue 14, item 3): generated from policies, accepted by promtool, read by
+the store instead of the direct queries when they run, and not read when they do not (pure logic)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import subprocess
+from contextlib import redirect_stdout
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from readiness_operator.cli import main
+from readiness_operator.model import ReadinessPolicy
+from readiness_operator.model.slo import Slo
+from readiness_operator.slo.rules import EVENTS, INFO, TILES, definition, recorded_query, rule_groups
+from readiness_operator.slo.sli import sli_query
+from readiness_operator.slo.store import SloStore
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SLO = Slo.model_validate({
+    "name": "availability", "objective": 99, "period": "1h", "interval": "1s",
+    "sli": {"ratio": {"bad": 'http_requests_total{code=~"5.."}', "total": "http_requests_total"}},
+    "burnRates": [{"severity": "page", "longWindow": "5m", "shortWindow": "1m", "factor": 14.4}]})
+
+
+def promtool_check(groups: list[dict[str, Any]], tmp_path: Path) -> str:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is needed (hack/setup.sh installs Debian's prometheus package)"
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}))
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("name", ["production", "web-service", "graded-slos", "hardened"])
+def test_every_example_policy_gives_rules_promtool_accepts(name: str, tmp_path: Path) -> None:
+    policy = ReadinessPolicy.model_validate(yaml.safe_load((ROOT / f"examples/policies/{name}.yaml").read_text()))
+    groups = rule_groups(name, policy.spec.slos)
+    assert groups
+    assert "SUCCESS" in promtool_check(groups, tmp_path)
+
+
+def test_objective_rules_record_every_window_and_tile_the_period() -> None:
+    windows, period = rule_groups("p", [SLO], interval="15s", period_step="5m")
+    assert (windows["name"], windows["interval"], period["name"], period["interval"]) == (
+        "readiness-slo-p", "15s", "readiness-slo-p-period", "5m")
+    ids = {"policy": "p", "slo": "availability", "definition": definition(SLO)}
+    recorded = {(r["record"], r["labels"].get("slo_part")): r for r in windows["rules"]}
+    assert set(recorded) == {(f"{EVENTS}{w}", p) for w in ("1m", "5m") for p in ("total", "bad")} | {(INFO, None)}
+    bad_5m = recorded[(f"{EVENTS}5m", "bad")]
+    assert bad_5m["expr"] == 'sum by (namespace, pod) (increase(http_requests_total{code=~"5.."}[5m]))'
+    assert bad_5m["labels"] == {**ids, "slo_window": "5m", "slo_part": "bad"}
+    assert windows["rules"][-1] == {"record": INFO, "expr": "vector(15)", "labels": {**ids, "rules": "windows"}}
+    tiles, summed, info = period["rules"][0], period["rules"][2], period["rules"][-1]
+    assert tiles["record"] == f"{TILES}5m" and "[5m]" in tiles["expr"]
+    assert summed["record"] == f"{EVENTS}1h" and summed["labels"] == {"slo_window": "1h"}
+    assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"') and "[1h])" in summed["expr"]
+    assert info["labels"]["source"] == "tiles" and info["expr"] == "vector(300)"
+
+
+def test_a_period_that_is_no_multiple_of_the_step_is_recorded_from_raw_series() -> None:
+    _, period = rule_groups("p", [SLO], period_step="7m")
+    assert all(TILES not in r["record"] for r in period["rules"])
+    assert "increase(http_requests_total[1h])" in period["rules"][0]["expr"]
+    assert period["rules"][-1]["labels"]["source"] == "raw"
+
+
+def test_windows_shorter_than_the_interval_and_unrecordable_slos() -> None:
+    with pytest.raises(ValueError, match="window 1m is shorter than the evaluation interval 2m"):
+        rule_groups("p", [SLO], interval="2m")
+    gauge = Slo.model_validate({"name": "memory", "comparison": "<", "threshold": 5e8,
+                                "sli": {"gauge": {"selector": "container_memory_working_set_bytes"}}})
+    assert rule_groups("p", [gauge]) == []
+
+
+def test_the_definition_follows_what_is_measured_not_how_it_is_judged() -> None:
+    other_selector = SLO.model_copy(update={"sli": Slo.model_validate({
+        "name": "x", "objective": 99, "sli": {"ratio": {"bad": 'http_requests_total{code="500"}',
+                                                        "total": "http_requests_total"}}}).sli})
+    stricter = SLO.model_copy(update={"objective": 99.9})
+    assert definition(SLO) != definition(other_selector)
+    assert definition(SLO) != definition(SLO, ["shop"])
+    assert definition(SLO) == definition(stricter)
+
+
+def test_the_cli_prints_a_rules_file(tmp_path: Path) -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["slo-rules", str(ROOT / "examples/policies/production.yaml"), "--interval", "30s"]) == 0
+    groups = yaml.safe_load(out.getvalue())["groups"]
+    assert [g["name"] for g in groups] == ["readiness-slo-production", "readiness-slo-production-period"]
+    assert "SUCCESS" in promtool_check(groups, tmp_path)
+    assert main(["slo-rules", str(ROOT / "examples/policies/production.yaml"), "--interval", "10m"]) == 2
+
+
+# --- the store reading recorded series -----------------------------------------------------------
+
+def sample(value: float, **labels: str) -> dict[str, Any]:
+    return {"metric": labels, "value": [0, str(value)]}
+
+
+def pod_counts(pod: str, prefix: str = "") -> list[dict[str, Any]]:
+    """One pod's counts per window (1% errors over the hour, 20% over the last minutes)."""
+    counts = {"1h": (100_000.0, 1_000.0), "5m": (10_000.0, 2_000.0), "1m": (2_000.0, 400.0)}
+    return [sample(n, **({"__name__": f"{prefix}{w}"} if prefix else {}), namespace="shop", pod=pod,
+                   slo_window=w, slo_part=part)
+            for w, (total, bad) in counts.items() for part, n in (("total", total), ("bad", bad))]
+
+
+def signs(interval: float = 15, age: float = 3, step: float = 300, covered: float = 3600) -> list[dict[str, Any]]:
+    ids = {"policy": "p", "slo": "availability", "definition": definition(SLO)}
+    return [sample(interval, **ids, rules="windows", slo_check="loaded"), sample(age, **ids, slo_check="age"),
+            sample(step, **ids, rules="period", source="tiles", slo_check="period"),
+            sample(age, **ids, slo_check="period_age"), sample(covered, **ids, slo_check="covered")]
+
+
+def by_name(_namespace: str, pod: str) -> str | None:
+    return "checkout" if pod.startswith("checkout-6d4b9c7f5-") else None
+
+
+def measure(recorded: list[dict[str, Any]]) -> tuple[Any, list[str], str]:
+    asked: list[str] = []
+    direct = pod_counts("checkout-6d4b9c7f5-abcde")
+
+    async def query(promql: str) -> list[dict[str, Any]]:
+        asked.append(promql)
+        if promql == recorded_query("p", SLO):
+            return recorded
+        if promql == sli_query(SLO, windows=["1h"]):
+            return [s for s in direct if s["metric"]["slo_window"] == "1h"]
+        assert promql == sli_query(SLO), promql
+        return direct
+
+    store = SloStore()
+    asyncio.run(store.refresh("p", [SLO], query, NOW, owner_of=by_name))
+    condition = store.condition("p", [SLO])
+    assert condition is not None
+    return store.measurements("p", ("shop", "checkout"))["availability"], asked, condition.message
+
+
+def test_recorded_series_give_the_same_budget_as_the_direct_query_in_one_query() -> None:
+    via_rules, asked, message = measure(pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) + signs())
+    direct, direct_asked, direct_message = measure([])
+    assert asked == [recorded_query("p", SLO)] and "availability: from recording rules" in message
+    assert direct_asked == [recorded_query("p", SLO), sli_query(SLO)] and "availability: direct query" in direct_message
+    assert via_rules.value == direct.value == pytest.approx(0.99)
+    assert via_rules.budget is not None and direct.budget is not None
+    assert via_rules.budget.burn_rates == direct.budget.burn_rates and via_rules.budget.level == "page"
+
+
+def test_the_period_is_read_directly_until_the_tiles_cover_it() -> None:
+    partial = [s for s in pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) if s["metric"]["slo_window"] != "1h"]
+    partial += [sample(1.0, __name__=f"{EVENTS}1h", namespace="shop", pod="checkout-6d4b9c7f5-abcde",
+                       slo_window="1h", slo_part="total")]  # what 10 minutes of tiles add up to: not read
+    got, asked, message = measure(partial + signs(covered=600))
+    assert asked == [recorded_query("p", SLO), sli_query(SLO, windows=["1h"])]
+    assert "the period directly" in message and got.value == pytest.approx(0.99)
+
+
+@pytest.mark.parametrize("recorded", [
+    pod_counts("checkout-6d4b9c7f5-abcde", EVENTS),  # series without the rules' signs (another definition)
+    pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) + signs(age=120),  # a group that stopped evaluating
+], ids=["no-signs", "stale"])
+def test_rules_that_are_not_running_are_not_read(recorded: list[dict[str, Any]]) -> None:
+    _, asked, message = measure(recorded)
+    assert asked[-1] == sli_query(SLO) and "direct query" in message
