@@ -62,7 +62,7 @@ def test_objective_rules_record_every_window_and_tile_the_period() -> None:
     tiles, summed, info = period["rules"][0], period["rules"][2], period["rules"][-1]
     assert tiles["record"] == f"{TILES}5m" and "[5m]" in tiles["expr"]
     assert summed["record"] == f"{EVENTS}1h" and summed["labels"] == {"slo_window": "1h"}
-    assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"') and "[1h])" in summed["expr"]
+    assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"') and "[3599999ms])" in summed["expr"]
     assert info["labels"]["source"] == "tiles" and info["expr"] == "vector(300)"
 
 

@@ -76,6 +76,13 @@ def _tiled(slo: Slo, step: str) -> bool:
     return period > seconds and math.isclose(period / seconds, round(period / seconds))
 
 
+def just_under(window: str) -> str:
+    """`window` less a millisecond, for sums of evaluations a step apart: Prometheus 2 range selectors
+    include both ends (Prometheus 3 excludes the start), so `[1h]` over tiles every 5m may hold 13; the
+    range `[3599999ms]` holds 12 in both."""
+    return f"{round(duration_seconds(window) * 1000) - 1}ms"
+
+
 def _selector(labels: Mapping[str, str]) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
@@ -131,7 +138,7 @@ def rule_groups(
                     "labels": {**ids, PART_LABEL: part}})
             period_rules.append({
                 "record": f"{EVENTS}{slo.period}",
-                "expr": f"sum_over_time({TILES}{period_step}{_selector(ids)}[{slo.period}])",
+                "expr": f"sum_over_time({TILES}{period_step}{_selector(ids)}[{just_under(slo.period)}])",
                 "labels": {WINDOW_LABEL: slo.period}})
         else:
             for part, sel in _parts(slo).items():
@@ -167,7 +174,7 @@ def recorded_query(policy: str, slo: Slo, namespaces: Iterable[str] = ()) -> str
     parts = [windows, tag(info, "loaded"), tag(f"time() - timestamp({info})", "age")]
     if slo.has_budget:
         parts += [tag(period_info, "period"), tag(f"time() - timestamp({period_info})", "period_age"),
-                  tag(f"sum_over_time({period_info}[{slo.period}])", "covered")]
+                  tag(f"sum_over_time({period_info}[{just_under(slo.period)}])", "covered")]
     return " or ".join(parts)
 
 
