@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,7 +96,7 @@ def judged(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                      "template": {"metadata": {"labels": {"app": app}},
                                   "spec": {"containers": [{"name": "app", "image": "app:1.0"}]}}}}))
     names = eventually(lambda: {app: replicaset(crds, app) for app in TRAFFIC}, timeout=60, what="ReplicaSets")
-    counters = Counters({f"{names[app]}-{'abcde fghij'.split()[i]}": (rps, errors)
+    counters = Counters({f"{names[app]}-{['abcde', 'fghij'][i]}": (rps, errors)
                          for app, (pods, rps, errors) in TRAFFIC.items() for i in range(pods)})
     server = serve(counters)
     recorded = state / "rules-recorded.yaml"

@@ -62,7 +62,8 @@ def test_objective_rules_record_every_window_and_tile_the_period() -> None:
     tiles, summed, info = period["rules"][0], period["rules"][2], period["rules"][-1]
     assert tiles["record"] == f"{TILES}5m" and "[5m]" in tiles["expr"]
     assert summed["record"] == f"{EVENTS}1h" and summed["labels"] == {"slo_window": "1h"}
-    assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"') and "[3599999ms])" in summed["expr"]
+    assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"')
+    assert summed["expr"].endswith("[3599999ms])")
     assert info["labels"]["source"] == "tiles" and info["expr"] == "vector(300)"
 
 
@@ -172,3 +173,30 @@ def test_the_period_is_read_directly_until_the_tiles_cover_it() -> None:
 def test_rules_that_are_not_running_are_not_read(recorded: list[dict[str, Any]]) -> None:
     _, asked, message = measure(recorded)
     assert asked[-1] == sli_query(SLO) and "direct query" in message
+
+
+# --- the chart ----------------------------------------------------------------------------------
+
+def test_the_chart_wraps_the_printed_rules_in_a_prometheus_rule(tools: str, tmp_path: Path) -> None:
+    from tests.unit.test_chart import render, template
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["slo-rules", str(ROOT / "examples/policies/production.yaml")]) == 0
+    printed = tmp_path / "slo-rules.yaml"
+    printed.write_text(out.getvalue())
+    assert not [d for d in render() if d["kind"] == "PrometheusRule"]  # off by default
+    docs = render("--set", "metrics.sloRecordingRules.enabled=true", "--set", "metrics.sloRecordingRules.labels.release=kp",
+                  "--set-file", f"metrics.sloRecordingRules.rules={printed}")
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["name"] == "readiness-operator-slo-recording-rules"
+    assert rule["metadata"]["labels"]["release"] == "kp"
+    assert rule["metadata"]["labels"]["app.kubernetes.io/part-of"] == "readiness-operator"
+    assert rule["spec"]["groups"] == yaml.safe_load(out.getvalue())["groups"]
+    assert "SUCCESS" in promtool_check(rule["spec"]["groups"], tmp_path)
+    missing = template("--set", "metrics.sloRecordingRules.enabled=true", check=False)
+    assert missing.returncode != 0 and "--set-file metrics.sloRecordingRules.rules=FILE" in missing.stderr
+    (tmp_path / "not-rules.yaml").write_text("groups: nope\n")
+    broken = template("--set", "metrics.sloRecordingRules.enabled=true",
+                      "--set-file", f"metrics.sloRecordingRules.rules={tmp_path / 'not-rules.yaml'}", check=False)
+    assert broken.returncode != 0 and "is not a Prometheus rules file with groups" in broken.stderr

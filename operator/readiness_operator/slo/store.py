@@ -146,6 +146,18 @@ class SloStore:
         """The per-pod counts of an `sli` SLO: from its recording rules when they run (one query for
         every Deployment; the period read directly until the rules cover it), else the direct query."""
         namespaces = list(namespaces)
+        before = series.source
+        try:
+            return await SloStore._read_counts(slo, policy, state, series, query, namespaces)
+        finally:
+            if series.source != before:
+                log.info("policy %s: SLO %s now reads %s%s", policy, slo.name, _SOURCES[series.source],
+                         f" ({series.source_why})" if series.source_why else "")
+
+    @staticmethod
+    async def _read_counts(
+        slo: Slo, policy: str, state: PolicySlos, series: SloSeries, query: QueryFn, namespaces: list[str],
+    ) -> list[dict[str, Any]]:
         if recordable(slo):
             state.queries += 1
             recorded = read_recorded(slo, await query(recorded_query(policy, slo, namespaces)))
