@@ -58,13 +58,14 @@ def test_objective_rules_record_every_window_and_tile_the_period() -> None:
     bad_5m = recorded[(f"{EVENTS}5m", "bad")]
     assert bad_5m["expr"] == 'sum by (namespace, pod) (increase(http_requests_total{code=~"5.."}[5m]))'
     assert bad_5m["labels"] == {**ids, "slo_window": "5m", "slo_part": "bad"}
-    assert windows["rules"][-1] == {"record": INFO, "expr": "vector(15)", "labels": {**ids, "rules": "windows"}}
+    assert windows["rules"][-1] == {"record": INFO, "expr": "time()",
+                                    "labels": {**ids, "rules": "windows", "interval": "15"}}
     tiles, summed, info = period["rules"][0], period["rules"][2], period["rules"][-1]
     assert tiles["record"] == f"{TILES}5m" and "[5m]" in tiles["expr"]
     assert summed["record"] == f"{EVENTS}1h" and summed["labels"] == {"slo_window": "1h"}
     assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"')
     assert summed["expr"].endswith("[3599999ms])")
-    assert info["labels"]["source"] == "tiles" and info["expr"] == "vector(300)"
+    assert info["labels"]["source"] == "tiles" and info["labels"]["interval"] == "300" and info["expr"] == "time()"
 
 
 def test_a_period_that_is_no_multiple_of_the_step_is_recorded_from_raw_series() -> None:
@@ -77,6 +78,8 @@ def test_a_period_that_is_no_multiple_of_the_step_is_recorded_from_raw_series() 
 def test_windows_shorter_than_the_interval_and_unrecordable_slos() -> None:
     with pytest.raises(ValueError, match="window 1m is shorter than the evaluation interval 2m"):
         rule_groups("p", [SLO], interval="2m")
+    with pytest.raises(ValueError, match="interval 5m is over 4m"):
+        rule_groups("p", [SLO.model_copy(update={"burn_rates": None, "period": "30d"})], interval="5m")
     gauge = Slo.model_validate({"name": "memory", "comparison": "<", "threshold": 5e8,
                                 "sli": {"gauge": {"selector": "container_memory_working_set_bytes"}}})
     assert rule_groups("p", [gauge]) == []
@@ -104,8 +107,11 @@ def test_the_cli_prints_a_rules_file(tmp_path: Path) -> None:
 
 # --- the store reading recorded series -----------------------------------------------------------
 
+QUERIED_AT = 1_800_000_000.0
+
+
 def sample(value: float, **labels: str) -> dict[str, Any]:
-    return {"metric": labels, "value": [0, str(value)]}
+    return {"metric": labels, "value": [QUERIED_AT, str(value)]}
 
 
 def pod_counts(pod: str, prefix: str = "") -> list[dict[str, Any]]:
@@ -116,11 +122,12 @@ def pod_counts(pod: str, prefix: str = "") -> list[dict[str, Any]]:
             for w, (total, bad) in counts.items() for part, n in (("total", total), ("bad", bad))]
 
 
-def signs(interval: float = 15, age: float = 3, step: float = 300, covered: float = 3600) -> list[dict[str, Any]]:
+def signs(age: float = 3, tiles: int = 12) -> list[dict[str, Any]]:
+    """The rules' signs: the windows every 15 s, the period in 5-minute tiles, written `age` s ago."""
     ids = {"policy": "p", "slo": "availability", "definition": definition(SLO)}
-    return [sample(interval, **ids, rules="windows", slo_check="loaded"), sample(age, **ids, slo_check="age"),
-            sample(step, **ids, rules="period", source="tiles", slo_check="period"),
-            sample(age, **ids, slo_check="period_age"), sample(covered, **ids, slo_check="covered")]
+    return [sample(QUERIED_AT - age, **ids, rules="windows", interval="15", slo_check="loaded"),
+            sample(QUERIED_AT - age, **ids, rules="period", interval="300", source="tiles", slo_check="period"),
+            sample(tiles, **ids, rules="period", interval="300", source="tiles", slo_check="covered")]
 
 
 def by_name(_namespace: str, pod: str) -> str | None:
@@ -161,14 +168,14 @@ def test_the_period_is_read_directly_until_the_tiles_cover_it() -> None:
     partial = [s for s in pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) if s["metric"]["slo_window"] != "1h"]
     partial += [sample(1.0, __name__=f"{EVENTS}1h", namespace="shop", pod="checkout-6d4b9c7f5-abcde",
                        slo_window="1h", slo_part="total")]  # what 10 minutes of tiles add up to: not read
-    got, asked, message = measure(partial + signs(covered=600))
+    got, asked, message = measure(partial + signs(tiles=2))
     assert asked == [recorded_query("p", SLO), sli_query(SLO, windows=["1h"])]
     assert "the period directly" in message and got.value == pytest.approx(0.99)
 
 
 @pytest.mark.parametrize("recorded", [
     pod_counts("checkout-6d4b9c7f5-abcde", EVENTS),  # series without the rules' signs (another definition)
-    pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) + signs(age=120),  # a group that stopped evaluating
+    pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) + signs(age=40),  # a group that stopped evaluating
 ], ids=["no-signs", "stale"])
 def test_rules_that_are_not_running_are_not_read(recorded: list[dict[str, Any]]) -> None:
     _, asked, message = measure(recorded)

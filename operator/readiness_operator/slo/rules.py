@@ -13,16 +13,16 @@ from an older version of the SLO are never read) and, like the direct query's an
   `readiness:slo_events:increase<W>` = `sum by (namespace, pod) (increase(<selector>[W]))` for every
   burn-rate window W (or the threshold form's `window`); a quantile SLI records
   `readiness:slo_buckets:rate<W>` by `le` instead. The same expression as the direct query: exact,
-  up to one `interval` of lag. Last, `readiness:slo_rules_info{rules="windows"}` = the interval in
-  seconds (the operator's sign that the group runs, and how fresh it is).
+  up to one `interval` of lag. Last, `readiness:slo_rules_info{rules="windows"}` = the evaluation time
+  (label `interval`: the operator's sign that the group runs, and how fresh it is).
 - group `readiness-slo-<policy>-period`, every `period_step` (objective form only):
   `readiness:slo_event_tiles:increase<step>`: the counts per step, back to back; the period's
   `readiness:slo_events:increase<period>` is their `sum_over_time` over the period, so each
   evaluation adds up period/step recorded samples instead of reading every raw sample of the period.
   Exact when the counters grow evenly within each step (between two tiles Prometheus extrapolates
   instead of seeing the real delta), and only once the tiles cover the period: the group records
-  `readiness:slo_rules_info{rules="period", source="tiles"}` = step seconds, whose `sum_over_time`
-  over the period says how much of it the tiles cover. A period that is not a multiple of the step
+  `readiness:slo_rules_info{rules="period", source="tiles"}` each step, whose `count_over_time` over
+  the period says how much of it the tiles cover. A period that is not a multiple of the step
   (or not longer than it) is recorded from the raw series instead (`source="raw"`), exact at once.
 """
 
@@ -52,6 +52,13 @@ CHECK_LABEL = "slo_check"
 #: The tiles must cover the period but for half a step and this share of it (Prometheus restarts and
 #: missed evaluations leave gaps) before the period is read from them; until then it is read directly.
 COVERAGE_SLACK = 0.001
+#: The windows are read with an instant query (a pod's counts must vanish with the pod), so their
+#: group must write more often than Prometheus's 5-minute lookback delta, with room for the evaluation.
+MAX_INTERVAL_SECONDS = 240
+#: The period's series change slowly and are read with last_over_time over this many seconds (a
+#: group evaluated every few minutes is never out of sight), so its step may be longer.
+PERIOD_LOOKBACK_SECONDS = 7200
+MAX_PERIOD_STEP_SECONDS = 3600
 
 
 def recordable(slo: Slo) -> bool:
@@ -91,7 +98,13 @@ def rule_groups(
     policy: str, slos: Sequence[Slo], *, namespaces: Iterable[str] = (), interval: str = "1m", period_step: str = "5m",
 ) -> list[dict[str, Any]]:
     """The rule groups of one policy (a Prometheus rules file's `groups`; empty: nothing to record).
-    Raises ValueError when a window is shorter than `interval` (it would be evaluated too rarely)."""
+    Raises ValueError when a window is shorter than `interval` (it would be evaluated too rarely), or
+    when `interval` is over MAX_INTERVAL or `period_step` over MAX_PERIOD_STEP."""
+    if duration_seconds(interval) > MAX_INTERVAL_SECONDS:
+        raise ValueError(f"interval {interval} is over {MAX_INTERVAL_SECONDS / 60:g}m: recorded windows are read with "
+                         "instant queries, which see a sample for 5 minutes (Prometheus's lookback delta)")
+    if duration_seconds(period_step) > MAX_PERIOD_STEP_SECONDS:
+        raise ValueError(f"period step {period_step} is over {MAX_PERIOD_STEP_SECONDS / 3600:g}h")
     namespaces = sorted(set(namespaces))
     ns = _regex_union(namespaces)
 
@@ -126,8 +139,8 @@ def rule_groups(
                     windows_rules.append({
                         "record": f"{EVENTS}{window}", "expr": f"sum by ({_GROUP}) (increase({narrowed(sel)}[{window}]))",
                         "labels": {**ids, WINDOW_LABEL: window, PART_LABEL: part}})
-        infos.append({"record": INFO, "expr": f"vector({duration_seconds(interval):g})",
-                      "labels": {**ids, "rules": "windows"}})
+        infos.append({"record": INFO, "expr": "time()",
+                      "labels": {**ids, "rules": "windows", "interval": f"{duration_seconds(interval):g}"}})
         if not slo.has_budget:
             continue
         if tiled:
@@ -146,8 +159,9 @@ def rule_groups(
                     "record": f"{EVENTS}{slo.period}",
                     "expr": f"sum by ({_GROUP}) (increase({narrowed(sel)}[{slo.period}]))",
                     "labels": {**ids, WINDOW_LABEL: slo.period, PART_LABEL: part}})
-        period_infos.append({"record": INFO, "expr": f"vector({duration_seconds(period_step):g})",
-                             "labels": {**ids, "rules": "period", "source": "tiles" if tiled else "raw"}})
+        period_infos.append({"record": INFO, "expr": "time()",
+                             "labels": {**ids, "rules": "period", "interval": f"{duration_seconds(period_step):g}",
+                                        "source": "tiles" if tiled else "raw"}})
     groups = []
     if windows_rules:  # the info last: once it shows, every rule of that evaluation before it has been written
         groups.append({"name": f"readiness-slo-{policy}", "interval": interval, "rules": windows_rules + infos})
@@ -159,23 +173,27 @@ def rule_groups(
 
 def recorded_query(policy: str, slo: Slo, namespaces: Iterable[str] = ()) -> str:
     """The one instant query that reads an SLO's recorded counts for every Deployment, with the signs
-    of the rules: `slo_check` = `loaded` (interval seconds), `age` (seconds since the group last
-    wrote), and for the period `period` (step seconds, `source`) and `covered` (seconds of the period
-    the tiles cover)."""
+    of the rules (`slo_check`): `loaded` and `period`, the time each group last wrote (labels
+    `interval`, `source`), and `covered`, how many tiles the period holds."""
     ids = {"policy": policy, "slo": slo.name, "definition": definition(slo, namespaces)}
     labels = ", ".join(f'{k}="{v}"' for k, v in ids.items())
-    windows = f'{{__name__=~"{EVENTS}.+|{BUCKETS}.+", {labels}}}'
-    info = f'{INFO}{{{labels}, rules="windows"}}'
-    period_info = f'{INFO}{{{labels}, rules="period"}}'
+    lookback = f"{PERIOD_LOOKBACK_SECONDS}s"
 
     def tag(expr: str, check: str) -> str:
         return f'label_replace({expr}, "{CHECK_LABEL}", "{check}", "", "")'
 
-    parts = [windows, tag(info, "loaded"), tag(f"time() - timestamp({info})", "age")]
-    if slo.has_budget:
-        parts += [tag(period_info, "period"), tag(f"time() - timestamp({period_info})", "period_age"),
-                  tag(f"sum_over_time({period_info}[{just_under(slo.period)}])", "covered")]
-    return " or ".join(parts)
+    info = f'{INFO}{{{labels}, rules="windows"}}'
+    if not slo.has_budget:
+        return " or ".join([f'{{__name__=~"{EVENTS}.+|{BUCKETS}.+", {labels}}}', tag(f"last_over_time({info}[{lookback}])",
+                                                                                    "loaded")])
+    period_info = f'{INFO}{{{labels}, rules="period"}}'
+    return " or ".join([
+        f'{{__name__=~"{EVENTS}.+|{BUCKETS}.+", {labels}, {WINDOW_LABEL}!="{slo.period}"}}',
+        f"last_over_time({EVENTS}{slo.period}{{{labels}}}[{lookback}])",
+        tag(f"last_over_time({info}[{lookback}])", "loaded"),
+        tag(f"last_over_time({period_info}[{lookback}])", "period"),
+        tag(f"count_over_time({period_info}[{just_under(slo.period)}])", "covered"),
+    ])
 
 
 @dataclass
@@ -198,22 +216,42 @@ def _value(sample: Mapping[str, Any]) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _number(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _query_time(answer: Iterable[Mapping[str, Any]]) -> float:
+    """When Prometheus evaluated the query (every sample of an instant answer carries it)."""
+    for sample in answer:
+        try:
+            return float(sample["value"][0])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    return math.inf
+
+
 def read_recorded(slo: Slo, answer: Iterable[Mapping[str, Any]]) -> Recorded:
     """Split the answer of `recorded_query` into samples and the rules' signs, and judge them: the
     group must have written within two of its intervals (a stuck or removed group is not read)."""
-    checks: dict[str, tuple[float | None, Mapping[str, Any]]] = {}
+    answer = list(answer)
+    checks: dict[str, tuple[float | None, Mapping[str, Any], float | None]] = {}
     out = Recorded()
     for sample in answer:
         labels = sample.get("metric") or {}
         check = labels.get(CHECK_LABEL)
         if check:
-            checks[str(check)] = (_value(sample), labels)
+            checks[str(check)] = (_value(sample), labels, _number(labels.get("interval")))
         else:
             out.samples.append(sample)
-    interval, age = checks.get("loaded", (None, {}))[0], checks.get("age", (None, {}))[0]
-    if interval is None or age is None:
+    wrote, _, interval = checks.get("loaded", (None, {}, None))
+    if wrote is None or interval is None:
         out.why = "no recording rules for this SLO's definition"
         return out
+    age = _query_time(answer) - wrote
     if age > 2 * interval + 1:
         out.why = f"its recording rules last ran {age:.0f}s ago (every {interval:g}s)"
         return out
@@ -221,14 +259,13 @@ def read_recorded(slo: Slo, answer: Iterable[Mapping[str, Any]]) -> Recorded:
     if not slo.has_budget:
         out.period_usable = True
         return out
-    step, labels = checks.get("period", (None, {}))
-    period_age = checks.get("period_age", (None, {}))[0]
-    if step is None or period_age is None or period_age > 2 * step + 1:
+    wrote, labels, step = checks.get("period", (None, {}, None))
+    if wrote is None or step is None or _query_time(answer) - wrote > 2 * step + 1:
         out.why = "the period's recording rules are not running"
         return out
     if labels.get("source") == "tiles":
         period = duration_seconds(slo.period)
-        covered = checks.get("covered", (None, {}))[0] or 0.0
+        covered = (checks.get("covered", (None, {}, None))[0] or 0.0) * step
         if covered < period - step / 2 - COVERAGE_SLACK * period:
             out.why = f"the period's recorded tiles cover {covered:.0f}s of {period:.0f}s so far"
             return out
