@@ -207,3 +207,25 @@ def test_the_chart_wraps_the_printed_rules_in_a_prometheus_rule(tools: str, tmp_
     broken = template("--set", "metrics.sloRecordingRules.enabled=true",
                       "--set-file", f"metrics.sloRecordingRules.rules={tmp_path / 'not-rules.yaml'}", check=False)
     assert broken.returncode != 0 and "is not a Prometheus rules file with groups" in broken.stderr
+
+
+def test_missing_rules_are_looked_for_again_only_after_a_minute() -> None:
+    from datetime import timedelta
+
+    asked: list[str] = []
+    direct = pod_counts("checkout-6d4b9c7f5-abcde")
+    loaded: list[dict[str, Any]] = []
+
+    async def query(promql: str) -> list[dict[str, Any]]:
+        asked.append(promql)
+        return loaded if promql == recorded_query("p", SLO) else direct
+
+    store = SloStore()
+    for seconds in (0, 1, 30, 59):
+        asyncio.run(store.refresh("p", [SLO], query, NOW + timedelta(seconds=seconds), owner_of=by_name))
+    assert asked.count(recorded_query("p", SLO)) == 1 and asked.count(sli_query(SLO)) == 4
+    loaded += pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) + signs()  # the rules get installed
+    asyncio.run(store.refresh("p", [SLO], query, NOW + timedelta(seconds=60), owner_of=by_name))
+    assert asked[-1] == recorded_query("p", SLO) and asked.count(sli_query(SLO)) == 4
+    condition = store.condition("p", [SLO])
+    assert condition is not None and "availability: from recording rules)" in condition.message

@@ -48,6 +48,7 @@ class SloSeries:
     error: str | None = None  # why the last attempt failed (None: it succeeded)
     source: str = "direct"  # recorded (rules), recorded-windows (the period read directly) or direct
     source_why: str = ""  # why the recording rules were not (fully) used
+    rules_missing_at: datetime | None = None  # when the recording rules were last found missing
 
 
 @dataclass
@@ -70,6 +71,9 @@ class PolicySlos:
     pod_owners_read_at: datetime | None = None
 
 
+#: Without usable recording rules, how long the direct query runs before the rules are looked for again
+#: (one query per SLO per interval, not two; rules installed later are used within this time).
+RULES_RECHECK_SECONDS = 60.0
 #: How long kube_pod_owner answers are reused (pods keep their owner; new pods resolve by name).
 POD_OWNER_SECONDS = 60.0
 POD_OWNER_QUERY = 'max by (namespace, pod, owner_name) (kube_pod_owner{owner_kind="ReplicaSet"})'
@@ -112,7 +116,7 @@ class SloStore:
             try:
                 if slo.sli is not None:
                     done.queried.append(slo.name)
-                    result = await self._sli_answer(policy, slo, state, series, query, namespaces)
+                    result = await self._sli_answer(policy, slo, state, series, query, namespaces, now)
                     mapped = await self._owners(state, result, owner_of or _no_owner, query, now)
                     measured = read_sli(slo, result, mapped)
                     series.values, series.budgets, series.problems = measured.values, measured.budgets, measured.problems
@@ -142,13 +146,14 @@ class SloStore:
     @staticmethod
     async def _sli_answer(
         policy: str, slo: Slo, state: PolicySlos, series: SloSeries, query: QueryFn, namespaces: Iterable[str],
+        now: datetime,
     ) -> list[dict[str, Any]]:
         """The per-pod counts of an `sli` SLO: from its recording rules when they run (one query for
         every Deployment; the period read directly until the rules cover it), else the direct query."""
         namespaces = list(namespaces)
         before = series.source
         try:
-            return await SloStore._read_counts(slo, policy, state, series, query, namespaces)
+            return await SloStore._read_counts(slo, policy, state, series, query, namespaces, now)
         finally:
             if series.source != before:
                 log.info("policy %s: SLO %s now reads %s%s", policy, slo.name, _SOURCES[series.source],
@@ -157,11 +162,14 @@ class SloStore:
     @staticmethod
     async def _read_counts(
         slo: Slo, policy: str, state: PolicySlos, series: SloSeries, query: QueryFn, namespaces: list[str],
+        now: datetime,
     ) -> list[dict[str, Any]]:
-        if recordable(slo):
+        missing = series.rules_missing_at
+        if recordable(slo) and (missing is None or (now - missing).total_seconds() >= RULES_RECHECK_SECONDS):
             state.queries += 1
             recorded = read_recorded(slo, await query(recorded_query(policy, slo, namespaces)))
             series.source_why = recorded.why
+            series.rules_missing_at = None if recorded.usable else now
             if recorded.usable and recorded.period_usable:
                 series.source = "recorded"
                 return [dict(s) for s in recorded.samples]
