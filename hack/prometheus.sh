@@ -5,6 +5,9 @@
 #
 #   hack/prometheus.sh up [--scrape HOST:PORT ...] [FILE.om ...]
 #                                         backfill the files (if any), start; prints the URL
+#   hack/prometheus.sh up ... --rules FILE.yaml
+#                                         also load a rules file (recording rules; repeatable)
+#   hack/prometheus.sh rules FILE.yaml    add a rules file to the running Prometheus (reload)
 #   hack/prometheus.sh scrape HOST:PORT
 #                                         add a live target to the running Prometheus (reload)
 #   hack/prometheus.sh load FILE.om ...   backfill more series and restart so they are served
@@ -45,11 +48,21 @@ add_target() {
   grep -qx "$target" "$PROM_DIR/targets" 2>/dev/null || echo "$target" >>"$PROM_DIR/targets"
 }
 
+# Rules files are copied into $PROM_DIR/rules/ (checked by promtool first); the config globs them.
+add_rules() {
+  local file=$1
+  [[ -f $file ]] || die "no such rules file: $file"
+  promtool check rules "$file" >"$PROM_DIR/rules-check.log" 2>&1 \
+    || die "bad rules file $file: $(tail -n 3 "$PROM_DIR/rules-check.log")"
+  mkdir -p "$PROM_DIR/rules"
+  cp "$file" "$PROM_DIR/rules/$(basename "$file" .yaml).yaml"
+}
+
 write_config() {
   local n=0 target
   touch "$PROM_DIR/targets"
   {
-    printf 'global:\n  scrape_interval: 1m\nscrape_configs:\n'
+    printf 'global:\n  scrape_interval: 1m\nrule_files: ["%s/rules/*.yaml"]\nscrape_configs:\n' "$PROM_DIR"
     [[ -s $PROM_DIR/targets ]] || printf '  []\n'
     while read -r target _; do
       [[ -n $target ]] || continue
@@ -89,6 +102,7 @@ parse_live_args() {
     case $1 in
       --scrape) [[ $# -ge 2 ]] || die "--scrape needs HOST:PORT"; targets+=("$2"); shift 2 ;;
       --scrape=*) targets+=("${1#--scrape=}"); shift ;;
+      --rules) [[ $# -ge 2 ]] || die "--rules needs FILE"; add_rules "$2"; shift 2 ;;
       *) FILES+=("$1"); shift ;;
     esac
   done
@@ -110,11 +124,16 @@ case "${1:-}" in
     ((${#FILES[@]} == 0)) || die "unexpected arguments: ${FILES[*]}"
     running || die "prometheus is not running (state: $PROM_DIR): use 'up'"
     reload; url ;;
+  rules)
+    shift; [[ $# -ge 1 ]] || die "usage: $0 rules FILE.yaml ..."
+    running || die "prometheus is not running (state: $PROM_DIR): use 'up'"
+    for f in "$@"; do add_rules "$f"; done
+    reload; url ;;
   load)
     shift; backfill "$@"
     if running; then stop_pidfile "$PROM_DIR/prometheus.pid"; start; fi
     url ;;
   down) stop_pidfile "$PROM_DIR/prometheus.pid"; rm -rf "$PROM_DIR"; log "stopped" ;;
   env) echo "export PROMETHEUS_URL=$(url)" ;;
-  *) die "usage: $0 up [--scrape HOST:PORT ...] [FILE.om ...]|scrape HOST:PORT|load FILE.om ...|down|env" ;;
+  *) die "usage: $0 up [--scrape HOST:PORT ...] [--rules FILE.yaml ...] [FILE.om ...]|scrape HOST:PORT|rules FILE.yaml ...|load FILE.om ...|down|env" ;;
 esac

@@ -10,10 +10,19 @@ queries of the SLO model: one per SLO for every Deployment at once) next to a fl
 of the same raw series, `count by (namespace, pod) (http_requests_total)`. Also times the
 operator-side part (pods summed per Deployment, budgets and burn rates) on the answer.
 
-Without recording rules (not built yet) each query reads raw per-pod series; the windows hold only
-the scraped minutes here, so a 30-day window on 30 days of data costs more than measured.
+Then, in the same run and Prometheus, the recording rules (`readiness-operator slo-rules`, slo/rules.py)
+are loaded; once both rule groups have evaluated, it times what an interval sends with them: one
+instant read per SLO of the recorded series (`recorded_query`), and, for the objective, that read plus
+the direct query of the period alone (what runs until the tiles cover the period), side by side with
+the direct queries as ratios. It also reports what the rules cost Prometheus itself:
+`prometheus_rule_group_last_duration_seconds` per group, next to the group's interval, and checks that
+the recorded answers give the same Deployments and values as the direct ones.
 
-    hack/bench/slo_queries.py [--deployments 10000] [--pods 2] [--scrape-seconds 60] [--repeat 5] [--json]
+The windows hold only the scraped minutes here, so a 30-day window on 30 days of data costs the direct
+query (and a rule recording it from raw series) more than measured; the tiled period does not grow so.
+
+    hack/bench/slo_queries.py [--deployments 10000] [--pods 2] [--scrape-seconds 60] [--repeat 5]
+                              [--rule-interval 1m] [--period-step 1m] [--no-rules] [--json]
 """
 
 from __future__ import annotations
@@ -40,7 +49,8 @@ sys.path.insert(0, str(ROOT / "operator"))
 import yaml  # noqa: E402
 
 from readiness_operator.model import ReadinessPolicy  # noqa: E402
-from readiness_operator.slo.sli import read_sli, sli_query  # noqa: E402
+from readiness_operator.slo.rules import read_recorded, recordable, recorded_query, rule_groups  # noqa: E402
+from readiness_operator.slo.sli import Measured, read_sli, sli_query  # noqa: E402
 
 BUCKETS = ("0.005", "0.01", "0.1", "1.0", "+Inf")
 SCRAPE_SECONDS = 15
@@ -117,12 +127,94 @@ def _count(url: str, promql: str) -> int:
     return int(float(result[0]["value"][1])) if result else 0
 
 
+def rule_groups_state(url: str, names: set[str]) -> dict[str, dict[str, Any]]:
+    with urllib.request.urlopen(f"{url}/api/v1/rules?type=record", timeout=60) as r:
+        body = json.load(r)
+    return {g["name"]: g for g in body["data"]["groups"] if g["name"] in names}
+
+
+def rule_durations(url: str) -> dict[str, float]:
+    """prometheus_rule_group_last_duration_seconds per group, from Prometheus's own /metrics."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=60) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("prometheus_rule_group_last_duration_seconds{"):
+            labels, value = line.rsplit(" ", 1)
+            group = labels.split('rule_group="', 1)[1].split('"', 1)[0].split(";", 1)[-1]
+            out[group] = float(value)
+    return out
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")[:26] + "+00:00" if "." in text else
+                                  text.replace("Z", "+00:00")).timestamp()
+
+
+def differences(direct: Measured, recorded: Measured) -> dict[str, Any]:
+    """How far the recorded answer's values are from the direct one's (same Deployments?)."""
+    same = set(direct.values) == set(recorded.values)
+    value = max((abs(direct.values[k] - recorded.values[k]) for k in direct.values if k in recorded.values), default=0.0)
+    burn = 0.0
+    for k, b in direct.budgets.items():
+        other = recorded.budgets.get(k)
+        if other is not None:
+            burn = max([burn] + [abs((b.burn_rates[w] or 0.0) - (other.burn_rates.get(w) or 0.0)) for w in b.burn_rates])
+    return {"same_deployments": same, "max_value_difference": value, "max_burn_rate_difference": burn}
+
+
+def measure_rules(url: str, state: Path, policy: ReadinessPolicy, owner: dict[tuple[str, str], str],
+                  direct: dict[str, Measured], args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    groups = rule_groups("production", policy.spec.slos, interval=args.rule_interval, period_step=args.period_step)
+    names = {g["name"] for g in groups}
+    rules_file = state.parent / "slo-rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    loaded = time.time()
+    prometheus_sh(state, "rules", str(rules_file))
+    # Every group evaluated fully once after loading (lastEvaluation is when that evaluation started).
+    deadline = time.monotonic() + args.rules_timeout
+    while True:
+        seen = rule_groups_state(url, names)
+        if len(seen) == len(names) and all(g.get("lastEvaluation", "").startswith("2") and
+                                           _epoch(g["lastEvaluation"]) >= loaded for g in seen.values()):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the rule groups did not evaluate within {args.rules_timeout:g} s: {seen}")
+        time.sleep(5)
+    durations = rule_durations(url)
+    figures["rule_groups"] = {g["name"]: {"interval": g["interval"], "rules": len(g["rules"]),
+                                          "last_duration_seconds": durations.get(g["name"])} for g in groups}
+    figures["rules_queries"] = {}
+    for slo in policy.spec.slos:
+        if not recordable(slo):
+            continue
+        promql = recorded_query("production", slo)
+        runs = [query(url, promql) for _ in range(args.repeat)]
+        recorded = read_recorded(slo, runs[-1][1])
+        entry: dict[str, Any] = {"seconds": statistics.median(r[0] for r in runs), "usable": recorded.usable,
+                                 "series_returned": len(runs[-1][1]), "why_not": recorded.why}
+        samples = [dict(x) for x in recorded.samples]
+        if slo.has_budget:
+            period_promql = sli_query(slo, windows=[slo.period])
+            period_runs = [query(url, period_promql) for _ in range(args.repeat)]
+            entry["period_direct_seconds"] = statistics.median(r[0] for r in period_runs)
+            samples = [x for x in samples if x["metric"].get("slo_window") != slo.period] + period_runs[-1][1]
+        measured = read_sli(slo, samples, lambda ns, pod: owner.get((ns, pod)))
+        entry.update(deployments_measured=len(measured.values), **differences(direct[slo.name], measured))
+        figures["rules_queries"][slo.name] = entry
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=10_000)
     parser.add_argument("--pods", type=int, default=2)
     parser.add_argument("--scrape-seconds", type=float, default=60.0, help="scrape for this long (every 15 s)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rule-interval", default="1m", help="the windows' rule group interval (default 1m)")
+    parser.add_argument("--period-step", default="1m", help="the period's tiles (default 1m; the CLI's is 5m)")
+    parser.add_argument("--rules-timeout", type=float, default=1800, help="seconds to wait for the rules' first evaluation")
+    parser.add_argument("--no-rules", dest="rules", action="store_false", help="time the direct queries only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -130,6 +222,7 @@ def main() -> int:
     port = serve(collector)
     policy = ReadinessPolicy.model_validate(yaml.safe_load((ROOT / "examples/policies/production.yaml").read_text()))
     owner = {(ns, pod): pod.split("-", 1)[0] for ns, pod in collector.pods}
+    direct: dict[str, Measured] = {}
     figures: dict[str, Any] = {"deployments": args.deployments, "pods": len(collector.pods),
                                "series": len(collector.pods) * (2 + len(BUCKETS) + 2), "queries": {}}
     with tempfile.TemporaryDirectory(prefix="bench-slo-") as tmp:
@@ -153,16 +246,24 @@ def main() -> int:
                 runs = [query(url, promql) for _ in range(args.repeat)]
                 answer = runs[-1][1]
                 started = time.perf_counter()
-                measured = read_sli(slo, answer, lambda ns, pod: owner.get((ns, pod)))
+                measured = direct[slo.name] = read_sli(slo, answer, lambda ns, pod: owner.get((ns, pod)))
                 figures["queries"][slo.name] = {
                     "seconds": statistics.median(r[0] for r in runs), "series_returned": len(answer),
                     "deployments_measured": len(measured.values), "operator_seconds": time.perf_counter() - started,
                 }
+            if args.rules:
+                measure_rules(url, state, policy, owner, direct, args, figures)
         finally:
             prometheus_sh(state, "down")
     total = sum(q["seconds"] for q in figures["queries"].values())
     figures["interval_seconds"] = total
     figures["interval_vs_floor"] = total / figures["floor_seconds"] if figures["floor_seconds"] else None
+    if args.rules:
+        covered = sum(q["seconds"] for q in figures["rules_queries"].values())
+        first = covered + sum(q.get("period_direct_seconds", 0.0) for q in figures["rules_queries"].values())
+        figures["rules_interval_seconds"], figures["rules_first_period_interval_seconds"] = covered, first
+        figures["direct_vs_rules"] = total / covered if covered else None
+        figures["direct_vs_rules_first_period"] = total / first if first else None
     figures["load"] = os.getloadavg()
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -174,6 +275,20 @@ def main() -> int:
         print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  "
               f"{q['deployments_measured']:6d} Deployments  operator {q['operator_seconds'] * 1000:.0f} ms")
     print(f"one interval: {total * 1000:.0f} ms = {figures['interval_vs_floor']:.1f}x the floor")
+    if not args.rules:
+        return 0
+    print(f"with the recording rules (windows every {args.rule_interval}, period tiles of {args.period_step}):")
+    for name, q in figures["rules_queries"].items():
+        period = f"  + period directly {q['period_direct_seconds'] * 1000:.0f} ms" if "period_direct_seconds" in q else ""
+        print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  usable={q['usable']}"
+              f"{period}  same Deployments={q['same_deployments']}  max |value diff| {q['max_value_difference']:.2g}"
+              f"  max |burn diff| {q['max_burn_rate_difference']:.2g}")
+    print(f"one interval: {figures['rules_interval_seconds'] * 1000:.0f} ms (direct / rules = "
+          f"{figures['direct_vs_rules']:.1f}x); until the tiles cover the period: "
+          f"{figures['rules_first_period_interval_seconds'] * 1000:.0f} ms ({figures['direct_vs_rules_first_period']:.1f}x)")
+    for name, g in figures["rule_groups"].items():
+        print(f"  rule group {name}: {g['rules']} rules every {g['interval']}, last evaluation took "
+              f"{g['last_duration_seconds']:.2f} s (prometheus_rule_group_last_duration_seconds)")
     return 0
 
 

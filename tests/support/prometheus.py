@@ -78,18 +78,24 @@ def local_prometheus(state_dir: Path) -> Iterator[Prometheus]:
 
 
 @contextmanager
-def scraping_prometheus(state_dir: Path, targets: list[str], openmetrics: str) -> Iterator[Prometheus]:
-    """A Prometheus of its own that scrapes `targets` (HOST:PORT) every 2 s and holds `openmetrics`.
+def scraping_prometheus(
+    state_dir: Path, targets: list[str], openmetrics: str = "", rules: list[Path] | None = None
+) -> Iterator[Prometheus]:
+    """A Prometheus of its own that scrapes `targets` (HOST:PORT) every 2 s, holds `openmetrics` (if
+    any) and evaluates the rules files `rules`.
 
     Its own, not the session's: live scrapes are refused ("out of bounds") for times before the
     newest backfilled sample, and other tests backfill samples into the future.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
-    history = state_dir / "history.om"
-    history.write_text(openmetrics.rstrip() + "\n# EOF\n")
+    files = []
+    if openmetrics.strip():
+        history = state_dir / "history.om"
+        history.write_text(openmetrics.rstrip() + "\n# EOF\n")
+        files.append(str(history))
     prom = Prometheus(state_dir, "")
     scrape = [arg for target in targets for arg in ("--scrape", target)]
-    prom.url = prom._script("up", *scrape, str(history))
+    prom.url = prom._script("up", *scrape, *(arg for r in rules or () for arg in ("--rules", str(r))), *files)
     try:
         yield prom
     finally:

@@ -73,8 +73,9 @@ def windows_of(slo: Slo) -> list[str]:
     return sorted({slo.period} | {w for r in slo.alert_rules() for w in (r.long_window, r.short_window)})
 
 
-def sli_query(slo: Slo, namespaces: Iterable[str] = ()) -> str:
-    """The one PromQL query of an `sli` SLO for every pod of every Deployment (in `namespaces`)."""
+def sli_query(slo: Slo, namespaces: Iterable[str] = (), windows: Iterable[str] | None = None) -> str:
+    """The one PromQL query of an `sli` SLO for every pod of every Deployment (in `namespaces`), over
+    all its windows or only `windows` (e.g. the period, when recording rules give the others)."""
     assert slo.sli is not None
     ns = _regex_union(namespaces)
 
@@ -88,7 +89,7 @@ def sli_query(slo: Slo, namespaces: Iterable[str] = ()) -> str:
         return f"sum by ({_GROUP}, le) (rate({narrowed(sli.latency.bucket)}[{slo.window}]))"
     return " or ".join(
         _tagged(f"sum by ({_GROUP}) (increase({narrowed(sel)}[{window}]))", window, part)
-        for window in windows_of(slo) for part, sel in _parts(slo).items()
+        for window in (windows_of(slo) if windows is None else windows) for part, sel in _parts(slo).items()
     )
 
 

@@ -21,6 +21,7 @@ from readiness_operator.world import SloMeasurement
 from .budget import SloBudget, slo_budgets
 from .burn import BudgetState
 from .promql import BatchQuery, QueryError, batch_query
+from .rules import read_recorded, recordable, recorded_query
 from .sli import OwnerOf, read_sli, sli_query
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class SloSeries:
     measured_at: datetime | None = None  # last successful query
     attempted_at: datetime | None = None
     error: str | None = None  # why the last attempt failed (None: it succeeded)
+    source: str = "direct"  # recorded (rules), recorded-windows (the period read directly) or direct
+    source_why: str = ""  # why the recording rules were not (fully) used
+    rules_missing_at: datetime | None = None  # when the recording rules were last found missing
 
 
 @dataclass
@@ -67,6 +71,9 @@ class PolicySlos:
     pod_owners_read_at: datetime | None = None
 
 
+#: Without usable recording rules, how long the direct query runs before the rules are looked for again
+#: (one query per SLO per interval, not two; rules installed later are used within this time).
+RULES_RECHECK_SECONDS = 60.0
 #: How long kube_pod_owner answers are reused (pods keep their owner; new pods resolve by name).
 POD_OWNER_SECONDS = 60.0
 POD_OWNER_QUERY = 'max by (namespace, pod, owner_name) (kube_pod_owner{owner_kind="ReplicaSet"})'
@@ -109,8 +116,7 @@ class SloStore:
             try:
                 if slo.sli is not None:
                     done.queried.append(slo.name)
-                    state.queries += 1
-                    result = await query(sli_query(slo, namespaces))
+                    result = await self._sli_answer(policy, slo, state, series, query, namespaces, now)
                     mapped = await self._owners(state, result, owner_of or _no_owner, query, now)
                     measured = read_sli(slo, result, mapped)
                     series.values, series.budgets, series.problems = measured.values, measured.budgets, measured.problems
@@ -136,6 +142,45 @@ class SloStore:
                 changed.update(k for k in set(before_budgets) | set(series.budgets)
                                if before_budgets.get(k) != series.budgets.get(k))
         return done
+
+    @staticmethod
+    async def _sli_answer(
+        policy: str, slo: Slo, state: PolicySlos, series: SloSeries, query: QueryFn, namespaces: Iterable[str],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The per-pod counts of an `sli` SLO: from its recording rules when they run (one query for
+        every Deployment; the period read directly until the rules cover it), else the direct query."""
+        namespaces = list(namespaces)
+        before = series.source
+        try:
+            return await SloStore._read_counts(slo, policy, state, series, query, namespaces, now)
+        finally:
+            if series.source != before:
+                log.info("policy %s: SLO %s now reads %s%s", policy, slo.name, _SOURCES[series.source],
+                         f" ({series.source_why})" if series.source_why else "")
+
+    @staticmethod
+    async def _read_counts(
+        slo: Slo, policy: str, state: PolicySlos, series: SloSeries, query: QueryFn, namespaces: list[str],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        missing = series.rules_missing_at
+        if recordable(slo) and (missing is None or (now - missing).total_seconds() >= RULES_RECHECK_SECONDS):
+            state.queries += 1
+            recorded = read_recorded(slo, await query(recorded_query(policy, slo, namespaces)))
+            series.source_why = recorded.why
+            series.rules_missing_at = None if recorded.usable else now
+            if recorded.usable and recorded.period_usable:
+                series.source = "recorded"
+                return [dict(s) for s in recorded.samples]
+            if recorded.usable:
+                series.source = "recorded-windows"
+                state.queries += 1
+                period = await query(sli_query(slo, namespaces, windows=[slo.period]))
+                return [dict(s) for s in recorded.samples if (s.get("metric") or {}).get("slo_window") != slo.period] + period
+        series.source = "direct"
+        state.queries += 1
+        return await query(sli_query(slo, namespaces))
 
     async def _owners(
         self, state: PolicySlos, result: list[dict[str, Any]], owner_of: OwnerOf, query: QueryFn, now: datetime
@@ -197,6 +242,10 @@ class SloStore:
         else:
             status, reason = "True", "QueriesSucceeded"
             message = f"{len(slos)} SLO quer{'y' if len(slos) == 1 else 'ies'} answered"
+            sources = [f"{s.name}: {_SOURCES[state.series[s.name].source]}" for s in slos
+                       if s.sli is not None and recordable(s)]
+            if sources:
+                message += f" ({'; '.join(sources)})"
         return Condition.model_validate({"type": "PrometheusReachable", "status": status, "reason": reason,
                                          "message": message})
 
@@ -261,6 +310,10 @@ def _budget_entry(key: Key, value: float, budget: BudgetState) -> dict[str, Any]
         "burnRates": {w: round(b, 3) for w, b in budget.burn_rates.items() if b is not None},
         "firing": budget.firing(),
     }
+
+
+_SOURCES = {"recorded": "from recording rules", "recorded-windows": "from recording rules, the period directly",
+            "direct": "direct query"}
 
 
 def _no_owner(_namespace: str, _pod: str) -> str | None:
