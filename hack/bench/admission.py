@@ -15,6 +15,21 @@ In-process mode: time ``review_deployment`` itself against the example policies 
 World of N indexed Deployments/PDBs/HPAs (per-namespace indexes, like the operator's kopf indexes):
 
     hack/bench/admission.py --in-process [--calls 5000] [--objects 10000] [--json]
+
+Live mode (issue 16): a private control plane (`hack/cluster.sh up`, no nodes, controller-manager
+stopped), N indexed Deployments (+ PDBs, HPAs) made as operator_scale.py makes them, the operator with
+its webhook and self-signed TLS as in production, one Enforce policy (production.yaml's rules, no
+SLOs) and its generated fail-safe VAP; then, in one run, the same dryRun=All Deployment create
+through the API server in four namespaces that differ only in what admission applies (neither / VAP
+only / webhook only / both, see CONFIGS below): sequential over one kept-alive connection (the
+configurations taking turns), then open loop at --rate over --connections connections (rounds, each
+configuration in turn), then AdmissionReviews POSTed straight to the webhook at --direct-rates; with
+--baseline REV the operator of that git revision serves the same direct calls, right after ours:
+
+    hack/bench/admission.py --live [--deployments 10000] [--baseline main] [--py-spy FILE] [--json]
+
+The load generator is a small asyncio HTTP/1.1 client (raw streams, pre-encoded bodies), so it takes
+little of the 2 cores it shares with kube-apiserver, etcd and the operator; its CPU is reported.
 """
 
 from __future__ import annotations
