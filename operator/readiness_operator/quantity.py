@@ -14,6 +14,7 @@ enormous Decimal), and that we trim blanks around the text, which the client rej
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -45,7 +46,16 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         return Decimal(value)
     if isinstance(value, float):
         return Decimal(repr(value))
-    text = value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        raise ValueError(f"invalid quantity {value!r}: expected e.g. 500m, 1Gi, 0.5 or 1e3")
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Decimal:
+    """A quantity string's value, memoised: the same few strings (`250m`, `512Mi`) recur in every
+    Deployment, and the webhook parses each request's (Decimal is immutable; errors are not cached)."""
+    text = value.strip()
     match = _RE.match(text)
     if not match:
         raise ValueError(f"invalid quantity {value!r}: expected e.g. 500m, 1Gi, 0.5 or 1e3")

@@ -1,15 +1,21 @@
 """The webhook server (issue #13 item 1): reviews far above aiohttp's 1 MiB default are served, and
-every non-2xx answer is counted as an admission error (what ReadinessWebhookErrors alerts on)."""
+every non-2xx answer is counted as an admission error (what ReadinessWebhookErrors alerts on); the
+Deployment webhook is answered without kopf's per-request machinery (issue #16)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 from typing import Any
 
+import kopf
+import kopf._core.reactor.running
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from readiness_operator.kube.admission_server import MAX_REVIEW_BYTES, AdmissionServer
+from readiness_operator.kube.admission_server import MAX_REVIEW_BYTES, AdmissionServer, direct_handler, kopf_state
 from readiness_operator.kube.metrics import OperatorMetrics
 
 
@@ -49,3 +55,44 @@ def test_every_non_2xx_answer_is_counted_as_an_error() -> None:
     assert asyncio.run(_post(small, "/validate-deployment", b"{not json"))[0] == 400
     assert asyncio.run(_post(small, "/validate-policy", b'{"crash": true}'))[0] == 500
     assert errors(metrics, "Deployment") == 2 and errors(metrics, "ReadinessPolicy") == 1
+
+
+async def _post_direct(path: str, body: bytes, metrics: OperatorMetrics) -> tuple[int, Any, list[Any]]:
+    seen: list[Any] = []
+
+    async def review(data: Any, indices: Any, memo: Any) -> Any:
+        seen.append((data, indices, memo))
+        return {"response": {"uid": data["request"]["uid"], "allowed": False}}
+
+    async def kopf_serve(request: Any) -> Any:
+        return web.json_response({"response": {"via": "kopf"}})
+
+    server = AdmissionServer(metrics=metrics, insecure=True)
+    app = server.application(kopf_serve, {"validate-deployment": direct_handler(review, {"deployment_index": 1}, "memo")})
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+        return response.status, (await response.json() if response.status == 200 else None), seen
+
+
+def test_the_deployment_webhook_is_answered_directly_and_the_others_by_kopf() -> None:
+    metrics = OperatorMetrics()
+    review = json.dumps({"request": {"uid": "u-1"}}).encode()
+    status, answer, seen = asyncio.run(_post_direct("/validate-deployment?timeout=10s", review, metrics))
+    assert status == 200 and answer == {"response": {"uid": "u-1", "allowed": False}}
+    assert seen == [({"request": {"uid": "u-1"}}, {"deployment_index": 1}, "memo")]
+    status, answer, seen = asyncio.run(_post_direct("/validate-policy", review, metrics))
+    assert status == 200 and answer == {"response": {"via": "kopf"}} and seen == []
+    # Not an AdmissionReview: 400, as kopf answers, and counted.
+    assert asyncio.run(_post_direct("/validate-deployment", b"{not json", metrics))[0] == 400
+    assert asyncio.run(_post_direct("/validate-deployment", b'{"request": 3}', metrics))[0] == 400
+    assert errors(metrics, "Deployment") == 2
+
+
+def test_kopfs_indexes_and_memo_are_found_in_its_webhook_function() -> None:
+    fn = functools.partial(lambda **_: None, indices={"policy_index": 1}, memobase="memo", settings=None)
+    assert kopf_state(fn) == ({"policy_index": 1}, "memo")
+    assert kopf_state(lambda: None) is None
+    # The kopf version we run binds them so (if this breaks, every webhook falls back to kopf).
+    source = inspect.getsource(kopf._core.reactor.running)
+    assert "functools.partial(admission.serve_admission_request" in source
+    assert "memobase=memo" in source and "indices=indexers.indices" in source

@@ -8,14 +8,21 @@ middleware that counts every non-2xx answer as ``readiness_admission_requests_to
 (what ``ReadinessWebhookErrors`` alerts on). Its TLS context comes from `tls.ServingCertificates`,
 which switches certificates in place: kopf's own server stopped listening and started again when
 its files changed, so requests arriving in between failed.
+
+The Deployment webhook, the one on every Deployment write, is answered directly (``direct``): the
+review is parsed once and handed with kopf's indexes to our handler, without kopf's per-request
+machinery (cause and diff objects, handler execution, a log line per request) or aiohttp's access
+log line, which cost more CPU than the decision itself (docs/benchmarks.md, "Admission through the
+API server"). The other webhooks still go through kopf.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import kopf
@@ -34,6 +41,9 @@ MAX_REVIEW_BYTES: Final = 16 * 1024 * 1024
 KINDS: Final = ((DEPLOYMENT_PATH, "Deployment"), (POLICY_PATH, "ReadinessPolicy"))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Answers a parsed AdmissionReview with the AdmissionReview response, given kopf's indexes (by
+#: index name) and the operator's memo: what kopf hands its handlers, without the rest.
+DirectReview = Callable[[Mapping[str, Any], Mapping[str, Any], Any], Awaitable[Mapping[str, Any]]]
 
 
 def kind_of(path: str) -> str:
@@ -87,29 +97,68 @@ def _count(metrics: OperatorMetrics, request: web.Request, status: int) -> None:
     metrics.admission_requests.labels(kind=kind_of(request.path), result="error").inc()
 
 
+def direct_handler(review: DirectReview, indices: Mapping[str, Any], memo: Any) -> Handler:
+    """An aiohttp handler parsing the body once and answering with ``review`` (400 for what is not
+    an AdmissionReview, as kopf answers; 413 above the size limit, from aiohttp)."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            data = json.loads(await request.read())
+        except ValueError as exc:
+            raise web.HTTPBadRequest(reason=f"not JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("request"), dict):
+            raise web.HTTPBadRequest(reason="not an AdmissionReview: no request")
+        response = await review(data, indices, memo)
+        return web.Response(body=json.dumps(response, separators=(",", ":")).encode(), content_type="application/json")
+
+    return answer
+
+
+def kopf_state(fn: Any) -> tuple[Mapping[str, Any], Any] | None:
+    """kopf's indexes and memo, bound into the ``WebhookFn`` it gives the server (a
+    ``functools.partial`` of ``serve_admission_request`` in kopf 1.45); None if kopf changed that."""
+    keywords = getattr(fn, "keywords", None) or {}
+    indices, memo = keywords.get("indices"), keywords.get("memobase")
+    if not isinstance(indices, Mapping) or memo is None:
+        return None
+    return indices, memo
+
+
 class AdmissionServer(kopf.WebhookServer):
-    """``kopf.WebhookServer`` with ``client_max_size`` raised, the error-counting middleware and
-    connections made with a replaced certificate closed after their next answer."""
+    """``kopf.WebhookServer`` with ``client_max_size`` raised, the error-counting middleware,
+    connections made with a replaced certificate closed after their next answer, and the webhooks
+    in ``direct`` (webhook id -> handler) answered without kopf's per-request machinery."""
 
     def __init__(self, *, metrics: OperatorMetrics, ssl_context: ssl.SSLContext | None = None,
-                 retired: RetiredCheck | None = None, max_size: int = MAX_REVIEW_BYTES, **kwargs: Any) -> None:
+                 retired: RetiredCheck | None = None, max_size: int = MAX_REVIEW_BYTES,
+                 direct: Mapping[str, DirectReview] | None = None, **kwargs: Any) -> None:
         super().__init__(context=ssl_context, **kwargs)
         self.metrics, self.max_size, self.retired = metrics, max_size, retired
+        self.direct = dict(direct or {})
 
-    def application(self, serve: Handler) -> web.Application:
-        """The aiohttp app answering every ``POST <path>/<id>`` with kopf's ``serve``."""
+    def application(self, serve: Handler, direct: Mapping[str, Handler] | None = None) -> web.Application:
+        """The aiohttp app answering ``POST <path>/<id>`` with ``direct[id]``, any other id with kopf's ``serve``."""
         middlewares = [error_counter(self.metrics)]
         if self.retired is not None:
             middlewares.append(retire_old_connections(self.retired))
         app = web.Application(client_max_size=self.max_size, middlewares=middlewares)
-        app.add_routes([web.post(f"{(self.path or '').rstrip('/')}/{{id:.*}}", serve)])
+        prefix = (self.path or "").rstrip("/")
+        app.add_routes([web.post(f"{prefix}/{webhook_id}", handler) for webhook_id, handler in (direct or {}).items()])
+        app.add_routes([web.post(f"{prefix}/{{id:.*}}", serve)])
         return app
 
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
         async def serve(request: web.Request) -> web.StreamResponse:
             return await self._serve(fn, request)
 
-        runner = web.AppRunner(self.application(serve), handle_signals=False)
+        direct: dict[str, Handler] = {}
+        state = kopf_state(fn) if self.direct else None
+        if state is not None:
+            direct = {webhook_id: direct_handler(review, *state) for webhook_id, review in self.direct.items()}
+        elif self.direct:
+            log.warning("kopf's webhook function carries no indexes: every webhook goes through kopf")
+        # No access log: a line per admission request; errors are logged and counted by the middleware.
+        runner = web.AppRunner(self.application(serve, direct), handle_signals=False, access_log=None)
         await runner.setup()
         try:
             port = self.port or self._allocate_free_port()

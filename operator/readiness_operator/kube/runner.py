@@ -55,9 +55,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if ctx.settings.webhook_port:
         certificates = ServingCertificates(source_for(ctx.settings, ctx.api.client), ctx.settings, ctx.metrics)
         context = await asyncio.to_thread(certificates.start)
+        from .webhook import DIRECT_REVIEWS  # imported with the webhook handlers (see run())
+
         settings.admission.server = AdmissionServer(
             metrics=ctx.metrics, addr=ctx.settings.webhook_addr, port=ctx.settings.webhook_port, ssl_context=context,
-            retired=certificates.retired,
+            retired=certificates.retired, direct=DIRECT_REVIEWS,
         )
         settings.admission.managed = None  # we write the configuration: exclusions, timeout, failurePolicy
         ctx.webhook_ca = certificates.bundle(b"")

@@ -7,11 +7,13 @@ The decision itself is pure (`admission.decide`); this module only translates ko
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 from readiness_operator.admission.decide import (
     AdmissionDecision,
@@ -30,6 +32,7 @@ from .context import OperatorContext, context_of
 from .objects import deployment_ref
 from .view import IndexView, revisions_key
 
+log = logging.getLogger(__name__)
 
 @kopf.index(GROUP, VERSION, PLURAL)
 async def policy_index(name: str, meta: kopf.Meta, spec: kopf.Spec, **_: Any) -> dict[str, Any]:
@@ -74,6 +77,46 @@ async def validate_deployment(
     }
     indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
     await _review(context_of(memo), request, warnings, *indexes, network_policy_index=network_policy_index)
+
+
+async def answer_deployment_review(review: Mapping[str, Any], indices: Mapping[str, Any], memo: Any) -> dict[str, Any]:
+    """The ``validate-deployment`` webhook answered without kopf's per-request machinery (see
+    admission_server.py): the same request to `_review` as `validate_deployment` builds, and the
+    response kopf would build (allowed or the AdmissionError's message and code; any other error
+    denies with 500, as kopf's permanent-error mode does)."""
+    request: Mapping[str, Any] = review["request"]
+    new, old = request.get("object"), request.get("oldObject")
+    body = new if new is not None else old
+    operation, subresource = request.get("operation"), request.get("subResource")
+    if request.get("userInfo") is None or not isinstance(body, Mapping):
+        raise web.HTTPBadRequest(reason="the admission request has no userInfo or no object")
+    response: dict[str, Any] = {"uid": request.get("uid", ""), "allowed": True}
+    warnings: list[str] = []
+    if operation in ("CREATE", "UPDATE") and subresource is None:  # kopf's filter for validate_deployment
+        meta = body.get("metadata") or {}
+        judged = {
+            "operation": operation, "subResource": subresource, "namespace": meta.get("namespace"),
+            "name": meta.get("name"), "object": dict(body), "oldObject": dict(old) if old is not None else None,
+            "userInfo": dict(request["userInfo"]), "dryRun": bool(request.get("dryRun")),
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        }
+        try:
+            await _review(context_of(memo), judged, warnings, indices["policy_index"], indices["deployment_index"],
+                          indices["pdb_index"], indices["hpa_index"], indices["namespace_index"],
+                          indices["replicaset_index"], network_policy_index=indices["network_policy_index"])
+        except kopf.AdmissionError as exc:
+            response.update(allowed=False, status={"message": str(exc) or repr(exc), "code": exc.code or 500})
+        except Exception as exc:
+            log.exception("admission review of Deployment %s/%s failed", meta.get("namespace"), meta.get("name"))
+            response.update(allowed=False, status={"message": str(exc) or repr(exc), "code": 500})
+    if warnings:
+        response["warnings"] = [str(w) for w in warnings]
+    return {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": review.get("kind", "AdmissionReview"),
+            "response": response}
+
+
+#: The webhooks answered directly (webhook id -> handler), see admission_server.AdmissionServer.
+DIRECT_REVIEWS = {"validate-deployment": answer_deployment_review}
 
 
 @kopf.on.validate("apps", "v1", "deployments", id="validate-deployment-scale", operations=["UPDATE"],  # type: ignore[arg-type]
