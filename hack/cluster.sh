@@ -32,7 +32,7 @@ PKI=$CLUSTER_DIR/pki
 KUBECONFIG_PATH=$CLUSTER_DIR/admin.kubeconfig
 NODES=${NODES:-3}
 [[ $NODES =~ ^[0-9]+$ ]] || die "NODES must be a number, not '$NODES'"
-# Everything `up` may start, in stop order (the API server's clients first).
+# Everything `up` may start (`down` stops them all at once).
 COMPONENTS=(metrics-server kubelet-proxy kwok scheduler controller-manager apiserver etcd)
 
 is_ready() {
@@ -296,8 +296,9 @@ up() {
 }
 
 down_quiet() {
-  local name
-  for name in "${COMPONENTS[@]}"; do stop_pidfile "$CLUSTER_DIR/$name.pid"; done
+  local name files=()
+  for name in "${COMPONENTS[@]}"; do files+=("$CLUSTER_DIR/$name.pid"); done
+  stop_pidfiles "${files[@]}"
   rm -rf "$CLUSTER_DIR/etcd" "$CLUSTER_DIR/pki" "$CLUSTER_DIR/apiserver-certs" "$KUBECONFIG_PATH"
 }
 

@@ -70,3 +70,22 @@ stop_pidfile() {
   fi
   rm -f "$file"
 }
+
+# stop_pidfiles FILE... stops all those processes at once (TERM to each, up to 5 s for all, then KILL):
+# a teardown waits for the slowest one, not the sum of them.
+stop_pidfiles() {
+  local file pids=() pid alive
+  for file in "$@"; do
+    [[ -f $file ]] || continue
+    pid=$(cat "$file")
+    kill -0 "$pid" 2>/dev/null && kill "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  for _ in $(seq 50); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1 && break; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  rm -f "$@"
+}

@@ -80,7 +80,11 @@ def test_a_rollout_progresses_through_a_new_replicaset(cluster: Cluster) -> None
     cluster.apply(deployment(ns, "api", 3, image="app:1.0"))
     eventually(lambda: available(cluster, ns, "api", 3), timeout=60, what="api 1.0 Available")
     cluster.kubectl("-n", ns, "set", "image", "deployment/api", "app=app:2.0")
-    eventually(lambda: available(cluster, ns, "api", 3), timeout=90, what="api 2.0 rolled out")
+    # Rolled out as `kubectl rollout status` sees it: the controller sets the Progressing reason in a
+    # status write of its own, after the one that counts the new pods available.
+    eventually(lambda: available(cluster, ns, "api", 3) and condition(
+        cluster.get_json("-n", ns, "deployment", "api"), "Progressing").get("reason") == "NewReplicaSetAvailable",
+        timeout=90, what="api 2.0 rolled out")
     replica_sets = cluster.get_json("-n", ns, "replicasets", "-l", "app=api")["items"]
     by_image = {rs["spec"]["template"]["spec"]["containers"][0]["image"]: rs for rs in replica_sets}
     assert set(by_image) == {"app:1.0", "app:2.0"}
@@ -118,7 +122,9 @@ def test_chaos_stage_selected_by_pod_label(cluster: Cluster, chaos: str, reason:
     cluster.apply(deployment(ns, "flaky", 1, pod_labels={"readiness.dev/chaos": chaos}))
 
     def crashing() -> dict[str, Any]:
-        [pod] = cluster.get_json("-n", ns, "pods", "-l", "app=flaky")["items"]
+        pods = cluster.get_json("-n", ns, "pods", "-l", "app=flaky")["items"]
+        assert len(pods) == 1, [p["metadata"]["name"] for p in pods]  # none yet, right after the apply
+        [pod] = pods
         [status] = pod["status"].get("containerStatuses") or [{}]
         assert status.get("restartCount", 0) >= 2, status
         return {"pod": pod, "container": status}

@@ -14,13 +14,22 @@ from tests.support.operator import OperatorProcess
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = REPO_ROOT / "examples"
+# What the tests create, removed when the module ends (later modules must not inherit them).
+POLICIES = ("flip", "hpa-replicas", "team-payments", "multi-probes", "multi-replicas", "restart", "idle", "idle-probe")
+NAMESPACES = ("demo", "e2e-flip", "e2e-hpa", "e2e-nslabels", "e2e-multi", "e2e-restart", "e2e-idle")
 
 
 @pytest.fixture(scope="module")
 def operator(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     op = OperatorProcess(crds.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
     yield op
-    op.stop()
+    try:
+        if op.process is None or op.process.poll() is not None:
+            op.start()  # the finalizers need a running operator
+        crds.kubectl("delete", "rp", *POLICIES, "--ignore-not-found", "--timeout=60s", timeout=90)
+    finally:
+        op.stop()
+        crds.kubectl("delete", "namespace", *NAMESPACES, "--ignore-not-found", "--wait=false")
     assert "Traceback" not in op.logs(), op.logs()[-5000:]
 
 
