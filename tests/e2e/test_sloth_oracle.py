@@ -160,9 +160,12 @@ class Oracle:
 
     def sloth(self, name: str, series: str, at: float) -> tuple[float, float]:
         """A series Sloth recorded for SLO `name`: (its timestamp, its value) at `at`."""
-        [sample] = self.prom.query(f'{series}{{sloth_slo="{name}"}}', at=at)
-        [stamp] = self.prom.query(f'timestamp({series}{{sloth_slo="{name}"}})', at=at)
-        return float(stamp["value"][1]), float(sample["value"][1])
+        # Live, a rule evaluation that finds no input for a moment marks the series stale: an absent
+        # sample is an AssertionError, so the live checks' eventually() asks again.
+        samples = self.prom.query(f'{series}{{sloth_slo="{name}"}}', at=at)
+        stamps = self.prom.query(f'timestamp({series}{{sloth_slo="{name}"}})', at=at)
+        assert len(samples) == len(stamps) == 1, f"Sloth's {series} for {name} at {at}: {samples}"
+        return float(stamps[0]["value"][1]), float(samples[0]["value"][1])
 
 
 @pytest.fixture(scope="module")
