@@ -42,7 +42,6 @@ import http.client
 import ipaddress
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -987,15 +986,9 @@ def uptime() -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    import operator_scale  # the same machine line as the operator bench
+
+    return str(operator_scale.machine())
 
 
 def print_live(r: dict[str, Any]) -> None:
