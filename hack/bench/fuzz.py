@@ -12,15 +12,12 @@ denied), and every disagreement (first few in full); exits 1 when any disagree o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,27 +28,18 @@ sys.path.insert(0, str(ROOT))
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from tests.support.cluster import Cluster, local_cluster  # noqa: E402
+from tests.support.cluster import kubeconfig_or_local_cluster  # noqa: E402
 from tests.support.fuzz import ApiConnection, Differential, deployments, fix_up  # noqa: E402
 
 NS = f"fuzz-bench-{os.getpid()}"
 STAGING = f"{NS}-staging"
 
 
-@contextlib.contextmanager
-def a_cluster() -> Iterator[Cluster]:
-    if os.environ.get("KUBECONFIG"):
-        yield Cluster(Path(os.environ["KUBECONFIG"]))
-        return
-    with tempfile.TemporaryDirectory(prefix="fuzz-bench-") as tmp, local_cluster(Path(tmp) / "cluster") as started:
-        yield started
-
-
 def run(examples: int, seed: int | None) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     disagreements: list[dict[str, Any]] = []
-    with a_cluster() as cluster:
+    with kubeconfig_or_local_cluster("fuzz-bench-") as cluster:
         for ns in (NS, STAGING):
             cluster.kubectl("create", "namespace", ns)
         api = ApiConnection(cluster.kubeconfig)

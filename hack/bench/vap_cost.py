@@ -15,12 +15,9 @@ past that the policy fails closed (failurePolicy Fail: denied without the checks
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -32,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "operator"))
 sys.path.insert(0, str(ROOT))
 
-from tests.support.cluster import Cluster, eventually, local_cluster  # noqa: E402
+from tests.support.cluster import eventually, kubeconfig_or_local_cluster  # noqa: E402
 from tests.support.fuzz import ApiConnection  # noqa: E402
 
 from readiness_operator import presets  # noqa: E402
@@ -40,15 +37,6 @@ from readiness_operator.admission.vap import generate_vap  # noqa: E402
 from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec  # noqa: E402
 
 PREFIX = f"vap-cost-{os.getpid()}"
-
-
-@contextlib.contextmanager
-def a_cluster() -> Iterator[Cluster]:
-    if os.environ.get("KUBECONFIG"):
-        yield Cluster(Path(os.environ["KUBECONFIG"]))
-        return
-    with tempfile.TemporaryDirectory(prefix="vap-cost-") as tmp, local_cluster(Path(tmp) / "cluster") as started:
-        yield started
 
 
 def policies(namespace: str, merged: bool) -> dict[str, ReadinessPolicySpec]:
@@ -102,7 +90,7 @@ def widest_judged(api: ApiConnection, namespace: str, limit: int) -> int:
 
 def run(limit: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with a_cluster() as cluster:
+    with kubeconfig_or_local_cluster("vap-cost-") as cluster:
         api = ApiConnection(cluster.kubeconfig)
         try:
             for label, merged in (("restricted preset alone", False), ("examples + restricted preset merged", True)):

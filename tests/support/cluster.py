@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -256,3 +257,13 @@ def local_cluster(state_dir: Path) -> Iterator[Cluster]:
         yield Cluster(Path(result.stdout.strip().splitlines()[-1]))
     finally:
         subprocess.run([str(HACK / "cluster.sh"), "down"], env=env, capture_output=True, timeout=120)
+
+
+@contextmanager
+def kubeconfig_or_local_cluster(prefix: str) -> Iterator[Cluster]:
+    """The cluster `KUBECONFIG` names, else a private control plane for the caller's run (benches)."""
+    if os.environ.get("KUBECONFIG"):
+        yield Cluster(Path(os.environ["KUBECONFIG"]))
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, local_cluster(Path(tmp) / "cluster") as started:
+        yield started
