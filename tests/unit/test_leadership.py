@@ -241,11 +241,9 @@ class Recorder:
                          labels: Mapping[str, str] | None = None) -> None:
         self.writes.append("event")
 
-    async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
+    async def put_admission_object(self, obj: Mapping[str, Any], *, create: bool = True) -> bool:
         self.writes.append("admission")
-
-    async def delete_admission_object(self, kind: str, name: str) -> None:
-        self.writes.append("delete-admission")
+        return True
 
 
 @in_loop
@@ -263,7 +261,7 @@ async def test_a_term_ends_with_leadership_and_its_writer_refuses_from_then_on()
     await asyncio.wait_for(waiting, 1)  # the wait ends with the term
     assert term
     for write in (writer.patch_policy_status("p", {}), writer.post_event({}, reason="r", message="m"),
-                  writer.put_policy_report({}), writer.put_admission_object({}), writer.delete_admission_object("k", "n")):
+                  writer.put_policy_report({}), writer.put_admission_object({})):
         with pytest.raises(NotLeading):
             await write
     assert recorder.writes == ["status"]

@@ -28,11 +28,9 @@ class Api(Writer):
         self.listings += 1
         return await super().list_policy_reports(policy)
 
-    async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
+    async def put_admission_object(self, obj: Mapping[str, Any], *, create: bool = True) -> bool:
         self.admission.append(f"put {obj['kind']}")
-
-    async def delete_admission_object(self, kind: str, name: str) -> None:
-        self.admission.append(f"delete {kind}")
+        return True
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> bytes | None:
         raise AssertionError("no Secret is read")

@@ -38,6 +38,7 @@ matchConstraints, the binding and matchConditions. It mirrors
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,6 +64,7 @@ __all__ = [
     "GeneratedVap",
     "PolicyCel",
     "generate_vap",
+    "placeholder_objects",
 ]
 
 VAP_API_VERSION = "admissionregistration.k8s.io/v1"
@@ -140,7 +142,7 @@ class PolicyCel:
 
 @dataclass(frozen=True, slots=True)
 class GeneratedVap:
-    """The objects to apply (empty: delete the ones written before) and when to regenerate."""
+    """The objects to apply (empty: put the placeholders back) and when to regenerate."""
 
     objects: list[dict[str, Any]]
     next_expiry: datetime | None
@@ -443,8 +445,8 @@ def generate_vap(
     """The one ValidatingAdmissionPolicy + binding (both called ``name``) for all Enforce policies.
 
     Only Enforce policies with ``spec.admission.failSafe`` and at least one covered check take part;
-    with none, no objects are returned and the caller deletes the ones it wrote before (they carry
-    the label ``app.kubernetes.io/managed-by: readiness-operator``).
+    with none, no objects are returned and the caller writes :func:`placeholder_objects` back (the
+    chart creates both objects; the operator may only read and replace them).
     """
     covered: dict[str, tuple[ReadinessPolicySpec, _Covered]] = {}
     expiries: list[datetime] = []
@@ -465,3 +467,35 @@ def generate_vap(
     objects = [_vap_object(name, covered, next_expiry), _binding_object(name, excluded_namespaces)]
     return GeneratedVap(objects, next_expiry, {p: PolicyCel(tuple(c.ids), tuple(c.per_check))
                                                for p, (_, c) in covered.items()})
+
+
+#: Why the placeholders admit everything (an annotation on both, for whoever reads them).
+PLACEHOLDER_NOTE = "no Enforce policy: admits everything (readiness-operator fills it in)"
+
+
+def placeholder_objects(name: str) -> list[dict[str, Any]]:
+    """The inert binding and policy (in that order: unbind first) the chart installs and the operator
+    writes back when no Enforce policy is left (charts/readiness-operator/templates/admission.yaml
+    renders the same; tests/unit/test_chart.py compares them).
+
+    Each layer alone denies nothing: the binding selects no namespace (the API server labels every
+    namespace with ``kubernetes.io/metadata.name``), the policy's match condition is false and its
+    one validation is true, and an error in it is ignored (``failurePolicy: Ignore``).
+    """
+    def meta() -> dict[str, Any]:
+        return {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+                "annotations": {"readiness.dev/placeholder": PLACEHOLDER_NOTE}}
+
+    nowhere = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "DoesNotExist"}]}
+    binding = {
+        "apiVersion": VAP_API_VERSION, "kind": "ValidatingAdmissionPolicyBinding", "metadata": meta(),
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"resourceRules": copy.deepcopy(_RULES), "namespaceSelector": nowhere}},
+    }
+    policy = {
+        "apiVersion": VAP_API_VERSION, "kind": "ValidatingAdmissionPolicy", "metadata": meta(),
+        "spec": {"failurePolicy": "Ignore", "matchConstraints": {"resourceRules": copy.deepcopy(_RULES)},
+                 "matchConditions": [{"name": "placeholder", "expression": "false"}],
+                 "validations": [{"expression": "true", "message": PLACEHOLDER_NOTE}]},
+    }
+    return [binding, policy]

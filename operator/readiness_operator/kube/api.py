@@ -58,8 +58,34 @@ class ForeignObject(RuntimeError):
     """An object of the name we want exists but was not created by us: we never touch it."""
 
 
+class AdmissionObjectMissing(RuntimeError):
+    """One of our admission objects does not exist and this ServiceAccount may not create it (403):
+    the chart creates them, and `helm upgrade` of the release restores a deleted one."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name} does not exist and the operator may not create it")
+        self.kind, self.name = kind, name
+
+
 def ours(obj: Mapping[str, Any]) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
+OUR_PREFIX = "readiness.dev/"  # label and annotation keys the operator sets (and so may drop)
+
+
+def replacement(current: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` as the update of `current`: its resourceVersion, and the labels and annotations others
+    set on it (Helm's, an admin's) kept under ours; no owner references."""
+    meta, new = current.get("metadata") or {}, obj["metadata"]
+
+    def merged(key: str) -> dict[str, str]:
+        kept = {k: v for k, v in (meta.get(key) or {}).items() if not k.startswith(OUR_PREFIX)}
+        return {**kept, **(new.get(key) or {})}
+
+    metadata = {k: v for k, v in new.items() if k not in ("labels", "annotations", "ownerReferences")}
+    metadata.update(labels=merged("labels"), annotations=merged("annotations"), resourceVersion=meta.get("resourceVersion"))
+    return {**obj, "metadata": metadata}
 
 
 def load_client() -> kubernetes.client.ApiClient:
@@ -253,57 +279,44 @@ class KubeApi:
     async def get_admission_object(self, kind: str, name: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self._get_admission, kind, name)
 
-    async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
-        """Create, or replace, a cluster-scoped admissionregistration/v1 object we own.
+    async def put_admission_object(self, obj: Mapping[str, Any], *, create: bool = True) -> bool:
+        """Replace a cluster-scoped admissionregistration/v1 object of ours: get, then update with its
+        resourceVersion (the chart creates these objects and grants get and update on their names only).
 
-        A replace (not a merge patch), so a field or condition left out of the new object is gone
-        (the chart's RBAC grants update, not patch, on exactly our objects' names); a foreign object
-        of the name raises ForeignObject and is left as it is.
+        A replace, not a merge patch, so a field or condition left out of `obj` is gone; the current
+        labels and annotations are kept (Helm's release annotations among them) except our own
+        `readiness.dev/` keys, which `obj` sets afresh, and owner references are dropped (the
+        release owns the object). A foreign object of the name raises ForeignObject and is left as it
+        is. A missing one is created when `create` (with admin credentials outside the chart; the
+        chart's ServiceAccount gets 403: AdmissionObjectMissing); else False is returned.
         """
 
-        def put() -> None:
+        def put() -> bool:
             api, kind, name = self._custom(), str(obj["kind"]), str(obj["metadata"]["name"])
             plural = ADMISSION_PLURALS[kind]
-            for _ in range(3):  # a conflict: someone changed it between our read and our write
+            for _ in range(3):  # a conflict: someone changed (or created) it between our read and our write
                 current = self._get_admission(kind, name)
                 try:
                     if current is None:
-                        api.create_cluster_custom_object(ADMISSION_GROUP, "v1", plural, dict(obj))
-                        return
+                        if not create:
+                            return False
+                        try:
+                            api.create_cluster_custom_object(ADMISSION_GROUP, "v1", plural, dict(obj))
+                        except ApiException as exc:
+                            if exc.status == 403:
+                                raise AdmissionObjectMissing(kind, name) from exc
+                            raise
+                        return True
                     if not ours(current):
                         raise ForeignObject(f"{kind} {name} exists and is not managed by {MANAGED_BY}; not changing it")
-                    version = (current.get("metadata") or {}).get("resourceVersion")
-                    body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
-                    api.replace_cluster_custom_object(ADMISSION_GROUP, "v1", plural, name, body)
-                    return
+                    api.replace_cluster_custom_object(ADMISSION_GROUP, "v1", plural, name, replacement(current, obj))
+                    return True
                 except ApiException as exc:
                     if exc.status != 409:
                         raise
             raise RuntimeError(f"{kind} {name}: still conflicting after 3 attempts")
 
-        await asyncio.to_thread(put)
-
-    async def delete_admission_object(self, kind: str, name: str) -> None:
-        """Delete it if it exists and is ours (a foreign object of the same name is left alone)."""
-
-        def delete() -> None:
-            current = self._get_admission(kind, name)
-            if current is None:
-                return
-            if not ours(current):
-                log.warning("%s %s is not managed by %s; not deleting it", kind, name, MANAGED_BY)
-                return
-            uid = (current.get("metadata") or {}).get("uid")
-            try:
-                self._custom().delete_cluster_custom_object(
-                    ADMISSION_GROUP, "v1", ADMISSION_PLURALS[kind], name,
-                    body=kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(uid=uid)),
-                )
-            except ApiException as exc:
-                if exc.status not in (404, 409):  # gone, or replaced meanwhile (the precondition failed)
-                    raise
-
-        await asyncio.to_thread(delete)
+        return await asyncio.to_thread(put)
 
     # ------------------------------------------------------------------ reads outside the watches
 

@@ -386,10 +386,6 @@ class LeaderWriter:
     async def last_verdict_events(self, policy: str) -> dict[tuple[str, str, str], str]:
         return await self.api.last_verdict_events(policy)
 
-    async def put_admission_object(self, obj: Mapping[str, Any]) -> None:
+    async def put_admission_object(self, obj: Mapping[str, Any], *, create: bool = True) -> bool:
         self._check()
-        await self.api.put_admission_object(obj)
-
-    async def delete_admission_object(self, kind: str, name: str) -> None:
-        self._check()
-        await self.api.delete_admission_object(kind, name)
+        return await self.api.put_admission_object(obj, create=create)

@@ -20,6 +20,7 @@ from readiness_operator.settings import Settings
 
 from . import handlers, kopf_scale  # noqa: F401 - importing registers the handlers
 from .admission_server import AdmissionServer
+from .api import AdmissionObjectMissing
 from .context import OperatorContext, context_of
 from .httpd import serve
 from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
@@ -102,11 +103,17 @@ async def published_bundle(ctx: OperatorContext) -> bytes:
     return b""
 
 
-async def write_webhook_configuration(ctx: OperatorContext, retry: float = 5.0) -> None:
-    """Write the ValidatingWebhookConfiguration while this replica leads, retrying until it is written."""
+async def write_webhook_configuration(ctx: OperatorContext, retry: float = 5.0, retry_missing: float = 30.0) -> None:
+    """Replace the ValidatingWebhookConfiguration while this replica leads, retrying until it is written.
+
+    The chart creates it with no webhooks (installing never blocks a Deployment before the operator
+    has a CA and serves); the operator only gets and updates it. Gone (deleted by someone) and not
+    creatable with these credentials: one error, then a quiet retry every `retry_missing` seconds.
+    """
     assert ctx.webhook_ca is not None
     term = LeaderTerm(ctx.leadership, Never())
     writer = LeaderWriter(ctx.api, term)
+    missing = False
     while term.current:
         try:
             await writer.put_admission_object(webhook_configuration(ctx.settings, ctx.webhook_ca))
@@ -114,6 +121,12 @@ async def write_webhook_configuration(ctx: OperatorContext, retry: float = 5.0) 
             return
         except NotLeading:
             return
+        except AdmissionObjectMissing as exc:
+            if not missing:
+                log.error("no admission webhook: %s (the chart creates it, value webhook.configurationName; "
+                          "`helm upgrade` the release to restore it); retrying every %.0fs", exc, retry_missing)
+            missing = True
+            await term.wait(retry_missing)
         except Exception as exc:
             log.warning("could not write the webhook configuration (retrying in %.0fs): %s", retry, exc)
             await term.wait(retry)

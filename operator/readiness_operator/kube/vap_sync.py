@@ -1,11 +1,14 @@
 """The one writer of the merged ValidatingAdmissionPolicy + binding (fixed names, leader only).
 
 Every Enforce policy's rules live in one policy and one binding (`admission.vap`), so the chart's
-RBAC can name the only two admission objects the operator may change. This writes them when any
+RBAC can name the only two admission objects the operator may change. The chart creates both as
+inert placeholders and the operator may only get and update them (no create, no delete: a
+compromised operator cannot register admission objects of its own). This replaces them when any
 policy changes, only differences (plus a periodic re-put), through `AdmissionWriter`, which never
-touches an object that is not labelled as ours. Both carry an owner reference to every policy they
-hold (not a controller reference: the garbage collector removes them only once all those policies
-are gone, e.g. when this process is not running), and are deleted when no Enforce policy is left.
+touches an object that is not labelled as ours, and writes the placeholders back when no Enforce
+policy is left. A missing object (deleted by someone) is created only where the credentials allow
+it (an admin outside the chart); with the chart's ServiceAccount that is one clear error, then a
+quiet retry every FOREIGN_RETRY: the webhook still enforces.
 """
 
 from __future__ import annotations
@@ -18,45 +21,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from readiness_operator.admission.vap import generate_vap
-from readiness_operator.model import API_VERSION, KIND, ReadinessPolicySpec
+from readiness_operator.admission.vap import generate_vap, placeholder_objects
+from readiness_operator.model import ReadinessPolicySpec
 
-from .api import ForeignObject
+from .api import AdmissionObjectMissing, ForeignObject
 
 if TYPE_CHECKING:
     from .context import OperatorContext
 
 log = logging.getLogger(__name__)
 
-VAP_KINDS = ("ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy")  # bindings before policies
 #: Unchanged objects are still re-put this often (a no-op when they are intact): one the garbage
 #: collector removed in a race with a new policy, or someone deleted, comes back.
 REWRITE_AFTER = timedelta(minutes=5)
-#: While a foreign object holds our name, look again this often (it may be removed).
+#: While a foreign object holds our name, or ours is missing, look again this often (it may change).
 FOREIGN_RETRY = timedelta(seconds=30)
 
 
 class AdmissionWriter(Protocol):
-    async def put_admission_object(self, obj: Mapping[str, Any]) -> None: ...
-    async def delete_admission_object(self, kind: str, name: str) -> None: ...
+    async def put_admission_object(self, obj: Mapping[str, Any], *, create: bool = True) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class EnforcedPolicy:
-    """A policy as the merged objects need it: its uid (for the owner reference) and its spec."""
+    """A policy as the merged objects need it: its uid and its spec."""
 
     uid: str
     spec: ReadinessPolicySpec
-
-
-def owned(obj: Mapping[str, Any], owners: Mapping[str, str]) -> dict[str, Any]:
-    """The object with an owner reference to each policy (name -> uid) it holds.
-
-    Not `controller` (several owners) and no blockOwnerDeletion (it would need RBAC on the policies'
-    finalizers).
-    """
-    refs = [{"apiVersion": API_VERSION, "kind": KIND, "name": name, "uid": uid} for name, uid in sorted(owners.items())]
-    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": refs}}
 
 
 class AdmissionPolicySync:
@@ -68,36 +59,44 @@ class AdmissionPolicySync:
         self.written_at: datetime | None = None
         self.next_expiry: datetime | None = None  # when an exemption ends and the CEL must change
         self.foreign: set[str] = set()  # kinds whose fixed name is taken by an object that is not ours
+        self.missing: set[str] = set()  # kinds of ours that are gone and may not be created here
         self.policies: tuple[str, ...] = ()  # the policies the written objects hold
 
     async def sync(self, policies: Mapping[str, EnforcedPolicy], now: datetime) -> None:
         generated = generate_vap({n: p.spec for n, p in policies.items()}, name=self.name, now=now,
                                  excluded_namespaces=self.excluded_namespaces)
         self.next_expiry = generated.next_expiry
-        owners = {n: policies[n].uid for n in generated.policies}
-        objects = [owned(o, owners) for o in generated.objects]
+        objects = generated.objects
         if objects == self.written and self.written_at is not None and now - self.written_at < REWRITE_AFTER:
             return
-        if not objects and self.written == [] and now - (self.written_at or now) < REWRITE_AFTER:
-            return  # deleted already
+        # No Enforce policy (or the first sync of a term): the placeholders, binding first (unbound
+        # before the policy changes), and only over objects that exist (nothing absent enforces).
+        placeholder = not objects
         foreign: set[str] = set()
-        for obj in objects:  # the policy before its binding
+        missing: set[str] = set()
+        for obj in placeholder_objects(self.name) if placeholder else objects:  # else the policy before its binding
+            kind = str(obj["kind"])
             try:
-                await self.writer.put_admission_object(obj)
+                await self.writer.put_admission_object(obj, create=not placeholder)
             except ForeignObject as exc:  # never ours to change; the webhook still enforces
-                foreign.add(str(obj["kind"]))
+                foreign.add(kind)
                 if foreign != self.foreign:
-                    log.warning("no fail-safe ValidatingAdmissionPolicy for %s: %s", ", ".join(owners), exc)
-                break  # our binding must never bind a foreign policy of our name
-        if not objects:  # no Enforce policy left (or first sync of a term): remove ours, if any
-            for kind in VAP_KINDS:
-                await self.writer.delete_admission_object(kind, self.name)
-        if objects != self.written or foreign != self.foreign:
-            log.info("%s %s: %s", "wrote" if objects else "removed", self.name,
+                    log.warning("no fail-safe ValidatingAdmissionPolicy for %s: %s",
+                                ", ".join(generated.policies) or "no Enforce policy", exc)
+            except AdmissionObjectMissing as exc:
+                missing.add(kind)
+                if missing != self.missing:
+                    log.error("no fail-safe ValidatingAdmissionPolicy for %s: %s (the chart creates it, value "
+                              "vap.name; `helm upgrade` the release to restore it); retrying every %.0fs",
+                              ", ".join(generated.policies), exc, FOREIGN_RETRY.total_seconds())
+            if (foreign or missing) and not placeholder:
+                break  # our binding must never bind a foreign (or absent) policy of our name
+        if objects != self.written or foreign != self.foreign or missing != self.missing:
+            log.info("%s %s: %s", "wrote" if objects else "placeholder for", self.name,
                      ", ".join(generated.policies) or "no Enforce policy")
-        self.foreign, self.policies = foreign, tuple(generated.policies)
+        self.foreign, self.missing, self.policies = foreign, missing, tuple(generated.policies)
         self.written, self.written_at = objects, now
-        if foreign:  # not written: try again on the next change, or after FOREIGN_RETRY
+        if foreign or missing:  # not written: try again on the next change, or after FOREIGN_RETRY
             self.written, self.written_at = None, now - REWRITE_AFTER + FOREIGN_RETRY
 
     def requeue_after(self, now: datetime) -> float:
