@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from readiness_operator.admission.vap import placeholder_objects
 from tests.support.cluster import HACK, REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "readiness-operator"
@@ -25,6 +26,7 @@ HARDENED_VALUES = CHART / "ci" / "hardened-values.yaml"
 CHART_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
 KUBE_VERSION = "1.34.0"  # helm template's default (1.20) is below the chart's kubeVersion
 CRD_KINDS = ["CustomResourceDefinition"] * 3
+ADMISSION_KINDS = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration"]
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
@@ -79,14 +81,16 @@ def test_default_render_has_every_object(default_docs: list[dict[str, Any]]) -> 
     kinds = sorted(d["kind"] for d in default_docs)
     assert kinds == sorted([
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
-        "Service", "Service", "PodDisruptionBudget", *CRD_KINDS,
+        "Service", "Service", "PodDisruptionBudget", *CRD_KINDS, *ADMISSION_KINDS,
     ])
     for doc in default_docs:
         labels = doc["metadata"]["labels"]
-        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        # The admission objects are labelled as the operator's: it changes no other.
+        assert labels["app.kubernetes.io/managed-by"] == ("readiness-operator" if doc["kind"] in ADMISSION_KINDS
+                                                          else "Helm")
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["helm.sh/chart"] == f"readiness-operator-{CHART_VERSION}"
-        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}:
+        if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", *ADMISSION_KINDS}:
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
@@ -319,21 +323,15 @@ def test_rbac_is_least_privilege(default_docs: list[dict[str, Any]], all_feature
         for rule in _rules(docs, "ClusterRole"):
             if "deployments" in rule["resources"]:
                 assert set(rule["verbs"]) == {"get", "list", "watch"}
-            if "validatingwebhookconfigurations" in rule["resources"]:
-                if "resourceNames" in rule:
-                    assert rule["resourceNames"] == ["readiness-operator"]
-                    assert set(rule["verbs"]) == {"get", "update"}  # replaced, never deleted
-                else:  # create cannot be restricted by name; nothing else is cluster-wide
-                    assert rule["verbs"] == ["create"]
-            if {"validatingadmissionpolicies", "validatingadmissionpolicybindings"} & set(rule["resources"]):
-                assert sorted(rule["resources"]) == ["validatingadmissionpolicies", "validatingadmissionpolicybindings"]
-                if "resourceNames" in rule:  # the one merged policy and binding, by name only; no list/watch
-                    assert rule["resourceNames"] == ["readiness-operator"]
-                    assert set(rule["verbs"]) == {"get", "update", "delete"}
-                else:
-                    assert rule["verbs"] == ["create"]
-        admission = [r for r in _rules(docs, "ClusterRole") if "validatingadmissionpolicies" in r["resources"]]
-        assert len(admission) == 2, admission
+            if {"validatingwebhookconfigurations", "validatingadmissionpolicies",
+                "validatingadmissionpolicybindings"} & set(rule["resources"]):
+                # The chart creates them: get and update (replace) of exactly their names; no create
+                # (RBAC cannot narrow it by name), delete, patch, list or watch.
+                assert rule["resourceNames"] == ["readiness-operator"], rule
+                assert set(rule["verbs"]) == {"get", "update"}, rule
+        admission = [r for r in _rules(docs, "ClusterRole") if r["apiGroups"] == ["admissionregistration.k8s.io"]]
+        assert [sorted(r["resources"]) for r in admission] == [
+            ["validatingwebhookconfigurations"], ["validatingadmissionpolicies", "validatingadmissionpolicybindings"]]
 
     role = _rules(default_docs, "Role")
     assert role == [
@@ -635,3 +633,26 @@ def test_the_operator_is_told_the_admission_policy_name_its_rbac_names() -> None
         assert [r["resourceNames"] for r in named] == [[name]]
     docs = render("--set", "vap.enabled=false")  # no fail-safe: no rights on admission policies at all
     assert not [r for r in _rules(docs, "ClusterRole") if "validatingadmissionpolicies" in r["resources"]]
+    assert [d["kind"] for d in docs if d["kind"] in ADMISSION_KINDS] == ["ValidatingWebhookConfiguration"]
+
+
+def test_the_chart_creates_the_admission_objects_as_the_operator_writes_them_back() -> None:
+    """The operator may not create admission objects: the chart does, with the names its RBAC and
+    environment give, the webhook configuration without webhooks (nothing is blocked before the
+    operator serves) and the VAP + binding as the very placeholders the operator writes back when no
+    Enforce policy is left (so its write over the chart's changes nothing)."""
+    for extra, webhook, vap in (((), "readiness-operator", "readiness-operator"),
+                                (("--set", "vap.name=fail-safe", "--set", "webhook.configurationName=hooks"),
+                                 "hooks", "fail-safe")):
+        docs = render(*extra)
+        (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (env["READINESS_WEBHOOK_CONFIGURATION"], env["READINESS_VAP_NAME"]) == (webhook, vap)
+        config = only(docs, "ValidatingWebhookConfiguration")
+        assert config["metadata"]["name"] == webhook and config["webhooks"] == []
+        for written in placeholder_objects(vap):
+            chart = only(docs, written["kind"])
+            assert chart["spec"] == written["spec"], written["kind"]
+            assert chart["metadata"]["name"] == vap
+            assert written["metadata"]["labels"].items() <= chart["metadata"]["labels"].items()
+            assert chart["metadata"]["annotations"] == written["metadata"]["annotations"]

@@ -106,3 +106,25 @@ app.kubernetes.io/component: operator
 {{- if .Values.securityContext.omitUserAndGroup }}{{ $ctx = omit $ctx "runAsUser" "runAsGroup" }}{{ end }}
 {{- toYaml $ctx }}
 {{- end }}
+
+{{/* Whether to render one of the admission objects (.kind, .name): "yes" when absent or already this
+     release's, "no" when it exists outside the release (written by an operator before the chart
+     created these objects, or someone else's): Helm would refuse to adopt it, and it is left as it
+     is (docs/operations.md, "Admission objects"). `helm template` sees no cluster: "yes". */}}
+{{- define "readiness-operator.renderAdmissionObject" -}}
+{{- $existing := lookup "admissionregistration.k8s.io/v1" .kind "" .name }}
+{{- if not $existing }}yes
+{{- else }}
+{{- $annotations := default (dict) $existing.metadata.annotations }}
+{{- if and (eq (get $annotations "meta.helm.sh/release-name") .root.Release.Name) (eq (get $annotations "meta.helm.sh/release-namespace") .root.Release.Namespace) }}yes
+{{- else }}no
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The chart's labels, but managed by the operator: it changes only objects labelled as its own. */}}
+{{- define "readiness-operator.admissionObjectLabels" -}}
+{{- $labels := include "readiness-operator.labels" . | fromYaml }}
+{{- $_ := set $labels "app.kubernetes.io/managed-by" "readiness-operator" }}
+{{- toYaml $labels }}
+{{- end }}
