@@ -165,7 +165,6 @@ def ha(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HA]:
     for replica in setup.started:
         replica.process.stop()
     logs = {str(r.process.log_path.name): r.process.logs() for r in setup.started}
-    cluster.kubectl("delete", "validatingwebhookconfiguration", env["READINESS_WEBHOOK_CONFIGURATION"], "--ignore-not-found")
     cluster.kubectl("delete", "namespace", WORK, "--ignore-not-found", "--wait=false")
     helm(["uninstall", RELEASE, "-n", NS], cluster)
     for name, log in logs.items():
@@ -184,10 +183,12 @@ def test_both_replicas_are_ready_and_exactly_one_holds_the_lease(ha: HA) -> None
 def test_chart_service_account_can_do_the_whole_job_and_only_the_leader_writes(ha: HA) -> None:
     cluster, a, b = ha.cluster, ha.replicas["replica-a"], ha.replicas["replica-b"]
     config = ha.env["READINESS_WEBHOOK_CONFIGURATION"]
-    # Webhook configuration written by the leader with the ServiceAccount, with the CA of the shared Secret.
-    eventually(lambda: cluster.kubectl("get", "validatingwebhookconfiguration", config, check=False).returncode == 0,
-               what="webhook configuration")
+    # The chart created the webhook configuration without webhooks; the leader wrote them in with the
+    # ServiceAccount (get + update), with the CA of the shared Secret.
+    eventually(lambda: cluster.get_json("validatingwebhookconfiguration", config).get("webhooks"),
+               what="webhook configuration filled in")
     vwc = cluster.get_json("validatingwebhookconfiguration", config)
+    assert vwc["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE  # still the release's
     assert base64.b64decode(vwc["webhooks"][0]["clientConfig"]["caBundle"]) == ha.ca_pem
     assert "wrote ValidatingWebhookConfiguration" in a.process.logs()
     assert "wrote ValidatingWebhookConfiguration" not in b.process.logs()
@@ -269,15 +270,51 @@ def test_the_service_account_changes_only_its_own_admission_objects(ha: HA) -> N
             assert cluster.get_json(kind, name)["metadata"].get("labels") == obj["metadata"].get("labels")
         ours = ha.env["READINESS_VAP_NAME"]
         eventually(lambda: holds(cluster, "rbac-proof", ours), what="our merged VAP")
-        for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
-            mine = as_operator.get_json(kind, ours)  # get and update: granted on exactly this name
+        config = ha.env["READINESS_WEBHOOK_CONFIGURATION"]
+        for kind, name in (("validatingadmissionpolicy", ours), ("validatingadmissionpolicybinding", ours),
+                           ("validatingwebhookconfiguration", config)):
+            mine = as_operator.get_json(kind, name)  # get and update: granted on exactly this name
             mine["metadata"].setdefault("annotations", {})["readiness.dev/touched"] = "by the operator's account"
             as_operator.kubectl("replace", "-f", "-", input=json.dumps(mine))
+            plural = {"validatingadmissionpolicy": "validatingadmissionpolicies"}.get(kind, kind + "s")
+            with pytest.raises(ApiException) as refused:  # but not delete, not even its own
+                api.delete_cluster_custom_object(group, "v1", plural, name)
+            assert refused.value.status == 403 and "cannot delete resource" in str(refused.value.body), kind
+        for obj in FOREIGN:  # nor create any, of any name: the chart creates ours
+            fresh = {**obj, "metadata": {**obj["metadata"], "name": "operator-made"}}
+            plural = {"ValidatingAdmissionPolicy": "validatingadmissionpolicies"}.get(obj["kind"], obj["kind"].lower() + "s")
+            with pytest.raises(ApiException) as refused:
+                api.create_cluster_custom_object(group, "v1", plural, fresh)
+            assert refused.value.status == 403 and "cannot create resource" in str(refused.value.body), obj["kind"]
         denied = as_operator.kubectl("get", "validatingadmissionpolicies", check=False)  # no list
         assert denied.returncode != 0 and "cannot list resource" in denied.stderr, denied.stderr
     finally:
         for obj in FOREIGN:
             cluster.kubectl("delete", obj["kind"].lower(), obj["metadata"]["name"], "--ignore-not-found")
+
+
+def test_a_deleted_admission_object_is_reported_once_and_helm_upgrade_restores_it(ha: HA) -> None:
+    """The operator may not create its VAP: gone, it says so once (naming it and the chart value),
+    keeps running and writes it again once `helm upgrade` has restored the chart's placeholder."""
+    cluster, vap = ha.cluster, ha.env["READINESS_VAP_NAME"]
+    leader = ha.leader()
+    assert leader is not None
+    cluster.kubectl("delete", "validatingadmissionpolicy", vap)
+    cluster.apply(policy("ha-missing"))  # a change: the leader writes (tries to)
+    error = f"ValidatingAdmissionPolicy {vap} does not exist and the operator may not create it"
+    eventually(lambda: error in leader.process.logs(), what="the leader reporting the missing VAP")
+    cluster.kubectl("delete", "rp", "ha-missing", "--timeout=30s")  # another change: tried again, quietly
+    config = ha.env["READINESS_WEBHOOK_CONFIGURATION"]
+    webhooks = cluster.get_json("validatingwebhookconfiguration", config)["webhooks"]
+    helm(["upgrade", RELEASE, str(CHART), "-n", NS, "--reuse-values", "--wait=false"], cluster)
+    # The upgrade left what the operator wrote into the webhook configuration (the chart's has none).
+    assert cluster.get_json("validatingwebhookconfiguration", config)["webhooks"] == webhooks
+    cluster.kubectl("annotate", "rp", "rbac-proof", "readiness.dev/poke=1")  # wakes the writer (else: within 30 s)
+    eventually(lambda: holds(cluster, "rbac-proof", vap), timeout=60, what="the restored VAP filled in again")
+    assert held_policies(cluster, vap) == ["rbac-proof"]
+    logs = [r.process.logs() for r in ha.replicas.values()]
+    assert [log.count(error) for log in logs] == [1 if r is leader else 0 for r in ha.replicas.values()]
+    assert leader.process.process is not None and leader.process.process.poll() is None  # still running
 
 
 def test_deleting_a_policy_works_with_two_replicas(ha: HA) -> None:

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from tests.support.cluster import REPO_ROOT, Cluster, KubectlError, eventually
 
@@ -25,6 +26,17 @@ SA = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
 CERT_SECRET = f"{FULLNAME}-webhook-tls"
 SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=readiness-operator"
 CRDS = ("readinesspolicies.readiness.dev", "policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io")
+OURS = "app.kubernetes.io/managed-by"
+#: The webhook configuration as an operator of a release before the chart created it left it: labelled
+#: as the operator's, no Helm annotations, its webhooks filled in (here a harmless one).
+OLD_CONFIG = {
+    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+    "metadata": {"name": FULLNAME, "labels": {OURS: "readiness-operator"}},
+    "webhooks": [{"name": "deployments.readiness.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                  "failurePolicy": "Ignore", "clientConfig": {"url": "https://127.0.0.1:1/validate-deployment"},
+                  "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"], "operations": ["CREATE"],
+                             "resources": ["nothings"]}]}],
+}
 
 
 def helm(cluster: Cluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -42,11 +54,13 @@ def release(cluster: Cluster) -> Iterator[Cluster]:
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
     }))
+    cluster.apply(json.dumps(OLD_CONFIG))  # an upgrade from before the chart created it
     helm(cluster, "install", RELEASE, str(CHART), "-n", NAMESPACE)
     try:
         yield cluster
     finally:
         helm(cluster, "uninstall", RELEASE, "-n", NAMESPACE, "--wait", check=False)
+        cluster.kubectl("delete", "validatingwebhookconfiguration", FULLNAME, "--ignore-not-found", check=False)
         cluster.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
 
 
@@ -68,6 +82,22 @@ def test_install_creates_every_object(release: Cluster) -> None:
     assert names(release, "poddisruptionbudgets") == {FULLNAME}
     webhook = release.get_json("service", f"{FULLNAME}-webhook", "-n", NAMESPACE)["spec"]["ports"]
     assert [(p["port"], p["targetPort"]) for p in webhook] == [(443, "webhook")]
+
+
+def test_install_creates_the_admission_objects_and_leaves_an_older_operators_alone(release: Cluster) -> None:
+    """The chart creates the VAP + binding placeholders (the operator may not create them), labelled
+    as the operator's; the webhook configuration an older operator wrote is not the release's, so
+    Helm would refuse to adopt it: it is not rendered and stays exactly as it was."""
+    for kind in ADMISSION_POLICY_KINDS:
+        obj = release.get_json(kind, FULLNAME)
+        assert obj["metadata"]["labels"][OURS] == "readiness-operator", kind
+        assert obj["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE, kind
+        assert "readiness.dev/placeholder" in obj["metadata"]["annotations"], kind
+    assert release.get_json(ADMISSION_POLICY_KINDS[0], FULLNAME)["spec"]["matchConditions"] == [
+        {"name": "placeholder", "expression": "false"}]
+    config = release.get_json("validatingwebhookconfiguration", FULLNAME)
+    assert "meta.helm.sh/release-name" not in (config["metadata"].get("annotations") or {})
+    assert [w["clientConfig"] for w in config["webhooks"]] == [OLD_CONFIG["webhooks"][0]["clientConfig"]]
 
 
 def test_crds_are_established(release: Cluster) -> None:
@@ -99,6 +129,8 @@ def can_i(cluster: Cluster, *args: str) -> bool:
 
 ADMISSION_POLICY_RESOURCES = ("validatingadmissionpolicies.admissionregistration.k8s.io",
                               "validatingadmissionpolicybindings.admissionregistration.k8s.io")
+ADMISSION_POLICY_KINDS = ("validatingadmissionpolicy", "validatingadmissionpolicybinding")
+WEBHOOK_CONFIGURATIONS = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 ALLOWED = [
     *[(verb, "readinesspolicies.readiness.dev", ()) for verb in ("get", "list", "watch", "patch")],
     *[(verb, "readinesspolicies.readiness.dev", ("--subresource=status",)) for verb in ("get", "patch", "update")],
@@ -112,12 +144,9 @@ ALLOWED = [
     *[(verb, "events.events.k8s.io", ("-n", "default")) for verb in ("create", "patch")],
     *[(verb, "policyreports.wgpolicyk8s.io", ("-n", "default"))
       for verb in ("get", "list", "watch", "create", "patch", "update", "delete")],
-    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", ()),
-    *[(verb, f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ())
-      for verb in ("get", "update")],
-    *[("create", resource, ()) for resource in ADMISSION_POLICY_RESOURCES],  # a name cannot restrict create
-    *[(verb, f"{resource}/{FULLNAME}", ())  # the one merged policy and binding
-      for resource in ADMISSION_POLICY_RESOURCES for verb in ("get", "update", "delete")],
+    # The three admission objects the chart creates: read and replaced by name, nothing else.
+    *[(verb, f"{resource}/{FULLNAME}", ())
+      for resource in (WEBHOOK_CONFIGURATIONS, *ADMISSION_POLICY_RESOURCES) for verb in ("get", "update")],
     *[(verb, "customresourcedefinitions.apiextensions.k8s.io", ()) for verb in ("get", "list", "watch")],
     *[(verb, f"leases.coordination.k8s.io/{LEASE}", ("-n", NAMESPACE)) for verb in ("get", "update")],
     ("create", "leases.coordination.k8s.io", ("-n", NAMESPACE)),
@@ -156,6 +185,10 @@ DENIED = [
     *[("patch", f"{resource}/{FULLNAME}", ()) for resource in ADMISSION_POLICY_RESOURCES],
     ("create", "mutatingadmissionpolicies.admissionregistration.k8s.io", ()),
     ("delete", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{FULLNAME}", ()),
+    # No create (RBAC cannot narrow it by name: it would let the operator register any webhook) and
+    # no delete of its own (no Enforce policy left: it writes the placeholders back).
+    *[("create", resource, ()) for resource in (WEBHOOK_CONFIGURATIONS, *ADMISSION_POLICY_RESOURCES)],
+    *[("delete", f"{resource}/{FULLNAME}", ()) for resource in ADMISSION_POLICY_RESOURCES],
     ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ()),
     ("create", "readinesspolicies.readiness.dev", ()),
     ("delete", "readinesspolicies.readiness.dev", ()),
@@ -189,7 +222,29 @@ def test_rbac_grants_nothing_more(release: Cluster, verb: str, resource: str, ex
     assert not can_i(release, verb, resource, *extra), f"the operator may {verb} {resource} {' '.join(extra)}"
 
 
+def written_by_the_operator(cluster: Cluster) -> list[object]:
+    """What test_the_service_account_replaces_the_placeholders wrote, as the API server holds it."""
+    vap, binding = (cluster.get_json(kind, FULLNAME) for kind in ADMISSION_POLICY_KINDS)
+    return [vap["spec"]["validations"], vap["spec"].get("matchConditions"), binding["spec"]["validationActions"],
+            vap["metadata"]["annotations"].get("readiness.dev/policies"), vap["metadata"]["labels"][OURS]]
+
+
+def test_the_service_account_replaces_the_placeholders(release: Cluster) -> None:
+    """What the operator does with them (its pods stay Pending here): get + update as its ServiceAccount."""
+    vap = release.get_json("validatingadmissionpolicy", FULLNAME)
+    vap["metadata"]["annotations"]["readiness.dev/policies"] = "web"
+    vap["spec"]["validations"] = [{"expression": "object.spec.replicas >= 0", "message": "written by the operator"}]
+    del vap["spec"]["matchConditions"]
+    binding = release.get_json("validatingadmissionpolicybinding", FULLNAME)
+    binding["spec"]["validationActions"] = ["Deny", "Audit"]  # its namespace selector still selects none
+    for obj in (vap, binding):
+        release.kubectl("replace", f"--as={SA}", "-f", "-", input=json.dumps(obj))
+    assert written_by_the_operator(release) == [vap["spec"]["validations"], None, ["Deny", "Audit"], "web",
+                                                "readiness-operator"]
+
+
 def test_upgrade_changes_values(release: Cluster) -> None:
+    before = written_by_the_operator(release)
     helm(release, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
          "--set", "webhook.failurePolicy=Fail", "--set", "logLevel=debug", "--set", "replicaCount=3",
          "--set", "webhook.excludeNamespaces={monitoring,istio-system}")
@@ -203,6 +258,9 @@ def test_upgrade_changes_values(release: Cluster) -> None:
     assert env["READINESS_LOG_LEVEL"] == "debug"
     assert env["READINESS_WEBHOOK_EXCLUDE_NAMESPACES"] == "monitoring,istio-system"
     assert f"--leader-election-lease={LEASE}" in container["args"]
+    # Helm patches what changed between the chart's manifests, and the placeholders did not: what
+    # the operator wrote over them stays (and the chart's labels with it).
+    assert written_by_the_operator(release) == before
 
 
 def test_upgrade_rejects_a_bad_value_and_keeps_the_release(release: Cluster) -> None:
@@ -213,6 +271,20 @@ def test_upgrade_rejects_a_bad_value_and_keeps_the_release(release: Cluster) -> 
     assert (status["version"], status["info"]["status"]) == (2, "deployed")
 
 
+def test_upgrade_takes_over_an_older_operators_webhook_configuration(release: Cluster) -> None:
+    """The hand-over docs/operations.md gives: annotate it as the release's, `helm upgrade --take-ownership`.
+    Its webhooks stay (the chart's manifest has none, and Helm deletes nothing it did not write)."""
+    release.kubectl("annotate", "validatingwebhookconfiguration", FULLNAME, f"meta.helm.sh/release-name={RELEASE}",
+                    f"meta.helm.sh/release-namespace={NAMESPACE}")
+    helm(release, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--take-ownership")
+    manifest = [d for d in yaml.safe_load_all(helm(release, "get", "manifest", RELEASE, "-n", NAMESPACE).stdout) if d]
+    assert ("ValidatingWebhookConfiguration", FULLNAME) in [(d["kind"], d["metadata"]["name"]) for d in manifest]
+    config = release.get_json("validatingwebhookconfiguration", FULLNAME)
+    assert config["metadata"]["labels"][OURS] == "readiness-operator"  # still the operator's to change
+    assert config["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    assert [w["clientConfig"] for w in config["webhooks"]] == [OLD_CONFIG["webhooks"][0]["clientConfig"]]
+
+
 def test_uninstall_removes_every_object(release: Cluster) -> None:
     helm(release, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
     for kind in ("serviceaccounts", "roles", "rolebindings", "deployments", "services", "poddisruptionbudgets"):
@@ -221,6 +293,8 @@ def test_uninstall_removes_every_object(release: Cluster) -> None:
         assert names(release, kind, namespaced=False) == set(), kind
     with pytest.raises(KubectlError):
         release.kubectl("get", "clusterrole", FULLNAME)
+    for kind in ("validatingwebhookconfiguration", *ADMISSION_POLICY_KINDS):  # the admission objects too
+        assert release.kubectl("get", kind, FULLNAME, check=False).returncode != 0, kind
     # Helm never deletes CRDs (that would delete every ReadinessPolicy); they stay established.
     for crd in CRDS:
         release.kubectl("get", "crd", crd)

@@ -8,6 +8,8 @@
   the API server accepts it and judges a Deployment that every one of them selects within CEL's cost
   budget, naming every policy and its failed checks.
 - Per-policy scoping lives in CEL: a Deployment in namespace A is judged by policy A's rules only.
+- The placeholders the chart installs (and the operator writes back with no Enforce policy) deny
+  nothing: neither the binding (it selects no namespace) nor the policy (bound everywhere).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 import yaml
 
 from readiness_operator import presets
-from readiness_operator.admission.vap import generate_vap
+from readiness_operator.admission.vap import generate_vap, placeholder_objects
 from readiness_operator.engine import evaluate
 from readiness_operator.model import ReadinessPolicy, ReadinessPolicySpec
 from readiness_operator.world import World
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.e2e
 
 NAME, A, B = "readiness-merged-test", "merged-a", "merged-b"
 GUARD = "admission-guard-test"
+PLACEHOLDER = "readiness-placeholder-test"
 
 
 def container(name: str) -> dict[str, Any]:
@@ -152,6 +155,34 @@ def test_examples_and_the_restricted_preset_merged_are_accepted_and_judge_within
     ok = deployment("narrow-ok", B)
     ok["spec"]["replicas"] = 2
     assert dry_run(cluster, ok) == ""
+
+
+def test_the_placeholders_deny_nothing(namespaces: Cluster) -> None:
+    """Each layer alone, each time right after a denial proves the objects involved are in force:
+    the placeholder binding over a deny-all policy, then the placeholder policy bound everywhere."""
+    cluster = namespaces
+    binding, placeholder = placeholder_objects(PLACEHOLDER)
+    deny_all = {**placeholder, "spec": {"failurePolicy": "Fail", "matchConstraints": placeholder["spec"]["matchConstraints"],
+                                        "validations": [{"expression": "false", "message": "denied by the test"}]}}
+    everywhere = {"apiVersion": binding["apiVersion"], "kind": binding["kind"], "metadata": {"name": f"{PLACEHOLDER}-all"},
+                  "spec": {"policyName": PLACEHOLDER, "validationActions": ["Deny"]}}
+    bare = deployment("bare", A)  # fails nearly every check
+    try:
+        for obj in (deny_all, binding, everywhere):
+            cluster.apply(json.dumps(obj))
+        eventually(lambda: "denied by the test" in dry_run(cluster, bare), timeout=30, what="the deny-all policy in force")
+        cluster.kubectl("delete", "validatingadmissionpolicybinding", f"{PLACEHOLDER}-all")
+        eventually(lambda: dry_run(cluster, bare) == "", timeout=30, what="only the placeholder binding left")
+        assert dry_run(cluster, deployment("bare", B)) == ""  # it selects no namespace
+        cluster.apply(json.dumps(everywhere))
+        eventually(lambda: "denied by the test" in dry_run(cluster, bare), timeout=30, what="bound everywhere again")
+        cluster.kubectl("replace", "-f", "-", input=json.dumps(placeholder))
+        eventually(lambda: dry_run(cluster, bare) == "", timeout=30, what="the placeholder policy in force")
+        for namespace in (A, B):  # bound everywhere, it still admits everything
+            assert dry_run(cluster, deployment("bare", namespace, containers=3)) == "", namespace
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding", f"{PLACEHOLDER}-all", PLACEHOLDER, "--ignore-not-found")
+        cluster.kubectl("delete", "validatingadmissionpolicy", PLACEHOLDER, "--ignore-not-found")
 
 
 def named_failures(denial: str) -> dict[str, set[str]]:
