@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 
+from readiness_operator.admission.vap import generate_vap
+from readiness_operator.kube.api import ours, replacement
+from readiness_operator.model import ReadinessPolicySpec
+from readiness_operator.settings import Settings
 from tests.support.cluster import REPO_ROOT, Cluster, KubectlError, eventually
 
 pytestmark = pytest.mark.e2e
@@ -90,11 +95,9 @@ def test_install_creates_the_admission_objects_and_leaves_an_older_operators_alo
     Helm would refuse to adopt it: it is not rendered and stays exactly as it was."""
     for kind in ADMISSION_POLICY_KINDS:
         obj = release.get_json(kind, FULLNAME)
-        assert obj["metadata"]["labels"][OURS] == "readiness-operator", kind
+        assert ours(obj) and obj["metadata"]["labels"][OURS] == "Helm", kind  # the release's, the operator's to fill
         assert obj["metadata"]["annotations"]["meta.helm.sh/release-name"] == RELEASE, kind
-        assert "readiness.dev/placeholder" in obj["metadata"]["annotations"], kind
-    assert release.get_json(ADMISSION_POLICY_KINDS[0], FULLNAME)["spec"]["matchConditions"] == [
-        {"name": "placeholder", "expression": "false"}]
+    assert "validations" not in release.get_json(ADMISSION_POLICY_KINDS[0], FULLNAME)["spec"]  # denies nothing
     config = release.get_json("validatingwebhookconfiguration", FULLNAME)
     assert "meta.helm.sh/release-name" not in (config["metadata"].get("annotations") or {})
     assert [w["clientConfig"] for w in config["webhooks"]] == [OLD_CONFIG["webhooks"][0]["clientConfig"]]
@@ -222,25 +225,29 @@ def test_rbac_grants_nothing_more(release: Cluster, verb: str, resource: str, ex
     assert not can_i(release, verb, resource, *extra), f"the operator may {verb} {resource} {' '.join(extra)}"
 
 
+ENFORCE_WEB = ReadinessPolicySpec.model_validate({"mode": "Enforce", "rules": {"probes": {"readiness": True}}})
+
+
 def written_by_the_operator(cluster: Cluster) -> list[object]:
-    """What test_the_service_account_replaces_the_placeholders wrote, as the API server holds it."""
-    vap, binding = (cluster.get_json(kind, FULLNAME) for kind in ADMISSION_POLICY_KINDS)
-    return [vap["spec"]["validations"], vap["spec"].get("matchConditions"), binding["spec"]["validationActions"],
-            vap["metadata"]["annotations"].get("readiness.dev/policies"), vap["metadata"]["labels"][OURS]]
+    """The VAP and binding as the API server holds them (what the operator's write must keep)."""
+    objects = [cluster.get_json(kind, FULLNAME) for kind in ADMISSION_POLICY_KINDS]
+    return [(o["metadata"].get("annotations"), o["metadata"]["labels"], o["spec"]) for o in objects]
 
 
 def test_the_service_account_replaces_the_placeholders(release: Cluster) -> None:
-    """What the operator does with them (its pods stay Pending here): get + update as its ServiceAccount."""
-    vap = release.get_json("validatingadmissionpolicy", FULLNAME)
-    vap["metadata"]["annotations"]["readiness.dev/policies"] = "web"
-    vap["spec"]["validations"] = [{"expression": "object.spec.replicas >= 0", "message": "written by the operator"}]
-    del vap["spec"]["matchConditions"]
-    binding = release.get_json("validatingadmissionpolicybinding", FULLNAME)
-    binding["spec"]["validationActions"] = ["Deny", "Audit"]  # its namespace selector still selects none
-    for obj in (vap, binding):
-        release.kubectl("replace", f"--as={SA}", "-f", "-", input=json.dumps(obj))
-    assert written_by_the_operator(release) == [vap["spec"]["validations"], None, ["Deny", "Audit"], "web",
-                                                "readiness-operator"]
+    """What the operator does with them (its pods stay Pending here): the merged objects of an
+    Enforce policy, written with get + update as its ServiceAccount (KubeApi.put_admission_object's body)."""
+    settings = Settings(namespace=NAMESPACE)
+    generated = generate_vap({"web": ENFORCE_WEB}, name=FULLNAME, now=datetime.now(UTC),
+                             excluded_namespaces=settings.excluded_namespaces).objects
+    for obj, kind in zip(generated, ADMISSION_POLICY_KINDS, strict=True):
+        body = replacement(release.get_json(kind, FULLNAME), obj)
+        release.kubectl("replace", f"--as={SA}", "-f", "-", input=json.dumps(body))
+    (vap_notes, vap_labels, vap_spec), (_, binding_labels, binding_spec) = written_by_the_operator(release)
+    assert vap_notes["readiness.dev/policies"] == "web" and vap_notes["meta.helm.sh/release-name"] == RELEASE
+    assert vap_spec["validations"] == generated[0]["spec"]["validations"]
+    assert binding_spec["matchResources"]["namespaceSelector"] == generated[1]["spec"]["matchResources"]["namespaceSelector"]
+    assert vap_labels[OURS] == binding_labels[OURS] == "Helm"  # still the release's (and ours)
 
 
 def test_upgrade_changes_values(release: Cluster) -> None:
@@ -258,9 +265,15 @@ def test_upgrade_changes_values(release: Cluster) -> None:
     assert env["READINESS_LOG_LEVEL"] == "debug"
     assert env["READINESS_WEBHOOK_EXCLUDE_NAMESPACES"] == "monitoring,istio-system"
     assert f"--leader-election-lease={LEASE}" in container["args"]
-    # Helm patches what changed between the chart's manifests, and the placeholders did not: what
-    # the operator wrote over them stays (and the chart's labels with it).
-    assert written_by_the_operator(release) == before
+    # Helm's patch resets only the fields the chart sets, and the operator writes those identically:
+    # what it wrote over the placeholder policy stays (and the chart's labels with it)...
+    after = written_by_the_operator(release)
+    assert after[0] == before[0]
+    # ...and the binding follows the new exclusions, as the operator restarted with them writes it.
+    excluded = Settings(namespace=NAMESPACE, exclude_namespaces="monitoring,istio-system").excluded_namespaces
+    _, binding = generate_vap({"web": ENFORCE_WEB}, name=FULLNAME, now=datetime.now(UTC),
+                              excluded_namespaces=excluded).objects
+    assert after[1][2]["matchResources"]["namespaceSelector"] == binding["spec"]["matchResources"]["namespaceSelector"]
 
 
 def test_upgrade_rejects_a_bad_value_and_keeps_the_release(release: Cluster) -> None:
@@ -272,15 +285,19 @@ def test_upgrade_rejects_a_bad_value_and_keeps_the_release(release: Cluster) -> 
 
 
 def test_upgrade_takes_over_an_older_operators_webhook_configuration(release: Cluster) -> None:
-    """The hand-over docs/operations.md gives: annotate it as the release's, `helm upgrade --take-ownership`.
-    Its webhooks stay (the chart's manifest has none, and Helm deletes nothing it did not write)."""
+    """The hand-over docs/operations.md gives: label and annotate it as the release's, `helm upgrade`.
+    Still ours throughout; its webhooks stay (the chart's manifest has none, and Helm's patch deletes
+    nothing it did not write)."""
+    release.kubectl("label", "--overwrite", "validatingwebhookconfiguration", FULLNAME, f"{OURS}=Helm",
+                    "app.kubernetes.io/part-of=readiness-operator")
     release.kubectl("annotate", "validatingwebhookconfiguration", FULLNAME, f"meta.helm.sh/release-name={RELEASE}",
                     f"meta.helm.sh/release-namespace={NAMESPACE}")
-    helm(release, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--take-ownership")
+    assert ours(release.get_json("validatingwebhookconfiguration", FULLNAME))  # the operator may go on writing it
+    helm(release, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values")
     manifest = [d for d in yaml.safe_load_all(helm(release, "get", "manifest", RELEASE, "-n", NAMESPACE).stdout) if d]
     assert ("ValidatingWebhookConfiguration", FULLNAME) in [(d["kind"], d["metadata"]["name"]) for d in manifest]
     config = release.get_json("validatingwebhookconfiguration", FULLNAME)
-    assert config["metadata"]["labels"][OURS] == "readiness-operator"  # still the operator's to change
+    assert ours(config)  # still the operator's to change
     assert config["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
     assert [w["clientConfig"] for w in config["webhooks"]] == [OLD_CONFIG["webhooks"][0]["clientConfig"]]
 

@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from readiness_operator.admission.vap import placeholder_objects
+from readiness_operator.kube.api import ours
+from readiness_operator.settings import Settings
 from tests.support.cluster import HACK, REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "readiness-operator"
@@ -85,9 +87,8 @@ def test_default_render_has_every_object(default_docs: list[dict[str, Any]]) -> 
     ])
     for doc in default_docs:
         labels = doc["metadata"]["labels"]
-        # The admission objects are labelled as the operator's: it changes no other.
-        assert labels["app.kubernetes.io/managed-by"] == ("readiness-operator" if doc["kind"] in ADMISSION_KINDS
-                                                          else "Helm")
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/part-of"] == "readiness-operator"  # the admission objects: ours()
         assert labels["app.kubernetes.io/instance"] == RELEASE
         assert labels["helm.sh/chart"] == f"readiness-operator-{CHART_VERSION}"
         if doc["kind"] not in {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", *ADMISSION_KINDS}:
@@ -642,17 +643,20 @@ def test_the_chart_creates_the_admission_objects_as_the_operator_writes_them_bac
     operator serves) and the VAP + binding as the very placeholders the operator writes back when no
     Enforce policy is left (so its write over the chart's changes nothing)."""
     for extra, webhook, vap in (((), "readiness-operator", "readiness-operator"),
-                                (("--set", "vap.name=fail-safe", "--set", "webhook.configurationName=hooks"),
+                                (("--set", "vap.name=fail-safe", "--set", "webhook.configurationName=hooks",
+                                  "--set", "webhook.excludeNamespaces={monitoring,kube-system,istio-system}"),
                                  "hooks", "fail-safe")):
         docs = render(*extra)
         (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert (env["READINESS_WEBHOOK_CONFIGURATION"], env["READINESS_VAP_NAME"]) == (webhook, vap)
         config = only(docs, "ValidatingWebhookConfiguration")
-        assert config["metadata"]["name"] == webhook and config["webhooks"] == []
-        for written in placeholder_objects(vap):
+        assert config["metadata"]["name"] == webhook and config["webhooks"] == [] and ours(config)
+        settings = Settings(namespace=NAMESPACE, exclude_namespaces=env["READINESS_WEBHOOK_EXCLUDE_NAMESPACES"])
+        for written in placeholder_objects(vap, settings.excluded_namespaces):
             chart = only(docs, written["kind"])
             assert chart["spec"] == written["spec"], written["kind"]
             assert chart["metadata"]["name"] == vap
-            assert written["metadata"]["labels"].items() <= chart["metadata"]["labels"].items()
-            assert chart["metadata"]["annotations"] == written["metadata"]["annotations"]
+            assert ours(chart), chart["metadata"]["labels"]  # the operator changes them (and no other)
+            assert "annotations" not in chart["metadata"]  # an upgrade would put them back over the operator's
+        assert "validations" not in only(docs, "ValidatingAdmissionPolicy")["spec"]  # denies nothing

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from readiness_operator.admission.vap import placeholder_objects
-from readiness_operator.kube.api import AdmissionObjectMissing, ForeignObject, replacement
+from readiness_operator.kube.api import AdmissionObjectMissing, ForeignObject, ours, replacement
 from readiness_operator.kube.vap_sync import FOREIGN_RETRY, REWRITE_AFTER, AdmissionPolicySync, EnforcedPolicy
 from readiness_operator.model import ReadinessPolicySpec
 
@@ -72,9 +72,11 @@ def test_one_pair_for_every_enforce_policy_rewritten_only_on_change_and_never_de
     sync(s, {"a": both["a"]}, NOW + timedelta(minutes=2) + REWRITE_AFTER + timedelta(seconds=1))
     assert len(writer.put) == 6  # re-put now and then, in case it was changed
     sync(s, {"w": both["w"]}, NOW + timedelta(minutes=10))
-    # No Enforce policy left: the placeholders, the binding first (unbound before the policy changes).
-    assert writer.put[6:] == placeholder_objects(NAME)
-    assert kinds(writer.put[6:]) == ["ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy"]
+    # No Enforce policy left: the placeholders, the policy first, and the binding the same as before.
+    assert writer.put[6:] == placeholder_objects(NAME, [])
+    assert kinds(writer.put[6:]) == ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert writer.put[7] == writer.put[5]
+    assert "validations" not in writer.put[6]["spec"]  # nothing to deny with
     sync(s, {"w": both["w"]}, NOW + timedelta(minutes=11))
     assert len(writer.put) == 8  # the placeholders are not rewritten either
 
@@ -82,12 +84,12 @@ def test_one_pair_for_every_enforce_policy_rewritten_only_on_change_and_never_de
 def test_first_sync_without_enforce_policy_neutralises_leftovers_but_creates_nothing() -> None:
     writer = Writer()
     sync(AdmissionPolicySync(NAME, writer, []), {})
-    assert writer.put == placeholder_objects(NAME)
+    assert writer.put == placeholder_objects(NAME, [])
     absent = Writer(absent={"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}, may_create=True)
     s = AdmissionPolicySync(NAME, absent, [])
     sync(s, {})
     assert absent.put == [] and s.missing == set()  # nothing absent enforces anything: nothing to create
-    assert absent.refused == [("ValidatingAdmissionPolicyBinding", False), ("ValidatingAdmissionPolicy", False)]
+    assert absent.refused == [("ValidatingAdmissionPolicy", False), ("ValidatingAdmissionPolicyBinding", False)]
 
 
 def test_a_foreign_object_of_our_name_is_skipped_not_fatal() -> None:
@@ -96,8 +98,8 @@ def test_a_foreign_object_of_our_name_is_skipped_not_fatal() -> None:
     sync(s, {"victim": EnforcedPolicy("u", ENFORCE)})
     assert writer.put == []  # nor our binding: it would bind the foreign policy to Deployments
     assert s.foreign == {"ValidatingAdmissionPolicy"}
-    sync(s, {})  # the placeholder binding still goes over ours; the foreign policy stays as it is
-    assert kinds(writer.put) == ["ValidatingAdmissionPolicyBinding"]
+    sync(s, {})  # no placeholder binding either
+    assert writer.put == []
 
 
 def test_a_missing_object_is_created_where_allowed_and_otherwise_reported_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -126,14 +128,28 @@ def test_the_replacement_keeps_others_metadata_and_drops_ours_and_owner_referenc
                             "labels": {"app.kubernetes.io/managed-by": "readiness-operator", "helm.sh/chart": "c-1"},
                             "annotations": {"meta.helm.sh/release-name": "r", "readiness.dev/policies": "a,b"},
                             "ownerReferences": [{"kind": "ReadinessPolicy", "name": "a"}]}}
-    binding, _ = placeholder_objects(NAME)
+    _, binding = placeholder_objects(NAME, [])
     body = replacement(current, binding)
     assert body["spec"] == binding["spec"]
     assert body["metadata"] == {
         "name": NAME, "resourceVersion": "42",
         "labels": {"app.kubernetes.io/managed-by": "readiness-operator", "helm.sh/chart": "c-1"},
-        "annotations": {"meta.helm.sh/release-name": "r", **binding["metadata"]["annotations"]},
+        "annotations": {"meta.helm.sh/release-name": "r"},
     }  # Helm's release annotations and labels stay; the stale list of policies and the owner reference go
+    current["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/part-of": "readiness-operator"}
+    assert ours(current)  # the chart's
+    assert replacement(current, binding)["metadata"]["labels"] == current["metadata"]["labels"]  # still Helm's
+
+
+def test_ours_is_the_operators_label_or_our_charts() -> None:
+    def labelled(**labels: str) -> dict[str, Any]:
+        return {"metadata": {"labels": {f"app.kubernetes.io/{k.replace('_', '-')}": v for k, v in labels.items()}}}
+
+    assert ours(labelled(managed_by="readiness-operator"))
+    assert ours(labelled(managed_by="Helm", part_of="readiness-operator"))
+    assert not ours(labelled(managed_by="Helm", part_of="kyverno"))  # another chart's
+    assert not ours(labelled(part_of="readiness-operator"))
+    assert not ours({"metadata": {"labels": {"team": "security"}}})
 
 
 def test_requeue_for_the_rewrite_and_the_next_exemption_expiry() -> None:

@@ -121,10 +121,3 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 {{- end }}
-
-{{/* The chart's labels, but managed by the operator: it changes only objects labelled as its own. */}}
-{{- define "readiness-operator.admissionObjectLabels" -}}
-{{- $labels := include "readiness-operator.labels" . | fromYaml }}
-{{- $_ := set $labels "app.kubernetes.io/managed-by" "readiness-operator" }}
-{{- toYaml $labels }}
-{{- end }}

@@ -42,7 +42,8 @@ import copy
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from readiness_operator.admission.decide import SPEC_FIELDS
 from readiness_operator.checks import CATALOGUE, Cel
@@ -416,6 +417,7 @@ def _vap_object(
             "matchConditions": conditions,
             "variables": variables,
             "validations": [validation],
+            "auditAnnotations": [dict(PLACEHOLDER_AUDIT)],
         },
     }
 
@@ -431,7 +433,7 @@ def _binding_object(name: str, excluded_namespaces: Collection[str]) -> dict[str
         "kind": "ValidatingAdmissionPolicyBinding",
         "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "spec": {"policyName": name, "validationActions": ["Deny"],
-                 "matchResources": {"resourceRules": _RULES, "namespaceSelector": {"matchExpressions": exprs}}},
+                 "matchResources": {"resourceRules": copy.deepcopy(_RULES), "namespaceSelector": {"matchExpressions": exprs}}},
     }
 
 
@@ -469,33 +471,24 @@ def generate_vap(
                                                for p, (_, c) in covered.items()})
 
 
-#: Why the placeholders admit everything (an annotation on both, for whoever reads them).
-PLACEHOLDER_NOTE = "no Enforce policy: admits everything (readiness-operator fills it in)"
+#: The chart's placeholder policy holds only this (and matchConstraints): an audit annotation whose
+#: value is null, so never written. The merged policy keeps it too, so that `helm upgrade` (a
+#: three-way merge that resets every field the chart sets to the chart's value) finds nothing to change.
+PLACEHOLDER_AUDIT: Final[Mapping[str, str]] = MappingProxyType({"key": "placeholder", "valueExpression": "null"})
 
 
-def placeholder_objects(name: str) -> list[dict[str, Any]]:
-    """The inert binding and policy (in that order: unbind first) the chart installs and the operator
-    writes back when no Enforce policy is left (charts/readiness-operator/templates/admission.yaml
-    renders the same; tests/unit/test_chart.py compares them).
+def placeholder_objects(name: str, excluded_namespaces: Collection[str]) -> list[dict[str, Any]]:
+    """The policy and binding the chart installs and the operator writes back when no Enforce policy
+    is left (charts/readiness-operator/templates/admission.yaml renders the same;
+    tests/unit/test_chart.py compares them), the policy first.
 
-    Each layer alone denies nothing: the binding selects no namespace (the API server labels every
-    namespace with ``kubernetes.io/metadata.name``), the policy's match condition is false and its
-    one validation is true, and an error in it is ignored (``failurePolicy: Ignore``).
+    The policy has no validation, so it denies nothing whatever binds it; the binding is the merged
+    one's (it depends on the operator-wide exclusions only). Neither sets a field the merged objects
+    set differently: Helm's upgrade patch then leaves what the operator wrote.
     """
-    def meta() -> dict[str, Any]:
-        return {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY},
-                "annotations": {"readiness.dev/placeholder": PLACEHOLDER_NOTE}}
-
-    nowhere = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "DoesNotExist"}]}
-    binding = {
-        "apiVersion": VAP_API_VERSION, "kind": "ValidatingAdmissionPolicyBinding", "metadata": meta(),
-        "spec": {"policyName": name, "validationActions": ["Deny"],
-                 "matchResources": {"resourceRules": copy.deepcopy(_RULES), "namespaceSelector": nowhere}},
-    }
     policy = {
-        "apiVersion": VAP_API_VERSION, "kind": "ValidatingAdmissionPolicy", "metadata": meta(),
-        "spec": {"failurePolicy": "Ignore", "matchConstraints": {"resourceRules": copy.deepcopy(_RULES)},
-                 "matchConditions": [{"name": "placeholder", "expression": "false"}],
-                 "validations": [{"expression": "true", "message": PLACEHOLDER_NOTE}]},
+        "apiVersion": VAP_API_VERSION, "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "spec": {"matchConstraints": {"resourceRules": copy.deepcopy(_RULES)}, "auditAnnotations": [dict(PLACEHOLDER_AUDIT)]},
     }
-    return [binding, policy]
+    return [policy, _binding_object(name, excluded_namespaces)]

@@ -67,24 +67,33 @@ class AdmissionObjectMissing(RuntimeError):
         self.kind, self.name = kind, name
 
 
-def ours(obj: Mapping[str, Any]) -> bool:
-    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
-
-
+HELM = "Helm"  # Helm labels every object of a release app.kubernetes.io/managed-by=Helm, whatever the chart says
+PART_OF_LABEL = "app.kubernetes.io/part-of"
 OUR_PREFIX = "readiness.dev/"  # label and annotation keys the operator sets (and so may drop)
+
+
+def ours(obj: Mapping[str, Any]) -> bool:
+    """Labelled as ours: created by the operator, or by our chart (managed by Helm, part of readiness-operator)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    managed_by = labels.get(MANAGED_BY_LABEL)
+    return managed_by == MANAGED_BY or (managed_by == HELM and labels.get(PART_OF_LABEL) == MANAGED_BY)
 
 
 def replacement(current: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:
     """`obj` as the update of `current`: its resourceVersion, and the labels and annotations others
-    set on it (Helm's, an admin's) kept under ours; no owner references."""
+    set on it (Helm's, an admin's) kept under ours, a release's object still managed by Helm; no
+    owner references."""
     meta, new = current.get("metadata") or {}, obj["metadata"]
 
     def merged(key: str) -> dict[str, str]:
         kept = {k: v for k, v in (meta.get(key) or {}).items() if not k.startswith(OUR_PREFIX)}
         return {**kept, **(new.get(key) or {})}
 
+    labels = merged("labels")
+    if (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == HELM:
+        labels[MANAGED_BY_LABEL] = HELM
     metadata = {k: v for k, v in new.items() if k not in ("labels", "annotations", "ownerReferences")}
-    metadata.update(labels=merged("labels"), annotations=merged("annotations"), resourceVersion=meta.get("resourceVersion"))
+    metadata.update(labels=labels, annotations=merged("annotations"), resourceVersion=meta.get("resourceVersion"))
     return {**obj, "metadata": metadata}
 
 

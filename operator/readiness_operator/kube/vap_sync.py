@@ -69,12 +69,12 @@ class AdmissionPolicySync:
         objects = generated.objects
         if objects == self.written and self.written_at is not None and now - self.written_at < REWRITE_AFTER:
             return
-        # No Enforce policy (or the first sync of a term): the placeholders, binding first (unbound
-        # before the policy changes), and only over objects that exist (nothing absent enforces).
+        # No Enforce policy (or the first sync of a term): the placeholders, only over objects that
+        # exist (nothing absent enforces). Either way the policy before its binding.
         placeholder = not objects
         foreign: set[str] = set()
         missing: set[str] = set()
-        for obj in placeholder_objects(self.name) if placeholder else objects:  # else the policy before its binding
+        for obj in placeholder_objects(self.name, self.excluded_namespaces) if placeholder else objects:
             kind = str(obj["kind"])
             try:
                 await self.writer.put_admission_object(obj, create=not placeholder)
@@ -89,7 +89,7 @@ class AdmissionPolicySync:
                     log.error("no fail-safe ValidatingAdmissionPolicy for %s: %s (the chart creates it, value "
                               "vap.name; `helm upgrade` the release to restore it); retrying every %.0fs",
                               ", ".join(generated.policies), exc, FOREIGN_RETRY.total_seconds())
-            if (foreign or missing) and not placeholder:
+            if foreign or missing:
                 break  # our binding must never bind a foreign (or absent) policy of our name
         if objects != self.written or foreign != self.foreign or missing != self.missing:
             log.info("%s %s: %s", "wrote" if objects else "placeholder for", self.name,
