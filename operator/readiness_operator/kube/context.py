@@ -20,7 +20,7 @@ from readiness_operator.slo.store import SloStore
 
 from .api import KubeApi
 from .leadership import Leadership
-from .metrics import OperatorMetrics
+from .metrics import OperatorMetrics, WatchedObjects
 from .prometheus import PrometheusClients
 from .reader import ClusterReader
 from .state import Registry
@@ -53,6 +53,7 @@ class OperatorContext:
         self.metrics.deployment_slo_budgets = self.settings.metrics_deployment_slo_budgets
         self.registry = Registry(self.policies)
         self.reader = cluster_reader(self.registry, self.namespaces)
+        self.metrics.registry.register(WatchedObjects(self.reader.counts))
         self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key,
                                             self.settings.allowed_prometheus_secrets)
 

@@ -154,7 +154,11 @@ class ClusterReader:
         self._retry, self._max_retry, self._page_size = retry, max_retry, page_size
         self._pending = {(kind, ns) for kind in self.kinds for ns in self.namespaces}
         self.synced = asyncio.Event()  # every kind listed once: what is kept is the whole cluster
-        self.relists = 0
+        self.relists = {kind: 0 for kind in self.kinds}
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per kind: objects kept, fresh LISTs after a watch expired (for /metrics)."""
+        return {name: (kind.index.objects, self.relists[name]) for name, kind in self.kinds.items()}
 
     def index(self, kind: str) -> Index:
         return self.kinds[kind].index
@@ -190,7 +194,7 @@ class ClusterReader:
             except Gone:
                 log.info("watch of %s expired (410): listing again", kind.name)
                 version = None
-                self.relists += 1
+                self.relists[kind.name] += 1
             except Exception as exc:  # API trouble: keep what we have, retry, relist if the version is gone
                 log.warning("reading %s failed (retrying in %.0fs): %s", kind.name, delay, _short(exc))
                 await asyncio.sleep(delay)
