@@ -48,7 +48,7 @@ class Index(Mapping[Any, Iterable[Any]]):
 
     def __init__(self) -> None:
         self._entries: dict[Any, dict[ObjectKey, Any]] = {}
-        self._of_object: dict[ObjectKey, Entries] = {}
+        self._keys_of: dict[ObjectKey, tuple[Any, ...]] = {}  # keys, not a dict per object: 50,000 of them
 
     def __getitem__(self, key: Any) -> Iterable[Any]:
         return self._entries[key].values()
@@ -64,42 +64,39 @@ class Index(Mapping[Any, Iterable[Any]]):
 
     @property
     def objects(self) -> int:
-        return len(self._of_object)
+        return len(self._keys_of)
 
     def entries_of(self, obj: ObjectKey) -> Entries | None:
-        return self._of_object.get(obj)
+        keys = self._keys_of.get(obj)
+        return None if keys is None else {key: self._entries[key][obj] for key in keys}
 
     def object_keys(self) -> list[ObjectKey]:
-        return list(self._of_object)
+        return list(self._keys_of)
 
     def put(self, obj: ObjectKey, entries: Entries) -> bool:
         """Keep an object's entries; False when they equal what was kept (nothing changed for us)."""
-        old = self._of_object.get(obj)
+        old = self.entries_of(obj)
         if old is not None and old == entries:
             return False
         if old is not None:
-            self._drop(obj, old)
+            self.discard(obj)
         if entries:
-            self._of_object[obj] = entries
+            self._keys_of[obj] = tuple(entries)
             for key, value in entries.items():
                 self._entries.setdefault(key, {})[obj] = value
         return old is not None or bool(entries)
 
     def discard(self, obj: ObjectKey) -> bool:
-        old = self._of_object.pop(obj, None)
-        if old is None:
+        keys = self._keys_of.pop(obj, None)
+        if keys is None:
             return False
-        self._drop(obj, old)
-        return True
-
-    def _drop(self, obj: ObjectKey, entries: Entries) -> None:
-        self._of_object.pop(obj, None)
-        for key in entries:
+        for key in keys:
             values = self._entries.get(key)
             if values is not None:
                 values.pop(obj, None)
                 if not values:
                     del self._entries[key]
+        return True
 
 
 @dataclass
