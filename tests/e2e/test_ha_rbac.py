@@ -178,6 +178,12 @@ def test_both_replicas_are_ready_and_exactly_one_holds_the_lease(ha: HA) -> None
     assert "standby" in http_get(f"http://127.0.0.1:{b.metrics}/readyz")[1]
     assert ha.leader() is a
     assert (a.metric("readiness_leader"), b.metric("readiness_leader")) == (1.0, 0.0)
+    # Each replica, the standby too, keeps every Deployment itself (its own LIST+WATCH, with the
+    # chart's ServiceAccount token).
+    deployments = len(ha.cluster.get_json("deployments", "-A")["items"])
+    for replica in (a, b):
+        eventually(lambda r=replica: r.metric('readiness_watched_objects{kind="deployments"}') == deployments,
+                   timeout=30, what="every Deployment kept")
 
 
 def test_chart_service_account_can_do_the_whole_job_and_only_the_leader_writes(ha: HA) -> None:

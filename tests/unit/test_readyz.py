@@ -1,4 +1,5 @@
-"""/readyz: Ready once the indexes are filled and the webhook serves, on the leader and on standbys alike."""
+"""/readyz: Ready once the indexes are filled, the reader has listed the cluster and the webhook
+serves, on the leader and on standbys alike."""
 
 from __future__ import annotations
 
@@ -30,9 +31,13 @@ async def test_a_standby_is_ready_once_its_indexes_are_filled() -> None:
     assert (await probe(standby))[0] == 503
     standby.indexed = True
     status, text = await probe(standby)
+    assert status == 503 and "listing" in text  # kopf's indexes alone are not the whole cluster
+    standby.reader.synced.set()
+    status, text = await probe(standby)
     assert status == 200 and "standby" in text
     leader = OperatorContext(settings=Settings())
     leader.indexed = True
+    leader.reader.synced.set()
     assert await probe(leader) == (200, "ok (leader)\n")
 
 
@@ -41,6 +46,7 @@ async def test_with_a_webhook_port_ready_waits_for_the_server() -> None:
     port = free_port()
     ctx = OperatorContext(settings=Settings(webhook_port=port, webhook_addr="0.0.0.0"))
     ctx.indexed = True
+    ctx.reader.synced.set()
     assert (await probe(ctx))[0] == 503 and not await webhook_serving(ctx, timeout=0.5)
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
     try:

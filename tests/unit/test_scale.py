@@ -1,5 +1,5 @@
 """The performance fixes of issue 7 keep behaviour: PDB/HPA candidates, resync timing, report
-writing in preemptible steps, and kopf's index-readiness toggles."""
+writing in preemptible steps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from readiness_operator.checks.relations import hpa_targets, pdb_selects
 from readiness_operator.engine import compile_policy
-from readiness_operator.kube import kopf_scale
 from readiness_operator.kube.reconcile import _write_reports
 from readiness_operator.kube.state import PolicyRuntime
 from readiness_operator.model import ReadinessPolicySpec
@@ -127,31 +126,3 @@ def test_report_writing_without_new_work_writes_everything_once() -> None:
     asyncio.run(_write_reports(writer, rt))  # type: ignore[arg-type]
     asyncio.run(_write_reports(writer, rt))  # nothing pending, nothing rewritten
     assert sorted(writer.puts) == [f"ns{i:02d}" for i in range(9)]
-
-
-def test_kopf_toggle_set_still_waits_for_every_toggle() -> None:
-    assert kopf_scale.apply() and kopf_scale.apply()  # idempotent
-    from kopf._cogs.aiokits import aiotoggles
-
-    async def scenario() -> list[int]:
-        toggles = aiotoggles.ToggleSet(all)
-        items = [await toggles.make_toggle(name=str(i)) for i in range(50)]
-        done: list[int] = []
-
-        async def worker(i: int) -> None:
-            await toggles.drop_toggle(items[i])
-            await toggles.wait_for(True)
-            done.append(i)
-
-        tasks = [asyncio.create_task(worker(i)) for i in range(49)]
-        await asyncio.sleep(0.01)
-        assert not done  # one toggle is still off
-        await toggles.drop_toggles([items[49]])
-        await asyncio.wait_for(asyncio.gather(*tasks), 5)
-        extra = await toggles.make_toggle(name="late")  # aggregate flips back: waiters for False wake
-        waiter = asyncio.create_task(toggles.wait_for(False))
-        await asyncio.wait_for(waiter, 5)
-        await toggles.drop_toggle(extra)
-        return done
-
-    assert sorted(asyncio.run(scenario())) == list(range(49))

@@ -20,9 +20,11 @@ from readiness_operator.slo.store import SloStore
 
 from .api import KubeApi
 from .leadership import Leadership
-from .metrics import OperatorMetrics
+from .metrics import OperatorMetrics, WatchedObjects
 from .prometheus import PrometheusClients
+from .reader import ClusterReader
 from .state import Registry
+from .watched import cluster_reader
 
 
 @dataclass
@@ -35,7 +37,9 @@ class OperatorContext:
     slos: SloStore = field(default_factory=SloStore)  # SLO measurements shared by passes and the webhook
     leadership: Leadership = field(default_factory=Leadership)  # default: standalone, always the leader
     metrics_port: int | None = None
-    indexed: bool = False  # this replica's indexes are filled (set by the first Namespace event)
+    namespaces: tuple[str, ...] = ()  # watched namespaces (`run --namespace`); empty: cluster-wide
+    reader: ClusterReader = field(init=False)  # our LIST+WATCH of the numerous kinds (watched.py)
+    indexed: bool = False  # kopf's indexes are filled (set by the first Namespace event)
     webhook_ca: bytes | None = None  # the webhook's CA, for the configuration the leader writes
     webhook_serving: bool = False  # the admission server accepted a connection (checked by /readyz)
     prometheus: PrometheusClients = field(init=False)
@@ -48,8 +52,15 @@ class OperatorContext:
     def __post_init__(self) -> None:
         self.metrics.deployment_slo_budgets = self.settings.metrics_deployment_slo_budgets
         self.registry = Registry(self.policies)
+        self.reader = cluster_reader(self.registry, self.namespaces)
+        self.metrics.registry.register(WatchedObjects(self.reader.counts))
         self.prometheus = PrometheusClients(self.settings.prometheus_url, self.api.read_secret_key,
                                             self.settings.allowed_prometheus_secrets)
+
+    @property
+    def ready(self) -> bool:
+        """This replica knows the whole cluster: kopf's indexes and our reader's first listing."""
+        return self.indexed and self.reader.synced.is_set()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task, keeping a reference until it ends (asyncio holds only weak ones)."""

@@ -38,6 +38,8 @@ def _readyz(ctx: OperatorContext) -> Callable[[web.Request], Awaitable[web.Respo
     async def readyz(_: web.Request) -> web.Response:
         if not ctx.indexed:
             return web.Response(status=503, text="indexes not filled yet\n")
+        if not ctx.reader.synced.is_set():
+            return web.Response(status=503, text="still listing the cluster\n")
         if not await webhook_serving(ctx):
             return web.Response(status=503, text="admission server not serving yet\n")
         role = "leader" if ctx.leadership.leading else f"standby; leader: {ctx.leadership.holder or 'none yet'}"

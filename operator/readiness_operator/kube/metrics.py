@@ -14,8 +14,10 @@ nobody fails), so the series count stays bounded by what exists (docs/operations
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -130,6 +132,24 @@ class OperatorMetrics:
         for slo in slos:
             _remove(self.prometheus_queries, policy, slo)
             _remove(self.prometheus_query_errors, policy, slo)
+
+
+class WatchedObjects:
+    """The reader's counts per kind, read at scrape time (they change with every watch event)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        objects = GaugeMetricFamily("readiness_watched_objects", "Objects the operator keeps (trimmed), by kind",
+                                    labels=["kind"])
+        relists = CounterMetricFamily("readiness_watch_relists", "Fresh LISTs after a watch expired (410), by kind",
+                                      labels=["kind"])
+        for kind, (kept, relisted) in sorted(self._counts().items()):
+            objects.add_metric([kind], kept)
+            relists.add_metric([kind], relisted)
+        yield objects
+        yield relists
 
 
 def _remove(metric: Counter | Gauge, *labels: str) -> None:

@@ -18,13 +18,14 @@ from pydantic import ValidationError
 from readiness_operator.admission.webhook_config import webhook_configuration
 from readiness_operator.settings import Settings
 
-from . import handlers, kopf_scale  # noqa: F401 - importing registers the handlers
+from . import handlers  # noqa: F401 - importing registers the handlers
 from .admission_server import AdmissionServer
 from .api import AdmissionObjectMissing
 from .context import OperatorContext, context_of
 from .httpd import serve
 from .leadership import DEFAULT_LEASE, Leadership, LeaderTerm, LeaderWriter, Never, NotLeading, identity
 from .page_server import serve_page
+from .reader import Connection
 from .tls import ServingCertificates, source_for
 from .vap_sync import run_admission_policy_writer
 
@@ -53,6 +54,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # cancellation backoff (5 s): every `kubectl delete rp` would wait those 5 s for the finalizer.
     settings.background.instant_exit_timeout = 1.0
     ctx.leadership.listen(lambda leading: ctx.metrics.leader.set(1 if leading else 0))
+    ctx.spawn(ctx.reader.run(Connection.from_client(ctx.api.client)))
     if ctx.metrics_port:
         ctx.spawn(serve(ctx, ctx.metrics_port))
     if ctx.settings.page_port:
@@ -148,7 +150,8 @@ def build_context(args: argparse.Namespace) -> OperatorContext:
             log.warning("--peering is deprecated (kopf peering is gone): it names the leader-election Lease now")
         lease = args.lease or args.peering or DEFAULT_LEASE
         leadership = Leadership(lease, operator_settings.namespace, identity(operator_settings.pod_name))
-    return OperatorContext(settings=operator_settings, leadership=leadership, metrics_port=args.metrics_port)
+    return OperatorContext(settings=operator_settings, leadership=leadership, metrics_port=args.metrics_port,
+                           namespaces=tuple(args.namespaces or ()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,7 +164,6 @@ def run(args: argparse.Namespace) -> int:
         # Registered only with a server to serve them: kopf refuses admission handlers without one
         # (and their indexes, ReplicaSets among them, would be watched for nothing).
         importlib.import_module("readiness_operator.kube.webhook")
-    kopf_scale.apply()  # kopf's index-readiness wait is O(N^2) in watched objects otherwise
     kopf.configure(verbose=args.verbose, log_format=LOG_FORMATS[args.log_format])
     if ctx.settings.log_level and not args.verbose:
         logging.getLogger().setLevel(LOG_LEVELS[ctx.settings.log_level])

@@ -1,7 +1,8 @@
 """kopf admission handlers: Deployments are judged by the same engine, from indexes only.
 
-No API call happens on the request path: policies, PDBs, HPAs and namespace labels come from kopf
-indexes, SLO values from the store the policy loops fill, compiled policies from the shared cache.
+No API call happens on the request path: policies and namespace labels come from kopf indexes,
+Deployments, PDBs, HPAs, NetworkPolicies and ReplicaSets from our reader (reader.py), SLO values
+from the store the policy loops fill, compiled policies from the shared cache.
 The decision itself is pure (`admission.decide`); this module only translates kopf's arguments.
 """
 
@@ -31,6 +32,7 @@ from readiness_operator.world import Worlds
 from .context import OperatorContext, context_of
 from .objects import deployment_ref
 from .view import IndexView, revisions_key
+from .watched import DEPLOYMENTS, HPAS, NETWORK_POLICIES, PDBS, REPLICASETS
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,7 @@ def _is_rollback(replicaset_index: Any, new: Mapping[str, Any]) -> bool:
 @kopf.on.validate("apps", "v1", "deployments", id="validate-deployment", operations=["CREATE", "UPDATE"])  # type: ignore[arg-type]
 async def validate_deployment(
     body: kopf.Body, old: kopf.Body | None, operation: str, subresource: str | None, userinfo: Mapping[str, Any],
-    dryrun: bool, warnings: list[str], memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any,
-    hpa_index: Any, namespace_index: Any, replicaset_index: Any, network_policy_index: Any, **_: Any,
+    dryrun: bool, warnings: list[str], memo: kopf.Memo, policy_index: Any, namespace_index: Any, **_: Any,
 ) -> None:
     meta = body.get("metadata") or {}
     request = {
@@ -75,8 +76,7 @@ async def validate_deployment(
         "userInfo": dict(userinfo), "dryRun": dryrun,
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }
-    indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
-    await _review(context_of(memo), request, warnings, *indexes, network_policy_index=network_policy_index)
+    await _review(context_of(memo), request, warnings, policy_index, namespace_index)
 
 
 async def answer_deployment_review(review: Mapping[str, Any], indices: Mapping[str, Any], memo: Any) -> dict[str, Any]:
@@ -101,9 +101,7 @@ async def answer_deployment_review(review: Mapping[str, Any], indices: Mapping[s
             "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
         }
         try:
-            await _review(context_of(memo), judged, warnings, indices["policy_index"], indices["deployment_index"],
-                          indices["pdb_index"], indices["hpa_index"], indices["namespace_index"],
-                          indices["replicaset_index"], network_policy_index=indices["network_policy_index"])
+            await _review(context_of(memo), judged, warnings, indices["policy_index"], indices["namespace_index"])
         except kopf.AdmissionError as exc:
             response.update(allowed=False, status={"message": str(exc) or repr(exc), "code": exc.code or 500})
         except Exception as exc:
@@ -123,14 +121,16 @@ DIRECT_REVIEWS = {"validate-deployment": answer_deployment_review}
                   subresource="scale")
 async def validate_deployment_scale(
     body: kopf.Body, old: kopf.Body | None, userinfo: Mapping[str, Any], dryrun: bool, warnings: list[str],
-    memo: kopf.Memo, policy_index: Any, deployment_index: Any, pdb_index: Any, hpa_index: Any, namespace_index: Any,
-    replicaset_index: Any, network_policy_index: Any, **_: Any,
+    memo: kopf.Memo, policy_index: Any, namespace_index: Any, **_: Any,
 ) -> None:
     """``kubectl scale`` (the scale subresource): judged as the replicas-only UPDATE it is, on the
     indexed Deployment (the Scale object carries only ``spec.replicas``)."""
     meta = body.get("metadata") or {}
     ns, name = meta.get("namespace"), meta.get("name")
-    current = next((d for d in (deployment_index.get(ns) or ()) if (d.get("metadata") or {}).get("name") == name), None)
+    ctx = context_of(memo)
+    _require_read(ctx)
+    current = next((d for d in (ctx.reader.index(DEPLOYMENTS).get(ns) or ())
+                    if (d.get("metadata") or {}).get("name") == name), None)
     if current is None:  # not indexed yet (just created): nothing to judge against; fail open, say so
         warnings.append(f"readiness: Deployment {ns}/{name} is not indexed yet; this scale was not judged")
         return
@@ -139,17 +139,26 @@ async def validate_deployment_scale(
         "oldObject": dict(old) if old is not None else None, "userInfo": dict(userinfo), "dryRun": dryrun,
         "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
     }, current)
-    indexes = (policy_index, deployment_index, pdb_index, hpa_index, namespace_index, replicaset_index)
-    await _review(context_of(memo), request, warnings, *indexes, network_policy_index=network_policy_index)
+    await _review(ctx, request, warnings, policy_index, namespace_index)
+
+
+def _require_read(ctx: OperatorContext) -> None:
+    """Before the reader's first full listing a PDB or an HPA may be missing: judging then could
+    deny for a reason that is not true. Refuse instead (/readyz keeps the Service away meanwhile)."""
+    if not ctx.reader.synced.is_set():
+        raise kopf.AdmissionError("readiness-operator is still reading the cluster; try again shortly", code=503)
 
 
 async def _review(
-    ctx: OperatorContext, request: Mapping[str, Any], warnings: list[str], policy_index: Any, deployment_index: Any,
-    pdb_index: Any, hpa_index: Any, namespace_index: Any, replicaset_index: Any, network_policy_index: Any = None,
+    ctx: OperatorContext, request: Mapping[str, Any], warnings: list[str], policy_index: Any, namespace_index: Any,
 ) -> None:
     """Judge a Deployment request, count it, record an override; raise to deny."""
     started = time.perf_counter()
-    view = IndexView(deployment_index, pdb_index, hpa_index, namespace_index, network_policies=network_policy_index)
+    _require_read(ctx)
+    reader = ctx.reader
+    replicaset_index = reader.index(REPLICASETS)
+    view = IndexView(reader.index(DEPLOYMENTS), reader.index(PDBS), reader.index(HPAS), namespace_index,
+                     network_policies=reader.index(NETWORK_POLICIES))  # no pods: admission judges the spec
     worlds = Worlds(view, slos=ctx.slos.measurements)
     decision = review_deployment(
         request, _policies(ctx, policy_index), worlds.of, policy_world=worlds.of,

@@ -1,0 +1,80 @@
+"""The kinds the operator reads with its own LIST+WATCH (reader.py): what it keeps of each, and
+which policy-loop keys a change marks dirty.
+
+Namespaces and ReadinessPolicies are few and stay with kopf (handlers.py), which also runs the
+policy daemons; everything numerous (Deployments, their ReplicaSets and pods, PDBs, HPAs,
+NetworkPolicies) is read here, trimmed as it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from readiness_operator.admission.decide import pod_template_digest
+from readiness_operator.world import deployment_of_pod
+
+from .objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
+from .reader import ClusterReader, Entries, Index, Kind
+from .state import Registry
+from .view import IndexView, owner_key, revisions_key
+
+DEPLOYMENTS, REPLICASETS, PODS = "deployments", "replicasets", "pods"
+PDBS, HPAS, NETWORK_POLICIES = "poddisruptionbudgets", "horizontalpodautoscalers", "networkpolicies"
+
+
+def _by_namespace(trim: Any) -> Any:
+    def extract(obj: Mapping[str, Any]) -> Entries:
+        return {str((obj.get("metadata") or {}).get("namespace") or ""): trim(obj)}
+
+    return extract
+
+
+def replicaset_entries(obj: Mapping[str, Any]) -> Entries:
+    """Both ReplicaSet lookups: a Deployment's revisions (its ReplicaSets' pod-template digests, for
+    the webhook to recognise `kubectl rollout undo`) and each ReplicaSet's Deployment (to map the
+    pods in SLI series to their Deployments). Nothing for a ReplicaSet no Deployment owns."""
+    meta = obj.get("metadata") or {}
+    owner = next((o.get("name") for o in meta.get("ownerReferences") or () if o.get("kind") == "Deployment"), None)
+    if owner is None:
+        return {}
+    namespace = str(meta.get("namespace") or "")
+    return {
+        revisions_key(namespace, owner): pod_template_digest((obj.get("spec") or {}).get("template")),
+        owner_key(namespace, str(meta.get("name") or "")): owner,
+    }
+
+
+def cluster_reader(registry: Registry, namespaces: Iterable[str] = ()) -> ClusterReader:
+    """The reader of every numerous kind, its changes marking the policy loops' keys dirty."""
+
+    def deployment_changed(namespace: str, name: str, _: Entries) -> None:
+        registry.mark_deployment(namespace, name)
+
+    def pod_changed(namespace: str, _: str, kept: Entries) -> None:
+        for pod in kept.values():
+            owner = deployment_of_pod(pod)
+            if owner is not None:
+                registry.mark_pods_changed(namespace, owner)
+
+    def namespace_changed(namespace: str, _name: str, _: Entries) -> None:
+        registry.mark_namespace(namespace)
+
+    return ClusterReader([
+        Kind(DEPLOYMENTS, "apps/v1", _by_namespace(trim_deployment), deployment_changed),
+        Kind(REPLICASETS, "apps/v1", replicaset_entries),
+        Kind(PODS, "v1", _by_namespace(trim_pod), pod_changed),
+        Kind(PDBS, "policy/v1", _by_namespace(trim_pdb), namespace_changed),
+        Kind(HPAS, "autoscaling/v2", _by_namespace(trim_hpa), namespace_changed),
+        Kind(NETWORK_POLICIES, "networking.k8s.io/v1", _by_namespace(trim_network_policy), namespace_changed),
+    ], namespaces)
+
+
+def reader_view(reader: ClusterReader, namespace_index: Any) -> IndexView:
+    """The `ClusterView` the policy loops and the webhook judge from."""
+
+    def index(kind: str) -> Index:
+        return reader.index(kind)
+
+    return IndexView(index(DEPLOYMENTS), index(PDBS), index(HPAS), namespace_index, pods=index(PODS),
+                     network_policies=index(NETWORK_POLICIES), replicaset_owners=index(REPLICASETS))

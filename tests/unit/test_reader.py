@@ -1,0 +1,73 @@
+"""The reader's pure parts: what an Index keeps, and how watch events are applied (no server here;
+tests/e2e/test_reader.py runs the reader against the real API server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from readiness_operator.kube.reader import ClusterReader, Gone, Index, Kind
+
+
+def _by_namespace(obj: Any) -> dict[Any, Any]:
+    meta = obj["metadata"]
+    return {meta["namespace"]: {"name": meta["name"], "image": obj.get("image")}}
+
+
+def test_an_index_keeps_each_object_once_under_its_keys_and_reports_real_changes_only() -> None:
+    index = Index()
+    assert index.put(("a", "x"), {"a": 1}) is True
+    assert index.put(("a", "x"), {"a": 1}) is False  # equal: nothing changed for us
+    assert index.put(("a", "y"), {"a": 2}) is True
+    assert sorted(index["a"]) == [1, 2] and list(index) == ["a"] and index.objects == 2
+    assert index.put(("a", "x"), {"b": 3}) is True  # moved to another key
+    assert list(index["a"]) == [2] and list(index["b"]) == [3]
+    assert index.discard(("a", "y")) is True and "a" not in index and index.discard(("a", "y")) is False
+    assert index.put(("c", "z"), {}) is False and index.objects == 1  # nothing to keep (e.g. an orphan ReplicaSet)
+
+
+def _reader(changes: list[tuple[str, str]]) -> tuple[ClusterReader, Kind]:
+    kind = Kind("things", "v1", _by_namespace, lambda ns, name, _kept: changes.append((ns, name)))
+    return ClusterReader([kind]), kind
+
+
+def _event(kind: str, name: str, image: str = "a:1", version: str = "7") -> dict[str, Any]:
+    return {"type": kind, "object": {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version},
+                                     "image": image}}
+
+
+def test_events_before_the_first_listing_ends_mark_nothing_and_after_it_mark_real_changes() -> None:
+    changes: list[tuple[str, str]] = []
+    reader, kind = _reader(changes)
+    assert reader._event(kind, _event("ADDED", "x"), "1") == "7"
+    assert changes == [] and not reader.synced.is_set()
+    reader._listed("things", None)
+    assert reader.synced.is_set()
+    reader._event(kind, _event("MODIFIED", "x", version="8"), "7")  # only the version moved
+    assert changes == []
+    reader._event(kind, _event("MODIFIED", "x", image="a:2", version="9"), "8")
+    reader._event(kind, _event("DELETED", "x", image="a:2", version="10"), "9")
+    assert changes == [("ns", "x"), ("ns", "x")] and "ns" not in kind.index
+
+
+def test_a_bookmark_moves_the_version_and_a_410_error_event_means_list_again() -> None:
+    reader, kind = _reader([])
+    bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "42"}}}
+    assert reader._event(kind, bookmark, "7") == "42" and kind.index.objects == 0
+    with pytest.raises(Gone):
+        reader._event(kind, {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}, "42")
+    with pytest.raises(RuntimeError, match="watch error 500"):
+        reader._event(kind, {"type": "ERROR", "object": {"kind": "Status", "code": 500, "message": "boom"}}, "42")
+
+
+def test_synced_waits_for_every_kind_in_every_watched_namespace() -> None:
+    kinds = [Kind("a", "v1", _by_namespace), Kind("b", "v1", _by_namespace)]
+    reader = ClusterReader(kinds, namespaces=["n1", "n2"])
+    for kind, namespace in [("a", "n1"), ("a", "n2"), ("b", "n1")]:
+        reader._listed(kind, namespace)
+        assert not reader.synced.is_set()
+    reader._listed("b", "n2")
+    assert reader.synced.is_set()
+    assert kinds[0].path("n1") == "/api/v1/namespaces/n1/a" and kinds[0].path(None) == "/api/v1/a"
+    assert Kind("deployments", "apps/v1", _by_namespace).path(None) == "/apis/apps/v1/deployments"
