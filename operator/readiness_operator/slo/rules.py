@@ -108,16 +108,20 @@ def just_under(window: str) -> str:
     return f"{round(duration_seconds(window) * 1000) - 1}ms"
 
 
-def by_replicaset(expr: str, *, le: bool = False) -> str:
-    """`expr` (increases or rates of raw series) summed per pod, then per ReplicaSet for pods named
-    after theirs (`POD_OF_REPLICASET`: label `replicaset`, the `pod` label dropped); other pods stay
-    as they are (`pod`, no `replicaset`). The per-pod sum first keeps only `namespace` and `pod` (and
+def by_replicaset(function: str, selector: str, window: str, *, le: bool = False) -> str:
+    """`function(selector[window])` (increase or rate) summed per pod, then per ReplicaSet for pods
+    named after theirs (`POD_OF_REPLICASET`: label `replicaset`, no `pod`), or with the other pods
+    kept per pod (`pod`, no `replicaset`; series without a pod label too, as in the direct answer).
+    Two selections, not one relabelled: dropping `pod` with label_replace would give series with the
+    same labels, which Prometheus refuses. The per-pod sum first keeps only `namespace` and `pod` (and
     `le`), so a `replicaset` label of the scrape's own never mixes in."""
     extra = ", le" if le else ""
-    per_pod = f"sum by ({_GROUP}{extra}) ({expr})"
-    named = (f'label_replace(label_replace({per_pod}, "{REPLICASET_LABEL}", "$1", "pod", "{POD_OF_REPLICASET}"), '
-             f'"pod", "", "{REPLICASET_LABEL}", ".+")')
-    return f"sum by (namespace, {REPLICASET_LABEL}, pod{extra}) ({named})"
+    named = with_matcher(selector, f'pod=~"{POD_OF_REPLICASET}"')
+    other = with_matcher(selector, f'pod!~"{POD_OF_REPLICASET}"')
+    per_pod = f"sum by ({_GROUP}{extra}) ({function}({named}[{window}]))"
+    return (f"sum by (namespace, {REPLICASET_LABEL}{extra}) "
+            f'(label_replace({per_pod}, "{REPLICASET_LABEL}", "$1", "pod", "{POD_OF_REPLICASET}")) '
+            f"or sum by ({_GROUP}{extra}) ({function}({other}[{window}]))")
 
 
 def _selector(labels: Mapping[str, str]) -> str:
@@ -161,13 +165,13 @@ def rule_groups(
             for window in short:
                 windows_rules.append({
                     "record": f"{BUCKETS}{window}",
-                    "expr": by_replicaset(f"rate({narrowed(slo.sli.latency.bucket)}[{window}])", le=True),
+                    "expr": by_replicaset("rate", narrowed(slo.sli.latency.bucket), window, le=True),
                     "labels": {**ids, WINDOW_LABEL: window}})
         else:
             for window in short:
                 for part, sel in _parts(slo).items():
                     windows_rules.append({
-                        "record": f"{EVENTS}{window}", "expr": by_replicaset(f"increase({narrowed(sel)}[{window}])"),
+                        "record": f"{EVENTS}{window}", "expr": by_replicaset("increase", narrowed(sel), window),
                         "labels": {**ids, WINDOW_LABEL: window, PART_LABEL: part}})
         infos.append({"record": INFO, "expr": "time()",
                       "labels": {**ids, "rules": "windows", "interval": f"{duration_seconds(interval):g}"}})
@@ -177,7 +181,7 @@ def rule_groups(
             for part, sel in _parts(slo).items():
                 period_rules.append({
                     "record": f"{TILES}{period_step}",
-                    "expr": by_replicaset(f"increase({narrowed(sel)}[{period_step}])"),
+                    "expr": by_replicaset("increase", narrowed(sel), period_step),
                     "labels": {**ids, PART_LABEL: part}})
             period_rules.append({
                 "record": f"{EVENTS}{slo.period}",
@@ -187,7 +191,7 @@ def rule_groups(
             for part, sel in _parts(slo).items():
                 period_rules.append({
                     "record": f"{EVENTS}{slo.period}",
-                    "expr": by_replicaset(f"increase({narrowed(sel)}[{slo.period}])"),
+                    "expr": by_replicaset("increase", narrowed(sel), slo.period),
                     "labels": {**ids, WINDOW_LABEL: slo.period, PART_LABEL: part}})
         period_infos.append({"record": INFO, "expr": "time()",
                              "labels": {**ids, "rules": "period", "interval": f"{duration_seconds(period_step):g}",
