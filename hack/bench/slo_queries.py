@@ -189,12 +189,18 @@ def differences(direct: Measured, recorded: Measured) -> dict[str, Any]:
     """How far the recorded answer's values are from the direct one's (same Deployments?)."""
     same = set(direct.values) == set(recorded.values)
     value = max((abs(direct.values[k] - recorded.values[k]) for k in direct.values if k in recorded.values), default=0.0)
-    burn = 0.0
+    burn, worst = 0.0, None
     for k, b in direct.budgets.items():
         other = recorded.budgets.get(k)
-        if other is not None:
-            burn = max([burn] + [abs((b.burn_rates[w] or 0.0) - (other.burn_rates.get(w) or 0.0)) for w in b.burn_rates])
-    return {"same_deployments": same, "max_value_difference": value, "max_burn_rate_difference": burn}
+        if other is None:
+            continue
+        for w in b.burn_rates:
+            mine, theirs = b.burn_rates[w], other.burn_rates.get(w)
+            if abs((mine or 0.0) - (theirs or 0.0)) > burn:
+                burn, worst = abs((mine or 0.0) - (theirs or 0.0)), {"deployment": "/".join(k), "window": w,
+                                                                      "direct": mine, "recorded": theirs}
+    return {"same_deployments": same, "max_value_difference": value, "max_burn_rate_difference": burn,
+            "largest_burn_rate_difference_at": worst}
 
 
 def measure_rules(url: str, state: Path, policy: ReadinessPolicy, owner_of: Any, direct: dict[str, Measured],
