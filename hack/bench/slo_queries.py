@@ -18,11 +18,16 @@ the direct queries as ratios. It also reports what the rules cost Prometheus its
 `prometheus_rule_group_last_duration_seconds` per group, next to the group's interval, and checks that
 the recorded answers give the same Deployments and values as the direct ones.
 
+With `--baseline REV` (e.g. `main`), the recording rules of that git revision are loaded next to ours
+(its policy named `production-baseline`), and both are read in turns in the same run: the per-pod
+rules of earlier releases against the per-ReplicaSet ones (series returned, read time, rule
+evaluation time and samples written per evaluation, and both checked against the direct answers).
+
 The windows hold only the scraped minutes here, so a 30-day window on 30 days of data costs the direct
 query (and a rule recording it from raw series) more than measured; the tiled period does not grow so.
 
     hack/bench/slo_queries.py [--deployments 10000] [--pods 2] [--scrape-seconds 60] [--repeat 5]
-                              [--rule-interval 1m] [--period-step 1m] [--no-rules] [--json]
+                              [--rule-interval 1m] [--period-step 1m] [--no-rules] [--baseline REV] [--json]
 """
 
 from __future__ import annotations
@@ -133,17 +138,45 @@ def rule_groups_state(url: str, names: set[str]) -> dict[str, dict[str, Any]]:
     return {g["name"]: g for g in body["data"]["groups"] if g["name"] in names}
 
 
-def rule_durations(url: str) -> dict[str, float]:
-    """prometheus_rule_group_last_duration_seconds per group, from Prometheus's own /metrics."""
+def rule_metric(url: str, metric: str = "prometheus_rule_group_last_duration_seconds") -> dict[str, float]:
+    """A per-group metric of Prometheus's own /metrics (last evaluation's duration, or samples written)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=60) as r:
         text = r.read().decode()
     out = {}
     for line in text.splitlines():
-        if line.startswith("prometheus_rule_group_last_duration_seconds{"):
+        if line.startswith(metric + "{"):
             labels, value = line.rsplit(" ", 1)
             group = labels.split('rule_group="', 1)[1].split('"', 1)[0].split(";", 1)[-1]
             out[group] = float(value)
     return out
+
+
+BASELINE_POLICY = "production-baseline"
+GROUPS_KEY = {"rules": "rule_groups", "baseline_rules": "baseline_rule_groups"}
+_BASELINE_RULES = """
+import json, sys, yaml
+from readiness_operator.model import ReadinessPolicy
+from readiness_operator.slo.rules import recordable, recorded_query, rule_groups
+policy = ReadinessPolicy.model_validate(yaml.safe_load(open(sys.argv[1])))
+name, interval, step = sys.argv[2:5]
+print(json.dumps({"groups": rule_groups(name, policy.spec.slos, interval=interval, period_step=step),
+                  "queries": {s.name: recorded_query(name, s) for s in policy.spec.slos if recordable(s)}}))
+"""
+
+
+def baseline_rules(rev: str, work: Path, args: argparse.Namespace) -> tuple[str, list[dict[str, Any]], dict[str, str]]:
+    """The rule groups and recorded queries of production.yaml as git revision `rev` makes them."""
+    source = work / "baseline"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "operator"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    printed = subprocess.run([sys.executable, "-c", _BASELINE_RULES, str(ROOT / "examples/policies/production.yaml"),
+                              BASELINE_POLICY, args.rule_interval, args.period_step], check=True, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(source / "operator")}).stdout
+    made = json.loads(printed)
+    short = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], check=True, capture_output=True,
+                           text=True).stdout.strip()
+    return short, made["groups"], made["queries"]
 
 
 def _epoch(text: str) -> float:
@@ -156,22 +189,34 @@ def differences(direct: Measured, recorded: Measured) -> dict[str, Any]:
     """How far the recorded answer's values are from the direct one's (same Deployments?)."""
     same = set(direct.values) == set(recorded.values)
     value = max((abs(direct.values[k] - recorded.values[k]) for k in direct.values if k in recorded.values), default=0.0)
-    burn = 0.0
+    burn, worst = 0.0, None
     for k, b in direct.budgets.items():
         other = recorded.budgets.get(k)
-        if other is not None:
-            burn = max([burn] + [abs((b.burn_rates[w] or 0.0) - (other.burn_rates.get(w) or 0.0)) for w in b.burn_rates])
-    return {"same_deployments": same, "max_value_difference": value, "max_burn_rate_difference": burn}
+        if other is None:
+            continue
+        for w in b.burn_rates:
+            mine, theirs = b.burn_rates[w], other.burn_rates.get(w)
+            if abs((mine or 0.0) - (theirs or 0.0)) > burn:
+                burn, worst = abs((mine or 0.0) - (theirs or 0.0)), {"deployment": "/".join(k), "window": w,
+                                                                      "direct": mine, "recorded": theirs}
+    return {"same_deployments": same, "max_value_difference": value, "max_burn_rate_difference": burn,
+            "largest_burn_rate_difference_at": worst}
 
 
-def measure_rules(url: str, state: Path, policy: ReadinessPolicy, owner: dict[tuple[str, str], str],
-                  direct: dict[str, Measured], args: argparse.Namespace, figures: dict[str, Any]) -> None:
+def measure_rules(url: str, state: Path, policy: ReadinessPolicy, owner_of: Any, direct: dict[str, Measured],
+                  args: argparse.Namespace, figures: dict[str, Any]) -> None:
     groups = rule_groups("production", policy.spec.slos, interval=args.rule_interval, period_step=args.period_step)
-    names = {g["name"] for g in groups}
-    rules_file = state.parent / "slo-rules.yaml"
-    rules_file.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    queries = {s.name: recorded_query("production", s) for s in policy.spec.slos if recordable(s)}
+    sets: dict[str, tuple[list[dict[str, Any]], dict[str, str]]] = {"rules": (groups, queries)}
+    if args.baseline:
+        figures["baseline"], base_groups, base_queries = baseline_rules(args.baseline, state.parent, args)
+        sets["baseline_rules"] = (base_groups, base_queries)
+    names = {g["name"] for groups, _ in sets.values() for g in groups}
     loaded = time.time()
-    prometheus_sh(state, "rules", str(rules_file))
+    for key, (groups, _) in sets.items():
+        rules_file = state.parent / f"slo-{key}.yaml"
+        rules_file.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+        prometheus_sh(state, "rules", str(rules_file))
     # Every group evaluated fully once after loading (lastEvaluation is when that evaluation started).
     deadline = time.monotonic() + args.rules_timeout
     while True:
@@ -182,27 +227,36 @@ def measure_rules(url: str, state: Path, policy: ReadinessPolicy, owner: dict[tu
         if time.monotonic() > deadline:
             raise SystemExit(f"the rule groups did not evaluate within {args.rules_timeout:g} s: {seen}")
         time.sleep(5)
-    durations = rule_durations(url)
-    figures["rule_groups"] = {g["name"]: {"interval": g["interval"], "rules": len(g["rules"]),
-                                          "last_duration_seconds": durations.get(g["name"])} for g in groups}
-    figures["rules_queries"] = {}
+    durations, written = rule_metric(url), rule_metric(url, "prometheus_rule_group_last_evaluation_samples")
+    for key, (groups, _) in sets.items():
+        figures[GROUPS_KEY[key]] = {g["name"]: {"interval": g["interval"], "rules": len(g["rules"]),
+                                                "last_duration_seconds": durations.get(g["name"]),
+                                                "samples_written": written.get(g["name"])} for g in groups}
+    for key in sets:
+        figures[f"{key}_queries"] = {}
     for slo in policy.spec.slos:
         if not recordable(slo):
             continue
-        promql = recorded_query("production", slo)
-        runs = [query(url, promql) for _ in range(args.repeat)]
-        recorded = read_recorded(slo, runs[-1][1])
-        entry: dict[str, Any] = {"seconds": statistics.median(r[0] for r in runs), "usable": recorded.usable,
-                                 "series_returned": len(runs[-1][1]), "why_not": recorded.why}
-        samples = [dict(x) for x in recorded.samples]
+        runs: dict[str, list[tuple[float, list[dict[str, Any]]]]] = {key: [] for key in sets}
+        for _ in range(args.repeat):  # the rule sets in turns, so both see the same Prometheus
+            for key, (_, slo_queries) in sets.items():
+                runs[key].append(query(url, slo_queries[slo.name]))
+        period_answer: list[dict[str, Any]] = []
+        period_seconds = 0.0
         if slo.has_budget:
-            period_promql = sli_query(slo, windows=[slo.period])
-            period_runs = [query(url, period_promql) for _ in range(args.repeat)]
-            entry["period_direct_seconds"] = statistics.median(r[0] for r in period_runs)
-            samples = [x for x in samples if x["metric"].get("slo_window") != slo.period] + period_runs[-1][1]
-        measured = read_sli(slo, samples, lambda ns, pod: owner.get((ns, pod)))
-        entry.update(deployments_measured=len(measured.values), **differences(direct[slo.name], measured))
-        figures["rules_queries"][slo.name] = entry
+            period_runs = [query(url, sli_query(slo, windows=[slo.period])) for _ in range(args.repeat)]
+            period_seconds, period_answer = statistics.median(r[0] for r in period_runs), period_runs[-1][1]
+        for key in sets:
+            recorded = read_recorded(slo, runs[key][-1][1])
+            entry: dict[str, Any] = {"seconds": statistics.median(r[0] for r in runs[key]), "usable": recorded.usable,
+                                     "series_returned": len(runs[key][-1][1]), "why_not": recorded.why}
+            samples = [dict(x) for x in recorded.samples]
+            if slo.has_budget:
+                entry["period_direct_seconds"] = period_seconds
+                samples = [x for x in samples if x["metric"].get("slo_window") != slo.period] + period_answer
+            measured = read_sli(slo, samples, owner_of)
+            entry.update(deployments_measured=len(measured.values), **differences(direct[slo.name], measured))
+            figures[f"{key}_queries"][slo.name] = entry
 
 
 def main() -> int:
@@ -215,13 +269,20 @@ def main() -> int:
     parser.add_argument("--period-step", default="1m", help="the period's tiles (default 1m; the CLI's is 5m)")
     parser.add_argument("--rules-timeout", type=float, default=1800, help="seconds to wait for the rules' first evaluation")
     parser.add_argument("--no-rules", dest="rules", action="store_false", help="time the direct queries only")
+    parser.add_argument("--baseline", metavar="REV", help="also load and read the recording rules of this git revision")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     collector = Synthetic(args.deployments, args.pods)
     port = serve(collector)
     policy = ReadinessPolicy.model_validate(yaml.safe_load((ROOT / "examples/policies/production.yaml").read_text()))
-    owner = {(ns, pod): pod.split("-", 1)[0] for ns, pod in collector.pods}
+    # As the operator's pod lookup (kube/view.py owner_of_pod): a pod's ReplicaSet from its name, the
+    # ReplicaSet's Deployment from an index; a ReplicaSet is looked up as `<replicaset>-<suffix>`.
+    replicasets = {(ns, pod.rsplit("-", 1)[0]): pod.split("-", 1)[0] for ns, pod in collector.pods}
+
+    def owner_of(namespace: str, pod: str) -> str | None:
+        return replicasets.get((namespace, pod.rsplit("-", 1)[0]))
+
     direct: dict[str, Measured] = {}
     figures: dict[str, Any] = {"deployments": args.deployments, "pods": len(collector.pods),
                                "series": len(collector.pods) * (2 + len(BUCKETS) + 2), "queries": {}}
@@ -246,24 +307,30 @@ def main() -> int:
                 runs = [query(url, promql) for _ in range(args.repeat)]
                 answer = runs[-1][1]
                 started = time.perf_counter()
-                measured = direct[slo.name] = read_sli(slo, answer, lambda ns, pod: owner.get((ns, pod)))
+                measured = direct[slo.name] = read_sli(slo, answer, owner_of)
                 figures["queries"][slo.name] = {
                     "seconds": statistics.median(r[0] for r in runs), "series_returned": len(answer),
                     "deployments_measured": len(measured.values), "operator_seconds": time.perf_counter() - started,
                 }
             if args.rules:
-                measure_rules(url, state, policy, owner, direct, args, figures)
+                measure_rules(url, state, policy, owner_of, direct, args, figures)
         finally:
             prometheus_sh(state, "down")
     total = sum(q["seconds"] for q in figures["queries"].values())
     figures["interval_seconds"] = total
     figures["interval_vs_floor"] = total / figures["floor_seconds"] if figures["floor_seconds"] else None
     if args.rules:
-        covered = sum(q["seconds"] for q in figures["rules_queries"].values())
-        first = covered + sum(q.get("period_direct_seconds", 0.0) for q in figures["rules_queries"].values())
-        figures["rules_interval_seconds"], figures["rules_first_period_interval_seconds"] = covered, first
-        figures["direct_vs_rules"] = total / covered if covered else None
-        figures["direct_vs_rules_first_period"] = total / first if first else None
+        for key in ("rules", "baseline_rules"):
+            if f"{key}_queries" not in figures:
+                continue
+            entries = figures[f"{key}_queries"].values()
+            covered = sum(q["seconds"] for q in entries)
+            first = covered + sum(q.get("period_direct_seconds", 0.0) for q in entries)
+            figures[f"{key}_interval_seconds"], figures[f"{key}_first_period_interval_seconds"] = covered, first
+            figures[f"direct_vs_{key}"] = total / covered if covered else None
+            figures[f"direct_vs_{key}_first_period"] = total / first if first else None
+        if "baseline_rules_interval_seconds" in figures and figures["rules_interval_seconds"]:
+            figures["baseline_vs_rules"] = figures["baseline_rules_interval_seconds"] / figures["rules_interval_seconds"]
     figures["load"] = os.getloadavg()
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -277,18 +344,25 @@ def main() -> int:
     print(f"one interval: {total * 1000:.0f} ms = {figures['interval_vs_floor']:.1f}x the floor")
     if not args.rules:
         return 0
-    print(f"with the recording rules (windows every {args.rule_interval}, period tiles of {args.period_step}):")
-    for name, q in figures["rules_queries"].items():
-        period = f"  + period directly {q['period_direct_seconds'] * 1000:.0f} ms" if "period_direct_seconds" in q else ""
-        print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  usable={q['usable']}"
-              f"{period}  same Deployments={q['same_deployments']}  max |value diff| {q['max_value_difference']:.2g}"
-              f"  max |burn diff| {q['max_burn_rate_difference']:.2g}")
-    print(f"one interval: {figures['rules_interval_seconds'] * 1000:.0f} ms (direct / rules = "
-          f"{figures['direct_vs_rules']:.1f}x); until the tiles cover the period: "
-          f"{figures['rules_first_period_interval_seconds'] * 1000:.0f} ms ({figures['direct_vs_rules_first_period']:.1f}x)")
-    for name, g in figures["rule_groups"].items():
-        print(f"  rule group {name}: {g['rules']} rules every {g['interval']}, last evaluation took "
-              f"{g['last_duration_seconds']:.2f} s (prometheus_rule_group_last_duration_seconds)")
+    for key, what in (("baseline_rules", f"the recording rules of {figures.get('baseline')} (per pod)"),
+                      ("rules", "the recording rules (per ReplicaSet)")):
+        if f"{key}_queries" not in figures:
+            continue
+        print(f"with {what}, windows every {args.rule_interval}, period tiles of {args.period_step}:")
+        for name, q in figures[f"{key}_queries"].items():
+            period = f"  + period directly {q['period_direct_seconds'] * 1000:.0f} ms" if "period_direct_seconds" in q else ""
+            print(f"  slo:{name:<12} {q['seconds'] * 1000:8.0f} ms  {q['series_returned']:7d} series  usable={q['usable']}"
+                  f"{period}  same Deployments={q['same_deployments']}  max |value diff| {q['max_value_difference']:.2g}"
+                  f"  max |burn diff| {q['max_burn_rate_difference']:.2g}")
+        print(f"  one interval: {figures[f'{key}_interval_seconds'] * 1000:.0f} ms (direct / rules = "
+              f"{figures[f'direct_vs_{key}']:.2f}x); until the tiles cover the period: "
+              f"{figures[f'{key}_first_period_interval_seconds'] * 1000:.0f} ms "
+              f"({figures[f'direct_vs_{key}_first_period']:.2f}x)")
+        for name, g in figures[GROUPS_KEY[key]].items():
+            print(f"  rule group {name}: {g['rules']} rules every {g['interval']}, last evaluation took "
+                  f"{g['last_duration_seconds']:.2f} s and wrote {g['samples_written']:.0f} samples")
+    if "baseline_vs_rules" in figures:
+        print(f"per pod / per ReplicaSet, one interval's reads: {figures['baseline_vs_rules']:.2f}x")
     return 0
 
 

@@ -4,6 +4,9 @@ policies at once, one from the recorded series (`rules-recorded`) and one withou
 today's direct queries). Their status values are equal; the period is read directly until the rules'
 tiles cover it, then from the tiles.
 
+The rules sum the counts per ReplicaSet (five pods, three series); a pod whose name does not say its
+ReplicaSet stays per pod and both policies resolve it with kube_pod_owner, served next to the counters.
+
 Tolerance: every pod serves a constant error share, so the ratios do not move between a rule
 evaluation and the direct query up to one evaluation interval (2 s) later. What is left: the period
 summed from two tiles extrapolates across their boundary where the direct `increase` sees the real
@@ -36,6 +39,10 @@ NS = "e2e-slo-rules"
 # Deployment -> (pods, requests per second per pod, error share): breaching at page level and just
 # over budget (both listed in status.slos[].worst, with their values), and one within it.
 TRAFFIC = {"burning": (1, 10.0, 0.3), "warm": (2, 20.0, 0.02), "steady": (2, 20.0, 0.005)}
+# One more pod of `warm` whose name does not say its ReplicaSet (as for a cut name): the rules keep it per
+# pod, and both policies resolve it by kube_pod_owner. With it, warm's error share is 1.6 / 60.
+ODD_POD, ODD_TRAFFIC = "warm-named-otherwise", (20.0, 0.04)
+WARM_GOOD_SHARE = 1 - (2 * 20.0 * 0.02 + 20.0 * 0.04) / 60.0
 SLO = {"name": "availability", "objective": 99, "period": "1m", "interval": "2s",
        "sli": {"ratio": {"bad": 'http_requests_total{code=~"5.."}', "total": "http_requests_total"}},
        "burnRates": [{"severity": "page", "longWindow": "30s", "shortWindow": "10s", "factor": 14.4}]}
@@ -47,10 +54,11 @@ def policy(name: str) -> dict[str, Any]:
 
 
 class Counters:
-    """http_requests_total of every pod, growing at a constant rate from the start (no `deployment` label)."""
+    """http_requests_total of every pod, growing at a constant rate from the start (no `deployment` label),
+    and kube_pod_owner (as kube-state-metrics serves it) for the pods in `owners`."""
 
-    def __init__(self, pods: dict[str, tuple[float, float]]) -> None:
-        self.pods, self.started = pods, time.monotonic()
+    def __init__(self, pods: dict[str, tuple[float, float]], owners: dict[str, str]) -> None:
+        self.pods, self.owners, self.started = pods, owners, time.monotonic()
 
     def exposition(self) -> bytes:
         seconds = time.monotonic() - self.started
@@ -59,6 +67,9 @@ class Counters:
             labels = f'namespace="{NS}",pod="{pod}",container="app"'
             lines += [f'http_requests_total{{{labels},code="200"}} {1000 + rps * seconds * (1 - errors):.6f}',
                       f'http_requests_total{{{labels},code="500"}} {1000 * errors / (1 - errors) + rps * seconds * errors:.6f}']
+        lines.append("# TYPE kube_pod_owner gauge")
+        lines += [f'kube_pod_owner{{namespace="{NS}",pod="{pod}",owner_kind="ReplicaSet",owner_name="{rs}",'
+                  f'owner_is_controller="true"}} 1' for pod, rs in self.owners.items()]
         return ("\n".join(lines) + "\n").encode()
 
 
@@ -86,7 +97,9 @@ def replicaset(cluster: Cluster, app: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def judged(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, OperatorProcess]]:
+def judged(
+    crds: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Prometheus, OperatorProcess, dict[str, str]]]:
     state = tmp_path_factory.mktemp("slo-rules")
     crds.kubectl("create", "namespace", NS)
     for app in TRAFFIC:  # no pods needed: the operator maps pod names to Deployments by their ReplicaSets
@@ -96,8 +109,9 @@ def judged(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                      "template": {"metadata": {"labels": {"app": app}},
                                   "spec": {"containers": [{"name": "app", "image": "app:1.0"}]}}}}))
     names = eventually(lambda: {app: replicaset(crds, app) for app in TRAFFIC}, timeout=60, what="ReplicaSets")
-    counters = Counters({f"{names[app]}-{['abcde', 'fghij'][i]}": (rps, errors)
-                         for app, (pods, rps, errors) in TRAFFIC.items() for i in range(pods)})
+    counters = Counters({**{f"{names[app]}-{['abcde', 'fghij'][i]}": (rps, errors)
+                            for app, (pods, rps, errors) in TRAFFIC.items() for i in range(pods)},
+                         ODD_POD: ODD_TRAFFIC}, owners={ODD_POD: names["warm"]})
     server = serve(counters)
     recorded = state / "rules-recorded.yaml"
     recorded.write_text(yaml.safe_dump(policy("rules-recorded")))
@@ -111,7 +125,7 @@ def judged(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                                  env={"READINESS_PROMETHEUS_URL": prom.url}).start()
             crds.apply(yaml.safe_dump_all([policy("rules-recorded"), policy("rules-direct")]))
             try:
-                yield prom, op
+                yield prom, op, names
             finally:
                 crds.kubectl("delete", "rp", "rules-recorded", "rules-direct", "--ignore-not-found", "--wait=false")
                 op.stop()
@@ -145,23 +159,27 @@ def same_values(cluster: Cluster, source: str) -> bool:
         assert set(mine["burnRates"]) == set(theirs["burnRates"]) == {"10s", "30s", "1m"}
         for window, burn in mine["burnRates"].items():
             assert burn == pytest.approx(theirs["burnRates"][window], rel=1e-4, abs=2e-3), (window, mine, theirs)
-    burning = recorded["worst"][0]
+    burning, warm = recorded["worst"]
     assert burning["value"] == pytest.approx(0.7, abs=1e-4) and burning["firing"] == "budget-exhausted, page 30s/10s"
+    assert warm["value"] == pytest.approx(WARM_GOOD_SHARE, abs=1e-4)  # its odd pod counted, by kube_pod_owner
     return True
 
 
-def test_recorded_series_exist_for_every_pod(judged: tuple[Prometheus, OperatorProcess]) -> None:
-    prom, _ = judged
+def test_recorded_series_are_one_per_replicaset_and_one_per_pod_named_otherwise(
+    judged: tuple[Prometheus, OperatorProcess, dict[str, str]],
+) -> None:
+    prom, _, names = judged
 
-    def pods_recorded() -> int:
-        answer = prom.query('count(readiness:slo_events:increase10s{policy="rules-recorded", slo_part="total"})')
-        return int(float(answer["data"]["result"][0]["value"][1])) if answer["data"]["result"] else 0
+    def recorded() -> set[tuple[str, str]]:
+        answer = prom.query('readiness:slo_events:increase10s{policy="rules-recorded", slo_part="total"}')
+        return {(s["metric"].get("replicaset", ""), s["metric"].get("pod", "")) for s in answer["data"]["result"]}
 
-    assert eventually(lambda: pods_recorded() == 5, timeout=30, what="five pods recorded")
+    want = {(rs, "") for rs in names.values()} | {("", ODD_POD)}  # five pods named after their ReplicaSets
+    assert eventually(lambda: recorded() == want, timeout=30, what="three ReplicaSets and one pod recorded")
 
 
 def test_recorded_values_equal_the_direct_ones_while_the_period_is_read_directly_and_after(
-    judged: tuple[Prometheus, OperatorProcess], crds: Cluster
+    judged: tuple[Prometheus, OperatorProcess, dict[str, str]], crds: Cluster
 ) -> None:
     # The tiles of 30 s cover the 1-minute period after two evaluations of their group: until then
     # the period comes from a direct query, the windows from the rules.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import shutil
 import subprocess
 from contextlib import redirect_stdout
@@ -18,7 +19,16 @@ import yaml
 from readiness_operator.cli import main
 from readiness_operator.model import ReadinessPolicy
 from readiness_operator.model.slo import Slo
-from readiness_operator.slo.rules import EVENTS, INFO, TILES, definition, recorded_query, rule_groups
+from readiness_operator.slo.rules import (
+    EVENTS,
+    INFO,
+    POD_OF_REPLICASET,
+    TILES,
+    by_replicaset,
+    definition,
+    recorded_query,
+    rule_groups,
+)
 from readiness_operator.slo.sli import sli_query
 from readiness_operator.slo.store import SloStore
 
@@ -56,12 +66,15 @@ def test_objective_rules_record_every_window_and_tile_the_period() -> None:
     recorded = {(r["record"], r["labels"].get("slo_part")): r for r in windows["rules"]}
     assert set(recorded) == {(f"{EVENTS}{w}", p) for w in ("1m", "5m") for p in ("total", "bad")} | {(INFO, None)}
     bad_5m = recorded[(f"{EVENTS}5m", "bad")]
-    assert bad_5m["expr"] == 'sum by (namespace, pod) (increase(http_requests_total{code=~"5.."}[5m]))'
+    assert bad_5m["expr"] == (
+        'sum by (namespace, replicaset) (label_replace(sum by (namespace, pod) (increase(http_requests_total{'
+        'pod=~"(.{1,56})-[^-]{5}", code=~"5.."}[5m])), "replicaset", "$1", "pod", "(.{1,56})-[^-]{5}")) '
+        'or sum by (namespace, pod) (increase(http_requests_total{pod!~"(.{1,56})-[^-]{5}", code=~"5.."}[5m]))')
     assert bad_5m["labels"] == {**ids, "slo_window": "5m", "slo_part": "bad"}
     assert windows["rules"][-1] == {"record": INFO, "expr": "time()",
                                     "labels": {**ids, "rules": "windows", "interval": "15"}}
     tiles, summed, info = period["rules"][0], period["rules"][2], period["rules"][-1]
-    assert tiles["record"] == f"{TILES}5m" and "[5m]" in tiles["expr"]
+    assert tiles["record"] == f"{TILES}5m" and tiles["expr"] == by_replicaset("increase", "http_requests_total", "5m")
     assert summed["record"] == f"{EVENTS}1h" and summed["labels"] == {"slo_window": "1h"}
     assert summed["expr"].startswith(f'sum_over_time({TILES}5m{{policy="p", slo="availability"')
     assert summed["expr"].endswith("[3599999ms])")
@@ -71,7 +84,7 @@ def test_objective_rules_record_every_window_and_tile_the_period() -> None:
 def test_a_period_that_is_no_multiple_of_the_step_is_recorded_from_raw_series() -> None:
     _, period = rule_groups("p", [SLO], period_step="7m")
     assert all(TILES not in r["record"] for r in period["rules"])
-    assert "increase(http_requests_total[1h])" in period["rules"][0]["expr"]
+    assert period["rules"][0]["expr"] == by_replicaset("increase", "http_requests_total", "1h")
     assert period["rules"][-1]["labels"]["source"] == "raw"
 
 
@@ -83,6 +96,84 @@ def test_windows_shorter_than_the_interval_and_unrecordable_slos() -> None:
     gauge = Slo.model_validate({"name": "memory", "comparison": "<", "threshold": 5e8,
                                 "sli": {"gauge": {"selector": "container_memory_working_set_bytes"}}})
     assert rule_groups("p", [gauge]) == []
+
+
+def test_quantile_buckets_are_summed_per_replicaset_by_le() -> None:
+    p99 = Slo.model_validate({"name": "latency", "comparison": "<", "threshold": 0.3, "window": "5m",
+                              "sli": {"latency": {"bucket": "http_request_duration_seconds_bucket", "quantile": 0.99}}})
+    [windows] = rule_groups("p", [p99])
+    expr = windows["rules"][0]["expr"]
+    assert expr == by_replicaset("rate", "http_request_duration_seconds_bucket", "5m", le=True)
+    assert expr.startswith("sum by (namespace, replicaset, le) (label_replace(sum by (namespace, pod, le) (rate(")
+    assert " or sum by (namespace, pod, le) (rate(" in expr
+
+
+@pytest.mark.parametrize(("pod", "replicaset"), [
+    ("checkout-6d4b9c7f5-abcde", "checkout-6d4b9c7f5"),
+    ("a-b", None),  # a suffix of other than 5 characters: not a ReplicaSet's pod name, kept per pod
+    ("web-0", None),  # a StatefulSet's pod
+    ("x" * 56 + "-abcde", "x" * 56),  # 62 characters: never cut
+    ("x" * 57 + "-abcde", None),  # 63: maybe cut (a ReplicaSet name of 58+ loses its end), kept per pod
+    ("x" * 58 + "abcde", None),  # cut: the ReplicaSet's name is not in it, kube_pod_owner resolves it
+])
+def test_pods_named_after_their_replicaset_are_summed_by_it_others_kept_per_pod(pod: str, replicaset: str | None) -> None:
+    """The rules' regex (RE2 and Python agree on this one) gives what the operator's pod lookup
+    (rsplit at the last "-") gives, and only for names the API server did not cut."""
+    found = re.fullmatch(POD_OF_REPLICASET, pod)
+    assert (found.group(1) if found else None) == replicaset
+    if replicaset is not None:
+        assert replicaset == pod.rsplit("-", 1)[0]
+
+
+# Pods of two ReplicaSets of `web` (a rollout) and one named otherwise, 60 requests a minute each
+# (6 of them errors for abcde): fghij goes away at 7m, klmno's counter resets at 6m, pqrst starts at 8m.
+CHURN = {"web-6d4b9c7f5-abcde": "0+60x20", "web-6d4b9c7f5-fghij": "0+60x7",
+         "web-7f8c9d6b4-klmno": "0+60x5 0+60x14", "web-7f8c9d6b4-pqrst": "_x8 0+60x12", "web-canary": "0+30x20"}
+# The direct query's answer summed per ReplicaSet, as the operator sums it (the name less its last "-" part).
+DIRECT = ('sum by (namespace, replicaset) (label_replace(sum by (namespace, pod) (increase({selector}[{window}])), '
+          '"replicaset", "$1", "pod", "(.+)-[^-]+"))')
+
+
+def test_per_replicaset_rules_equal_the_per_pod_counts_summed_through_churn_and_resets(tmp_path: Path) -> None:
+    """Prometheus's own rule evaluation (`promtool test rules`): at each time the recorded series per
+    ReplicaSet are the per-pod direct counts summed, through pods going, starting and resetting, and
+    the pod named otherwise is recorded on its own."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is needed (hack/setup.sh installs Debian's prometheus package)"
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": rule_groups("p", [SLO], interval="1m")}))
+    series = [{"series": f'http_requests_total{{namespace="shop", pod="{pod}", code="200"}}', "values": values}
+              for pod, values in CHURN.items()]
+    series.append({"series": 'http_requests_total{namespace="shop", pod="web-6d4b9c7f5-abcde", code="500"}',
+                   "values": "0+6x20"})
+    checks = []
+    for window, part, selector in (("5m", "total", "http_requests_total"), ("1m", "total", "http_requests_total"),
+                                   ("5m", "bad", 'http_requests_total{code=~"5.."}')):
+        recorded = f'{EVENTS}{window}{{slo_part="{part}"'
+        replicasets = ["web-6d4b9c7f5"] if part == "bad" else ["web-6d4b9c7f5", "web-7f8c9d6b4"]
+        for minute in (3, 6, 7, 9, 12, 14, 20):
+            checks.append({"expr": f'sum by (namespace, replicaset) ({recorded}, replicaset!=""}}) '
+                                   f"- on (namespace, replicaset) {DIRECT.format(selector=selector, window=window)}",
+                           "eval_time": f"{minute}m",
+                           "exp_samples": [{"labels": f'{{namespace="shop", replicaset="{rs}"}}', "value": 0}
+                                           for rs in replicasets]})
+        pods = [f'{{replicaset="{rs}"}}' for rs in replicasets] + ([] if part == "bad" else ['{pod="web-canary"}'])
+        checks.append({"expr": f"count by (replicaset, pod) ({recorded}}})", "eval_time": "10m",
+                       "exp_samples": [{"labels": labels, "value": 1} for labels in pods]})
+    checks.append({"expr": f'{EVENTS}5m{{slo_part="total", pod="web-canary"}} - on (namespace, pod) '
+                           'increase(http_requests_total{pod="web-canary"}[5m])', "eval_time": "10m",
+                   "exp_samples": [{"labels": '{namespace="shop", pod="web-canary"}', "value": 0}]})
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump({
+        "rule_files": ["rules.yaml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}))
+    result = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rules_of_the_per_pod_release_are_not_read() -> None:
+    """Rules printed before the counts were grouped per ReplicaSet carry another definition (this
+    SLO's was 1931ff4aa3d2), so an operator reading per-ReplicaSet series never reads per-pod ones."""
+    assert definition(SLO) != "1931ff4aa3d2"
+    assert f'definition="{definition(SLO)}"' in recorded_query("p", SLO)
 
 
 def test_the_definition_follows_what_is_measured_not_how_it_is_judged() -> None:
@@ -122,6 +213,13 @@ def pod_counts(pod: str, prefix: str = "") -> list[dict[str, Any]]:
             for w, (total, bad) in counts.items() for part, n in (("total", total), ("bad", bad))]
 
 
+def replicaset_counts(replicaset: str, pods: int, prefix: str = EVENTS) -> list[dict[str, Any]]:
+    """What the rules record for a ReplicaSet of `pods` pods like pod_counts's: their counts summed."""
+    return [sample(float(s["value"][1]) * pods, **{**{k: v for k, v in s["metric"].items() if k != "pod"},
+                                                   "replicaset": replicaset})
+            for s in pod_counts(f"{replicaset}-abcde", prefix)]
+
+
 def signs(age: float = 3, tiles: int = 12) -> list[dict[str, Any]]:
     """The rules' signs: the windows every 15 s, the period in 5-minute tiles, written `age` s ago."""
     ids = {"policy": "p", "slo": "availability", "definition": definition(SLO)}
@@ -155,7 +253,7 @@ def measure(recorded: list[dict[str, Any]]) -> tuple[Any, list[str], str]:
 
 
 def test_recorded_series_give_the_same_budget_as_the_direct_query_in_one_query() -> None:
-    via_rules, asked, message = measure(pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) + signs())
+    via_rules, asked, message = measure(replicaset_counts("checkout-6d4b9c7f5", 1) + signs())
     direct, direct_asked, direct_message = measure([])
     assert asked == [recorded_query("p", SLO)] and "availability: from recording rules" in message
     assert direct_asked == [recorded_query("p", SLO), sli_query(SLO)] and "availability: direct query" in direct_message
@@ -164,9 +262,49 @@ def test_recorded_series_give_the_same_budget_as_the_direct_query_in_one_query()
     assert via_rules.budget.burn_rates == direct.budget.burn_rates and via_rules.budget.level == "page"
 
 
+def test_per_replicaset_series_give_what_the_per_pod_answer_gives() -> None:
+    """Two ReplicaSets of one Deployment (a rollout), the old one's two pods summed into one series,
+    and a pod whose cut name says no ReplicaSet, kept per pod: the same budget as the direct query's
+    five pods."""
+    cut = "checkout-" + "x" * 54  # 63 characters, resolved by by_name like a kube_pod_owner answer
+    pods = ["checkout-6d4b9c7f5-abcde", "checkout-6d4b9c7f5-fghij", "checkout-7f8c9d6b4-klmno", cut]
+    direct = [s for pod in pods for s in pod_counts(pod)]
+    recorded = (replicaset_counts("checkout-6d4b9c7f5", 2) + replicaset_counts("checkout-7f8c9d6b4", 1)
+                + pod_counts(cut, EVENTS) + replicaset_counts("other-5c6d7e8f9", 3))  # not checkout's
+
+    def checkout(_namespace: str, pod: str) -> str | None:
+        return "checkout" if pod.rsplit("-", 1)[0] in ("checkout-6d4b9c7f5", "checkout-7f8c9d6b4") or pod == cut else None
+
+    via_rules, asked, message = measure_with(recorded + signs(), direct, checkout)
+    via_pods, _, direct_message = measure_with([], direct, checkout)
+    assert asked == [recorded_query("p", SLO)] and "availability: from recording rules" in message
+    assert "availability: direct query" in direct_message
+    assert via_rules.value == via_pods.value == pytest.approx(0.99)
+    assert via_rules.budget is not None and via_pods.budget is not None
+    assert via_rules.budget.burn_rates == via_pods.budget.burn_rates
+    assert via_rules.budget.budget_remaining == pytest.approx(via_pods.budget.budget_remaining)
+
+
+def measure_with(recorded: list[dict[str, Any]], direct: list[dict[str, Any]], owner_of: Any) -> tuple[Any, list[str], str]:
+    asked: list[str] = []
+
+    async def query(promql: str) -> list[dict[str, Any]]:
+        asked.append(promql)
+        if promql == recorded_query("p", SLO):
+            return recorded
+        assert promql == sli_query(SLO), promql
+        return direct
+
+    store = SloStore()
+    asyncio.run(store.refresh("p", [SLO], query, NOW, owner_of=owner_of))
+    condition = store.condition("p", [SLO])
+    assert condition is not None
+    return store.measurements("p", ("shop", "checkout"))["availability"], asked, condition.message
+
+
 def test_the_period_is_read_directly_until_the_tiles_cover_it() -> None:
-    partial = [s for s in pod_counts("checkout-6d4b9c7f5-abcde", EVENTS) if s["metric"]["slo_window"] != "1h"]
-    partial += [sample(1.0, __name__=f"{EVENTS}1h", namespace="shop", pod="checkout-6d4b9c7f5-abcde",
+    partial = [s for s in replicaset_counts("checkout-6d4b9c7f5", 1) if s["metric"]["slo_window"] != "1h"]
+    partial += [sample(1.0, __name__=f"{EVENTS}1h", namespace="shop", replicaset="checkout-6d4b9c7f5",
                        slo_window="1h", slo_part="total")]  # what 10 minutes of tiles add up to: not read
     got, asked, message = measure(partial + signs(tiles=2))
     assert asked == [recorded_query("p", SLO), sli_query(SLO, windows=["1h"])]

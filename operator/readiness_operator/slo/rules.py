@@ -2,19 +2,30 @@
 
 Without rules, every interval sends `sli_query` (slo/sli.py): `increase(...[window])` over the raw
 per-pod series for every window, a 30-day one included. With these rules Prometheus keeps the same
-per-pod counts precomputed, and one instant query per SLO reads them for every Deployment at once.
+counts precomputed **per ReplicaSet**, and one instant query per SLO reads them for every Deployment
+at once (the operator maps each ReplicaSet to its Deployment, as it maps pods).
+
+Per ReplicaSet: the per-pod counts of the direct query (`sum by (namespace, pod) (increase(...))`),
+then summed by the ReplicaSet the pod's name gives (`<replicaset>-<5 characters>`, see `by_replicaset`):
+label `replicaset`, no `pod`. A pod named otherwise (generated names cut at 63 characters, pods of
+other owners) keeps its `pod` label and no `replicaset`, so the operator still resolves it (e.g. by
+kube_pod_owner). Summing per-pod increases is exact: each pod's counter resets are handled on its own
+series first, and a pod that came or went within the window adds what it counted while it ran, as
+in the direct answer summed per Deployment by the operator. (The increase of a sum of counters
+would not be: a pod that goes away drops the sum, which reads as a counter reset.)
 
 Per SLO (`ratio` and `latency` SLIs; a `gauge` is an instant read already, a PromQL `query` is the
-user's own), labelled `policy`, `slo`, `definition` (a hash of what is measured, so rules generated
-from an older version of the SLO are never read) and, like the direct query's answer, `slo_window`,
-`slo_part` (total, good or bad), `namespace`, `pod`:
+user's own), labelled `policy`, `slo`, `definition` (a hash of what is measured and how it is grouped,
+so rules generated from an older version of the SLO, or by the per-pod rules of earlier releases, are
+never read) and, like the direct query's answer, `slo_window`, `slo_part` (total, good or bad),
+`namespace` and `replicaset` (or `pod`):
 
 - group `readiness-slo-<policy>`, every `interval`:
-  `readiness:slo_events:increase<W>` = `sum by (namespace, pod) (increase(<selector>[W]))` for every
-  burn-rate window W (or the threshold form's `window`); a quantile SLI records
-  `readiness:slo_buckets:rate<W>` by `le` instead. The same expression as the direct query: exact,
-  up to one `interval` of lag. Last, `readiness:slo_rules_info{rules="windows"}` = the evaluation time
-  (label `interval`: the operator's sign that the group runs, and how fresh it is).
+  `readiness:slo_events:increase<W>` = the counts over W, per ReplicaSet, for every burn-rate window W
+  (or the threshold form's `window`); a quantile SLI records `readiness:slo_buckets:rate<W>` by `le`
+  instead. The direct query's expression, summed: exact, up to one `interval` of lag. Last,
+  `readiness:slo_rules_info{rules="windows"}` = the evaluation time (label `interval`: the operator's
+  sign that the group runs, and how fresh it is).
 - group `readiness-slo-<policy>-period`, every `period_step` (objective form only):
   `readiness:slo_event_tiles:increase<step>`: the counts per step, back to back; the period's
   `readiness:slo_events:increase<period>` is their `sum_over_time` over the period, so each
@@ -37,11 +48,11 @@ from typing import Any
 
 from readiness_operator.model.slo import Slo, duration_seconds
 
-from .sli import _GROUP, PART_LABEL, WINDOW_LABEL, _parts, _regex_union, windows_of, with_matcher
+from .sli import _GROUP, PART_LABEL, REPLICASET_LABEL, WINDOW_LABEL, _parts, _regex_union, windows_of, with_matcher
 
 __all__ = [
-    "EVENTS", "INFO", "TILES", "Recorded", "definition", "read_recorded", "recordable", "recorded_query",
-    "rule_groups",
+    "EVENTS", "GROUPING", "INFO", "POD_OF_REPLICASET", "TILES", "Recorded", "by_replicaset", "definition",
+    "read_recorded", "recordable", "recorded_query", "rule_groups",
 ]
 
 EVENTS = "readiness:slo_events:increase"  # + window
@@ -59,6 +70,12 @@ MAX_INTERVAL_SECONDS = 240
 #: group evaluated every few minutes is never out of sight), so its step may be longer.
 PERIOD_LOOKBACK_SECONDS = 7200
 MAX_PERIOD_STEP_SECONDS = 3600
+#: A pod name that says its ReplicaSet: `<replicaset>-<5 characters>`, 62 characters at most (the API
+#: server cuts generated names at 63, which may drop the end of the ReplicaSet's name). Anchored by
+#: label_replace. The group `$1` is what `rsplit("-", 1)[0]` gives, as the operator's pod lookup does.
+POD_OF_REPLICASET = "(.{1,56})-[^-]{5}"
+#: How the recorded counts are grouped; part of the `definition`, so rules grouped otherwise are not read.
+GROUPING = f"namespace, {REPLICASET_LABEL} | pod"
 
 
 def recordable(slo: Slo) -> bool:
@@ -72,7 +89,8 @@ def definition(slo: Slo, namespaces: Iterable[str] = ()) -> str:
     until its rules are regenerated)."""
     assert slo.sli is not None
     text = json.dumps({"sli": slo.sli.model_dump(mode="json", by_alias=True, exclude_none=True),
-                       "windows": windows_of(slo), "namespaces": sorted(set(namespaces))}, sort_keys=True)
+                       "windows": windows_of(slo), "namespaces": sorted(set(namespaces)), "grouping": GROUPING},
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -88,6 +106,22 @@ def just_under(window: str) -> str:
     include both ends (Prometheus 3 excludes the start), so `[1h]` over tiles every 5m may hold 13; the
     range `[3599999ms]` holds 12 in both."""
     return f"{round(duration_seconds(window) * 1000) - 1}ms"
+
+
+def by_replicaset(function: str, selector: str, window: str, *, le: bool = False) -> str:
+    """`function(selector[window])` (increase or rate) summed per pod, then per ReplicaSet for pods
+    named after theirs (`POD_OF_REPLICASET`: label `replicaset`, no `pod`), or with the other pods
+    kept per pod (`pod`, no `replicaset`; series without a pod label too, as in the direct answer).
+    Two selections, not one relabelled: dropping `pod` with label_replace would give series with the
+    same labels, which Prometheus refuses. The per-pod sum first keeps only `namespace` and `pod` (and
+    `le`), so a `replicaset` label of the scrape's own never mixes in."""
+    extra = ", le" if le else ""
+    named = with_matcher(selector, f'pod=~"{POD_OF_REPLICASET}"')
+    other = with_matcher(selector, f'pod!~"{POD_OF_REPLICASET}"')
+    per_pod = f"sum by ({_GROUP}{extra}) ({function}({named}[{window}]))"
+    return (f"sum by (namespace, {REPLICASET_LABEL}{extra}) "
+            f'(label_replace({per_pod}, "{REPLICASET_LABEL}", "$1", "pod", "{POD_OF_REPLICASET}")) '
+            f"or sum by ({_GROUP}{extra}) ({function}({other}[{window}]))")
 
 
 def _selector(labels: Mapping[str, str]) -> str:
@@ -131,13 +165,13 @@ def rule_groups(
             for window in short:
                 windows_rules.append({
                     "record": f"{BUCKETS}{window}",
-                    "expr": f"sum by ({_GROUP}, le) (rate({narrowed(slo.sli.latency.bucket)}[{window}]))",
+                    "expr": by_replicaset("rate", narrowed(slo.sli.latency.bucket), window, le=True),
                     "labels": {**ids, WINDOW_LABEL: window}})
         else:
             for window in short:
                 for part, sel in _parts(slo).items():
                     windows_rules.append({
-                        "record": f"{EVENTS}{window}", "expr": f"sum by ({_GROUP}) (increase({narrowed(sel)}[{window}]))",
+                        "record": f"{EVENTS}{window}", "expr": by_replicaset("increase", narrowed(sel), window),
                         "labels": {**ids, WINDOW_LABEL: window, PART_LABEL: part}})
         infos.append({"record": INFO, "expr": "time()",
                       "labels": {**ids, "rules": "windows", "interval": f"{duration_seconds(interval):g}"}})
@@ -147,7 +181,7 @@ def rule_groups(
             for part, sel in _parts(slo).items():
                 period_rules.append({
                     "record": f"{TILES}{period_step}",
-                    "expr": f"sum by ({_GROUP}) (increase({narrowed(sel)}[{period_step}]))",
+                    "expr": by_replicaset("increase", narrowed(sel), period_step),
                     "labels": {**ids, PART_LABEL: part}})
             period_rules.append({
                 "record": f"{EVENTS}{slo.period}",
@@ -157,7 +191,7 @@ def rule_groups(
             for part, sel in _parts(slo).items():
                 period_rules.append({
                     "record": f"{EVENTS}{slo.period}",
-                    "expr": f"sum by ({_GROUP}) (increase({narrowed(sel)}[{slo.period}]))",
+                    "expr": by_replicaset("increase", narrowed(sel), slo.period),
                     "labels": {**ids, WINDOW_LABEL: slo.period, PART_LABEL: part}})
         period_infos.append({"record": INFO, "expr": "time()",
                              "labels": {**ids, "rules": "period", "interval": f"{duration_seconds(period_step):g}",

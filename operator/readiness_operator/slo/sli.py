@@ -4,7 +4,9 @@ An `sli` names series selectors only; this module wraps them in `increase(...[wi
 for a quantile) and `sum by (namespace, pod)`, so the answer has one series per pod (per window and
 part), whatever labels the scrape adds. The caller maps each pod to its Deployment (ReplicaSet
 names, see kube/ownership) and the counts are summed per Deployment here: sums of increases are
-exact, so the Deployment's ratio is traffic-weighted across its pods. Pure string and number work.
+exact, so the Deployment's ratio is traffic-weighted across its pods. The recording rules'
+answers (slo/rules.py) come summed per ReplicaSet already (label `replicaset` instead of `pod`) and
+are summed here the same way. Pure string and number work.
 """
 
 from __future__ import annotations
@@ -19,13 +21,33 @@ from readiness_operator.model.slo import Slo
 
 from .burn import AlertRule, BudgetState, Counts, budget_state, histogram_quantile
 
-__all__ = ["Measured", "OwnerOf", "read_sli", "sli_query", "with_matcher"]
+__all__ = ["REPLICASET_LABEL", "Measured", "OwnerOf", "read_sli", "replicaset_owner", "sli_query", "with_matcher"]
 
 Key = tuple[str, str]
 #: (namespace, pod) -> the Deployment owning the pod, or None (not a Deployment's pod, or unknown).
 OwnerOf = Callable[[str, str], str | None]
 WINDOW_LABEL, PART_LABEL = "slo_window", "slo_part"
 _GROUP = "namespace, pod"
+REPLICASET_LABEL = "replicaset"
+#: A pod name suffix no generated name has (their 5 characters never include 0): `<replicaset>-00000`
+#: asks the pod lookup for the ReplicaSet's Deployment.
+_ANY_POD = "00000"
+
+
+def replicaset_owner(owner_of: OwnerOf, namespace: str, replicaset: str) -> str | None:
+    """The Deployment owning a ReplicaSet, through the pod lookup `owner_of`, which resolves a pod
+    named `<replicaset>-<suffix>` by its ReplicaSet (kube/view.py IndexView.owner_of_pod)."""
+    return owner_of(namespace, f"{replicaset}-{_ANY_POD}")
+
+
+def _deployment_of(labels: Mapping[str, Any], owner_of: OwnerOf) -> tuple[str, str | None]:
+    """(namespace, Deployment or None) of a sample labelled by pod, or by ReplicaSet (recorded answers)."""
+    ns, pod, rs = (str(labels.get(k) or "") for k in ("namespace", "pod", REPLICASET_LABEL))
+    if not ns:
+        return ns, None
+    if pod:
+        return ns, owner_of(ns, pod)
+    return ns, replicaset_owner(owner_of, ns, rs) if rs else None
 
 
 def with_matcher(selector: str, matcher: str) -> str:
@@ -112,7 +134,8 @@ def _number(sample: Mapping[str, Any]) -> float | None:
 
 
 def read_sli(slo: Slo, result: Iterable[Mapping[str, Any]], owner_of: OwnerOf) -> Measured:
-    """Sum the per-pod answer of `sli_query` per Deployment and judge the numbers it gives."""
+    """Sum the per-pod answer of `sli_query` (or the rules' per-ReplicaSet one) per Deployment and
+    judge the numbers it gives."""
     assert slo.sli is not None
     sli = slo.sli
     out = Measured()
@@ -121,8 +144,7 @@ def read_sli(slo: Slo, result: Iterable[Mapping[str, Any]], owner_of: OwnerOf) -
     broken: set[Key] = set()
     for sample in result:
         labels = sample.get("metric") or {}
-        ns, pod = str(labels.get("namespace", "")), str(labels.get("pod", ""))
-        deployment = owner_of(ns, pod) if ns and pod else None
+        ns, deployment = _deployment_of(labels, owner_of)
         if deployment is None:
             continue
         key = (ns, deployment)

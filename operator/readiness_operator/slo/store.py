@@ -22,7 +22,7 @@ from .budget import SloBudget, slo_budgets
 from .burn import BudgetState
 from .promql import BatchQuery, QueryError, batch_query
 from .rules import read_recorded, recordable, recorded_query
-from .sli import OwnerOf, read_sli, sli_query
+from .sli import OwnerOf, read_sli, replicaset_owner, sli_query
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -148,8 +148,9 @@ class SloStore:
         policy: str, slo: Slo, state: PolicySlos, series: SloSeries, query: QueryFn, namespaces: Iterable[str],
         now: datetime,
     ) -> list[dict[str, Any]]:
-        """The per-pod counts of an `sli` SLO: from its recording rules when they run (one query for
-        every Deployment; the period read directly until the rules cover it), else the direct query."""
+        """The counts of an `sli` SLO: per ReplicaSet from its recording rules when they run (one query
+        for every Deployment; the period read directly, per pod, until the rules cover it), else per
+        pod from the direct query."""
         namespaces = list(namespaces)
         before = series.source
         try:
@@ -206,7 +207,7 @@ class SloStore:
         def mapped(namespace: str, pod: str) -> str | None:
             found = owner_of(namespace, pod)
             if found is None and (rs := replicasets.get((namespace, pod))):
-                found = owner_of(namespace, f"{rs}-x")  # the ReplicaSet's Deployment, as for its own pods
+                found = replicaset_owner(owner_of, namespace, rs)
             return found
 
         return mapped
