@@ -273,20 +273,21 @@ def digest(report: Mapping[str, Any]) -> str:
 def stable_digest(report: Mapping[str, Any]) -> str:
     """The digest of what a report decides: verdicts, levels, states, what fired; not live values.
 
-    Only ever compared in memory (a restarted operator digests the reports it reads back), so the
-    projection may be whatever is cheapest: live fields are blanked, not removed, and a result's
-    properties are copied only when it has live ones.
+    Only ever compared in memory (a restarted operator digests the reports it reads back), so it hashes
+    whatever is cheapest to encode: each result's fields that decide, as a row (a row without keys
+    encodes in about half the time of the result). A field outside these rows changes the full
+    `digest`, which the resync compares.
     """
-    def stable(result: Mapping[str, Any]) -> dict[str, Any]:
-        props = result.get("properties") or {}
-        out = {**result, "timestamp": None}
+    rows = []
+    for r in report.get("results") or ():
+        props = r.get("properties") or {}
         if not LIVE_PROPERTIES.isdisjoint(props):
-            out["properties"] = {k: v for k, v in props.items() if k not in LIVE_PROPERTIES}
-        if out.get("category") == "slo":
-            out["message"] = None
-        return out
-
-    return digest({**report, "results": [stable(r) for r in report.get("results") or ()]})
+            props = {k: v for k, v in props.items() if k not in LIVE_PROPERTIES}
+        rows.append((r.get("policy"), r.get("rule"), r.get("category"), r.get("severity"), r.get("result"),
+                     r.get("scored"), r.get("source"), None if r.get("category") == "slo" else r.get("message"),
+                     r.get("resources"), props))
+    envelope = {k: v for k, v in report.items() if k != "results"}
+    return hashlib.sha256(_encode([envelope, rows]).encode()).hexdigest()
 
 
 def prior_verdicts(report: Mapping[str, Any]) -> dict[tuple[str, str], tuple[bool, int]]:
