@@ -49,19 +49,18 @@ def test_reports_sent_as_encoded_read_back_equal_rewrite_and_refuse(crds: Cluste
         asyncio.run(api.put_policy_report(fewer))  # deleted meanwhile: 404, then created
         assert read_back() == dict(fewer)
 
-        # Over etcd's 1.5 MiB request limit, and over the API server's 3 MiB body limit.
-        mib = 2 ** 20
-        for copies, name, (low, high) in ((4, "readiness-oversize", (1.5 * mib, 3 * mib)),
-                                          (8, "readiness-oversize-2", (3 * mib, 8 * mib))):
-            body = {**dict(full), "metadata": {**full["metadata"], "name": name},
-                    "results": list(full["results"]) * copies}
-            oversize = EncodedReport.of(body)
-            assert low < len(oversize.body) < high, len(oversize.body)
-            with pytest.raises(ReportRejected) as refused:
-                asyncio.run(api.put_policy_report(oversize))
-            assert refused.value.status in (413, 500) and len(str(refused.value)) <= 512 + 20, refused.value
-            with pytest.raises(KubectlError, match="NotFound"):
-                crds.get_json("-n", NS, "policyreport", name)
+        # Over etcd's 1.5 MiB request limit, under the API server's 3 MiB body limit (a 413 there is a unit test:
+        # the API server may close the connection on the unread rest of such a body before the answer is read).
+        oversize = EncodedReport.of({**dict(full), "metadata": {**full["metadata"], "name": "readiness-oversize"},
+                                     "results": list(full["results"]) * 3})
+        assert 1.5 * 2 ** 20 < len(oversize.body) < 3 * 2 ** 20, len(oversize.body)
+        with pytest.raises(ReportRejected) as refused:
+            asyncio.run(api.put_policy_report(oversize))
+        # etcd's "request is too large", or its gRPC client's "larger than max" past 2 MiB: passed on as 500s.
+        assert refused.value.status == 500 and "large" in str(refused.value), refused.value
+        assert len(str(refused.value)) <= len("HTTP 500: ") + 512
+        with pytest.raises(KubectlError, match="NotFound"):
+            crds.get_json("-n", NS, "policyreport", "readiness-oversize")
     finally:
         client.close()
         crds.kubectl("delete", "rp", POLICY, "--ignore-not-found")
