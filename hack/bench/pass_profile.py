@@ -29,6 +29,7 @@ from operator_scale import make_objects, policies, with_probe  # noqa: E402
 
 from readiness_operator.kube.objects import trim_deployment, trim_hpa, trim_pdb  # noqa: E402
 from readiness_operator.kube.reconcile import PassInput, run_pass  # noqa: E402
+from readiness_operator.kube.reports import EncodedReport  # noqa: E402
 from readiness_operator.kube.state import PolicyRuntime  # noqa: E402
 
 
@@ -89,7 +90,8 @@ class Writer:
         return []
 
     async def put_policy_report(self, report: Mapping[str, Any]) -> None:
-        self._count("report", report)
+        self._count("report")
+        self.bytes += len(EncodedReport.of(report).body)  # what KubeApi sends
 
     async def delete_policy_report(self, namespace: str, name: str) -> None:
         self._count("delete")

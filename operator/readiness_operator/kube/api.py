@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import quote
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -30,7 +31,7 @@ from readiness_operator.names import (
     POLICY_LABEL,
 )
 
-from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, ReportRejected
+from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, EncodedReport, ReportRejected
 from .state import Key, OverrideApproval
 
 log = logging.getLogger(__name__)
@@ -168,18 +169,38 @@ class KubeApi:
             self._known_reports.add((str(meta.get("namespace")), str(meta.get("name"))))
         return items
 
+    def _send_json(self, method: str, path: str, body: bytes, content_type: str) -> None:
+        """One request with a body already encoded, through the client's connection pool and credentials;
+        the response (the API server echoes the whole object) is drained unread. Raises ApiException on
+        an error status, with the API server's message as its body."""
+        client = self.client
+        method, url, headers, _, _ = client.param_serialize(
+            method, path, header_params={"Content-Type": content_type, "Accept": "application/json"},
+            auth_settings=["BearerToken"])
+        # Not `client.call_api`: its REST layer json.dumps every body of a JSON content type (bytes included).
+        response = client.rest_client.pool_manager.request(method, url, body=body, headers=headers,
+                                                           preload_content=False)
+        try:
+            if 200 <= response.status < 300:
+                response.drain_conn()
+                return
+            raise ApiException(status=response.status, reason=response.reason,
+                               body=response.read().decode("utf-8", "replace"))
+        finally:
+            response.release_conn()
+
     async def put_policy_report(self, report: Mapping[str, Any]) -> None:
-        """Create the report, or overwrite it when it exists (merge patch replaces its lists)."""
-        meta = report["metadata"]
-        ns, name = str(meta["namespace"]), str(meta["name"])
-        api = self._custom()
+        """Create the report, or overwrite it when it exists (merge patch replaces its lists), sending its
+        one encoding (`EncodedReport.body`) as it is."""
+        encoded = EncodedReport.of(report)
+        ns, name = encoded.key
+        collection = f"/apis/{REPORT_GROUP}/{REPORT_VERSION}/namespaces/{quote(ns, safe='')}/{REPORT_PLURAL}"
 
         def patch() -> None:
-            api.patch_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, ns, REPORT_PLURAL, name, dict(report),
-                                               _content_type="application/merge-patch+json")
+            self._send_json("PATCH", f"{collection}/{quote(name, safe='')}", encoded.body, "application/merge-patch+json")
 
         def create() -> None:
-            api.create_namespaced_custom_object(REPORT_GROUP, REPORT_VERSION, ns, REPORT_PLURAL, dict(report))
+            self._send_json("POST", collection, encoded.body, "application/json")
 
         def write() -> None:
             first, fallback, missing = (patch, create, 404) if (ns, name) in self._known_reports else (create, patch, 409)

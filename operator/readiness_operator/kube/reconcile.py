@@ -30,11 +30,12 @@ from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 from .metrics import OperatorMetrics
 from .objects import deployment_ref
 from .reports import (
+    EncodedReport,
     ReportRejected,
     approval_applies,
     as_written,
-    build_reports,
     digest,
+    encode_reports,
     prior_approvals,
     prior_verdicts,
     stable_digest,
@@ -308,11 +309,11 @@ def _report_backoff(attempts: int) -> timedelta:
 
 
 async def _put_report(
-    writer: Writer, runtime: PolicyRuntime, report: Mapping[str, Any], now: datetime, metrics: OperatorMetrics | None
+    writer: Writer, runtime: PolicyRuntime, report: EncodedReport, now: datetime, metrics: OperatorMetrics | None
 ) -> bool:
     """Write one report unless it was refused and its backoff has not passed; False when not written."""
-    key = (str(report["metadata"]["namespace"]), str(report["metadata"]["name"]))
-    d = stable_digest(report)
+    key = report.key
+    d = report.stable_digest
     failure = runtime.report_failures.get(key)
     if failure is not None and now < failure.retry_at:
         return False
@@ -328,7 +329,7 @@ async def _put_report(
         return False
     runtime.report_failures.pop(key, None)
     runtime.written_reports[key] = d
-    runtime.written_live[key] = digest(report)
+    runtime.written_live[key] = report.digest
     return True
 
 
@@ -369,11 +370,11 @@ async def _write_reports(
             wanted: set[tuple[str, str]] = set()
             complete = True
             if by_ns.get(ns):
-                for report in build_reports(runtime.name, runtime.uid, ns, by_ns[ns], approvals=runtime.approvals):
-                    key = (ns, report["metadata"]["name"])
+                for report in encode_reports(runtime.name, runtime.uid, ns, by_ns[ns], approvals=runtime.approvals):
+                    key = report.key
                     wanted.add(key)
-                    if runtime.written_reports.get(key) != stable_digest(report) or (
-                            resync and runtime.written_live.get(key) != digest(report)):
+                    if runtime.written_reports.get(key) != report.stable_digest or (
+                            resync and runtime.written_live.get(key) != report.digest):
                         complete = await _put_report(writer, runtime, report, now, metrics) and complete
             for key in written_by_ns.get(ns, ()):
                 if key not in wanted:
