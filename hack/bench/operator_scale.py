@@ -214,21 +214,63 @@ def policies() -> list[dict[str, Any]]:
     return out
 
 
-def slo_series(keys: list[tuple[str, str]], now: int) -> str:
-    """Healthy series (every SLO met) for the given Deployments, 10 min back to 50 min ahead."""
+def slo_series(pods: list[tuple[str, str]], now: int) -> str:
+    """Healthy series (every SLO met) for the given (namespace, pod)s, 10 min back to 50 min ahead. SLIs
+    are read per pod (`sum by (namespace, pod)`) and the operator maps each pod to its Deployment by
+    its ReplicaSet, so the series carry the pod's name."""
     start, end, step = now - 600, now + 3000, 30
     lines = ["# TYPE http_requests counter"]
-    for ns, name in keys:
+    for ns, pod in pods:
         for code, rate in (("200", 99.99), ("500", 0.01)):
-            lines += [f'http_requests_total{{namespace="{ns}",deployment="{name}",code="{code}"}} {rate * (t - start):.3f} {t}'
+            lines += [f'http_requests_total{{namespace="{ns}",pod="{pod}",code="{code}"}} {rate * (t - start):.3f} {t}'
                       for t in range(start, end, step)]
     lines.append("# TYPE http_request_duration_seconds histogram")
-    for ns, name in keys:
+    for ns, pod in pods:
         for le in ("0.005", "0.01", "+Inf"):
-            series = f'http_request_duration_seconds_bucket{{namespace="{ns}",deployment="{name}",le="{le}"}}'
+            series = f'http_request_duration_seconds_bucket{{namespace="{ns}",pod="{pod}",le="{le}"}}'
             lines += [f"{series} {100 * (t - start):.3f} {t}" for t in range(start, end, step)]
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
+
+
+METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def slo_pods(e: Env, objects: dict[str, list[dict[str, Any]]], subset: list[tuple[str, str]],
+             with_pods: bool) -> list[tuple[str, str]]:
+    """(namespace, pod) names for the SLO series of the `subset` Deployments, ones the operator maps
+    to them through a ReplicaSet it watches: with pods, their pods' names (metadata-only LIST); without,
+    one ReplicaSet per subset Deployment (owned by it, 0 replicas, the controller-manager stopped:
+    nothing acts on it) and a pod name under it."""
+    want = set(subset)
+    namespaces = sorted({ns for ns, _ in want})
+    out: list[tuple[str, str]] = []
+    if with_pods:
+        for ns in namespaces:
+            for item in e.get(f"/api/v1/namespaces/{ns}/pods", accept=METADATA)["items"]:
+                meta = item["metadata"]
+                if (ns, (meta.get("labels") or {}).get("app")) in want:
+                    out.append((ns, meta["name"]))
+        return out
+    uids = {(ns, item["metadata"]["name"]): item["metadata"]["uid"] for ns in namespaces
+            for item in e.get(f"/apis/apps/v1/namespaces/{ns}/deployments", accept=METADATA)["items"]}
+    by_key = {(ns, o["metadata"]["name"]): o for ns, items in objects.items() for o in items if o["kind"] == "Deployment"}
+    docs = []
+    for ns, name in subset:
+        labels = {**by_key[(ns, name)]["spec"]["template"]["metadata"]["labels"], "pod-template-hash": "bench"}
+        docs.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                     "metadata": {"name": f"{name}-bench", "namespace": ns, "labels": labels,
+                                  "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                                       "uid": uids[(ns, name)], "controller": True,
+                                                       "blockOwnerDeletion": True}]},
+                     "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                              "template": {"metadata": {"labels": labels},
+                                           "spec": by_key[(ns, name)]["spec"]["template"]["spec"]}}})
+        out.append((ns, f"{name}-bench-00000"))
+    rs_file = e.work / "slo-replicasets.yaml"
+    rs_file.write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
+    apply_files(e, [rs_file], 1)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -969,8 +1011,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        for o in items if o["kind"] == "Deployment"]
         subset = deployments[:: args.slo_every]
         om = e.work / "slo.om"
-        om.write_text(slo_series(subset, int(time.time())))
-        log(f"starting Prometheus with SLO series for {len(subset)} Deployments")
+        slo_pod_names = slo_pods(e, objects, subset, args.pods)
+        om.write_text(slo_series(slo_pod_names, int(time.time())))
+        log(f"starting Prometheus with SLO series for {len(subset)} Deployments ({len(slo_pod_names)} pods)")
         start_prometheus(e, om)
         slo_names = {p["metadata"]["name"]: [s["name"] for s in p["spec"].get("slos") or ()] for p in pol}
         slo_measured = {name: len(subset) for name in slo_names}
@@ -1146,6 +1189,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for op in standby[:1]:
             for key in ("peak_rss_mb", "converge_cpu_seconds", "idle_cpu_percent", "total_cpu_seconds"):
                 results[f"standby_{key}"] = per[op.name][key]
+        if lease:  # how often the Lease moved: a leader starved of its event loop for 10 s steps down
+            held = e.get(f"/apis/coordination.k8s.io/v1/namespaces/{BENCH_NAMESPACE}/leases/{lease}")
+            results["lease_transitions"] = int((held.get("spec") or {}).get("leaseTransitions") or 0)
+            for op in ops:
+                text = op.log_path.read_text(errors="replace")
+                per[op.name].update(leader_terms=text.count("is the leader now"), step_downs=text.count("stepping down"))
         results["per_replica"] = per
         peak = max(leader.samples, key=lambda x: x[1], default=(0.0, 0.0))
         results["rss_peak_sampled_at_seconds"] = peak[0]
@@ -1219,7 +1268,9 @@ def table(r: dict[str, Any]) -> str:
         ("Objects", f"{r['objects'].get('Deployment', 0):,} Deployments, {r['objects'].get('PodDisruptionBudget', 0):,} PDBs, "
                     f"{r['objects'].get('HorizontalPodAutoscaler', 0):,} HPAs in {r['namespaces']} namespaces"
                     f"{pods} ({setup})", ""),
-        ("Operator", f"{r.get('replicas', 1)} replica(s)" + (f", leader election on a Lease (leader {r['leader']})"
+        ("Operator", f"{r.get('replicas', 1)} replica(s)" + (f", leader election on a Lease (leader {r['leader']}; "
+                                                             f"{r.get('lease_transitions', '?')} Lease transitions, "
+                                                             f"terms: {each('leader_terms', '')})"
                                                              if r.get("replicas", 1) > 1 and "leader" in r
                                                              else ", --standalone"), ""),
         ("Expected (audit)", "; ".join(f"{k}: {v['targets']:,} targets, {v['compliant']:,} compliant"
