@@ -1121,61 +1121,63 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             + f"; leader: {sum(results['idle_requests'].values())} API requests, {prom1 - prom0} Prometheus queries "
             f"in {window:.0f} s; cluster processes: {results['cluster_idle_cpu_percent']} %")
 
-        # Change 100 Deployments: add a readinessProbe where one is missing.
-        changed = pick_changes(objects, policy_files[0], args.changes)
-        keys = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in changed}
-        files = write_manifests(objects, e.work / "manifests")  # the audit sees the changed objects
-        change_file = e.work / "changes.yaml"
-        change_file.write_text("\n---\n".join(json.dumps(o) for o in changed) + "\n")
-        t = time.monotonic()
-        compliant_of: dict[str, dict[tuple[str, str], bool]] = {}
-        expected = {}
-        for p, f in zip(pol, policy_files, strict=True):
-            compliant_of[p["metadata"]["name"]] = {}
-            expected[p["metadata"]["name"]] = audit(f, files, compliant_of[p["metadata"]["name"]], keys)
-        want_reports = expected_change_results(pol, objects, keys)
-        disagree = [k for k, v in want_reports.items() if compliant_of[k[2]].get(k[:2]) != v.compliant]
-        if disagree:  # the offline engine and the audit are the same code: this would be a bench bug
-            raise RuntimeError(f"the audit and the engine disagree on {disagree[:5]}")
-        log(f"after the change, expected: { {k: vars(v) for k, v in expected.items()} } "
-            f"(audit {time.monotonic() - t:.1f} s); watching the reports of the {len(keys)} changed Deployments")
-        results["expected_after_change"] = {k: vars(v) for k, v in expected.items()}
-        watch = ReportWatch(e, keys)
-        req_before = {op.name: op.proxy.counts() for op in ops}
-        t = time.monotonic()
-        apply_files(e, [change_file], 1)
-        results["change_apply_seconds"] = round(time.monotonic() - t, 1)
-        watch.expect(want_reports)
-        try:
-            status_done, _, reports_done_at = wait_correct(e, ops, expected, slo_measured, slo_names, t, args.timeout,
-                                                           reports=watch)
-        except TimeoutError as exc:
-            log(str(exc))
-            results.update(change_after_apply_seconds=f"> {args.timeout:.0f}", failed=str(exc), per_replica=per)
-            return results
-        finally:
-            watch.stop()
-        assert reports_done_at is not None
-        both = max(status_done, reports_done_at)
-        results["changed_deployments"] = len(changed)
-        results["change_converge_seconds"] = round(both, 1)
-        results["change_after_apply_seconds"] = round(max(0.0, both - results["change_apply_seconds"]), 1)
-        results["change_status_after_apply_seconds"] = round(max(0.0, status_done - results["change_apply_seconds"]), 1)
-        results["change_reports_after_apply_seconds"] = round(max(0.0, reports_done_at - results["change_apply_seconds"]),
-                                                              1)
-        results["change_report_results_checked"] = sum(v.count for v in want_reports.values())
-        results["change_report_watch_events"] = watch.events
-        time.sleep(2)
-        for op in ops:
-            per[op.name]["change_requests"] = dict(op.proxy.counts() - req_before[op.name])
-        results["change_requests"] = per[leader.name]["change_requests"]
-        log(f"{len(changed)} changes reflected {both:.1f} s after kubectl apply started (statuses {status_done:.1f} s, "
-            f"reports {reports_done_at:.1f} s; the apply took {results['change_apply_seconds']} s)")
-        if args.pods:  # the changed templates rolled out: still right once the new pods are Ready?
-            with contextlib.suppress(TimeoutError):
-                wait_pods(e, objects, args.timeout)
-            results["change_statuses_correct_after_rollout"] = not mismatches(statuses(e), expected, slo_measured,
-                                                                              slo_names)
+        changed: list[dict[str, Any]] = []
+        if args.changes > 0:  # --changes 0: no change measure (e.g. 50,000 Deployments: converge, RSS, nothing dropped)
+            # Change 100 Deployments: add a readinessProbe where one is missing.
+            changed = pick_changes(objects, policy_files[0], args.changes)
+            keys = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in changed}
+            files = write_manifests(objects, e.work / "manifests")  # the audit sees the changed objects
+            change_file = e.work / "changes.yaml"
+            change_file.write_text("\n---\n".join(json.dumps(o) for o in changed) + "\n")
+            t = time.monotonic()
+            compliant_of: dict[str, dict[tuple[str, str], bool]] = {}
+            expected = {}
+            for p, f in zip(pol, policy_files, strict=True):
+                compliant_of[p["metadata"]["name"]] = {}
+                expected[p["metadata"]["name"]] = audit(f, files, compliant_of[p["metadata"]["name"]], keys)
+            want_reports = expected_change_results(pol, objects, keys)
+            disagree = [k for k, v in want_reports.items() if compliant_of[k[2]].get(k[:2]) != v.compliant]
+            if disagree:  # the offline engine and the audit are the same code: this would be a bench bug
+                raise RuntimeError(f"the audit and the engine disagree on {disagree[:5]}")
+            log(f"after the change, expected: { {k: vars(v) for k, v in expected.items()} } "
+                f"(audit {time.monotonic() - t:.1f} s); watching the reports of the {len(keys)} changed Deployments")
+            results["expected_after_change"] = {k: vars(v) for k, v in expected.items()}
+            watch = ReportWatch(e, keys)
+            req_before = {op.name: op.proxy.counts() for op in ops}
+            t = time.monotonic()
+            apply_files(e, [change_file], 1)
+            results["change_apply_seconds"] = round(time.monotonic() - t, 1)
+            watch.expect(want_reports)
+            try:
+                status_done, _, reports_done_at = wait_correct(e, ops, expected, slo_measured, slo_names, t, args.timeout,
+                                                               reports=watch)
+            except TimeoutError as exc:
+                log(str(exc))
+                results.update(change_after_apply_seconds=f"> {args.timeout:.0f}", failed=str(exc), per_replica=per)
+                return results
+            finally:
+                watch.stop()
+            assert reports_done_at is not None
+            both = max(status_done, reports_done_at)
+            results["changed_deployments"] = len(changed)
+            results["change_converge_seconds"] = round(both, 1)
+            results["change_after_apply_seconds"] = round(max(0.0, both - results["change_apply_seconds"]), 1)
+            results["change_status_after_apply_seconds"] = round(max(0.0, status_done - results["change_apply_seconds"]), 1)
+            results["change_reports_after_apply_seconds"] = round(max(0.0, reports_done_at - results["change_apply_seconds"]),
+                                                                  1)
+            results["change_report_results_checked"] = sum(v.count for v in want_reports.values())
+            results["change_report_watch_events"] = watch.events
+            time.sleep(2)
+            for op in ops:
+                per[op.name]["change_requests"] = dict(op.proxy.counts() - req_before[op.name])
+            results["change_requests"] = per[leader.name]["change_requests"]
+            log(f"{len(changed)} changes reflected {both:.1f} s after kubectl apply started (statuses {status_done:.1f} s, "
+                f"reports {reports_done_at:.1f} s; the apply took {results['change_apply_seconds']} s)")
+            if args.pods:  # the changed templates rolled out: still right once the new pods are Ready?
+                with contextlib.suppress(TimeoutError):
+                    wait_pods(e, objects, args.timeout)
+                results["change_statuses_correct_after_rollout"] = not mismatches(statuses(e), expected, slo_measured,
+                                                                                  slo_names)
 
         for op in ops:
             per[op.name].update(peak_rss_mb=round(op.status_kb("VmHWM") / 1024, 1),
@@ -1201,7 +1203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["rss_timeline_mb"] = leader.samples[::20]  # every 10 s
         results["policy_reports"], results["policy_report_results"] = report_results(e)
         results["policy_report_results_expected"] = expected_results(pol, expected)
-        if args.reuse or args.keep_cluster:  # undo the change, so the next --reuse run starts from the same objects
+        if (args.reuse or args.keep_cluster) and changed:  # undo the change, so the next --reuse run starts from the same objects
             originals = make_objects(args.deployments, args.namespaces)
             by_name = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o for items in originals.values() for o in items}
             change_file.write_text("\n---\n".join(json.dumps(by_name[(o["metadata"]["namespace"], o["metadata"]["name"])])
@@ -1307,18 +1309,20 @@ def table(r: dict[str, Any]) -> str:
         ("Prometheus queries per 30 s interval", f"{r['prometheus_queries_per_30s_interval']} "
          f"(expected {r.get('slo_queries_per_interval_expected', '?')}: every SLO of every policy; series for "
          f"{r['slo_series_for']} Deployments)", ""),
-        (f"Change {r['changed_deployments']} Deployments (add a readinessProbe) -> "
-         + ("statuses and their PolicyReport results correct" if "change_reports_after_apply_seconds" in r
-            else "statuses correct"),
-         f"{r.get('change_after_apply_seconds', '?')} s after `kubectl apply` returned"
-         + (f" (statuses {r['change_status_after_apply_seconds']} s, the "
-            f"{r.get('change_report_results_checked', 0):,} report results of the changed Deployments "
-            f"{r['change_reports_after_apply_seconds']} s)" if "change_reports_after_apply_seconds" in r else "")
-         + f"; {r['change_converge_seconds']} s after it started (the apply itself took "
-         f"{r['change_apply_seconds']} s); requests: {fmt(r['change_requests'])}"
-         + ("" if "change_statuses_correct_after_rollout" not in r else
-            f"; statuses still correct after the rollouts: {ok(r['change_statuses_correct_after_rollout'])}"),
-         f"< 5 s: {ok(_num(r.get('change_after_apply_seconds', 99)) < 5)}"),
+        *([
+            (f"Change {r['changed_deployments']} Deployments (add a readinessProbe) -> "
+             + ("statuses and their PolicyReport results correct" if "change_reports_after_apply_seconds" in r
+                else "statuses correct"),
+             f"{r.get('change_after_apply_seconds', '?')} s after `kubectl apply` returned"
+             + (f" (statuses {r['change_status_after_apply_seconds']} s, the "
+                f"{r.get('change_report_results_checked', 0):,} report results of the changed Deployments "
+                f"{r['change_reports_after_apply_seconds']} s)" if "change_reports_after_apply_seconds" in r else "")
+             + f"; {r['change_converge_seconds']} s after it started (the apply itself took "
+             f"{r['change_apply_seconds']} s); requests: {fmt(r['change_requests'])}"
+             + ("" if "change_statuses_correct_after_rollout" not in r else
+                f"; statuses still correct after the rollouts: {ok(r['change_statuses_correct_after_rollout'])}"),
+             f"< 5 s: {ok(_num(r.get('change_after_apply_seconds', 99)) < 5)}")
+        ] if r.get("changed_deployments") else []),
         ("PolicyReports", f"{r['policy_reports']:,} reports, {r['policy_report_results']:,} results "
                           f"(expected {r['policy_report_results_expected']:,}: one per Deployment x check)", ""),
     ]
