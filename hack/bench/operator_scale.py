@@ -229,6 +229,10 @@ def slo_series(pods: list[tuple[str, str]], now: int) -> str:
         for le in ("0.005", "0.01", "+Inf"):
             series = f'http_request_duration_seconds_bucket{{namespace="{ns}",pod="{pod}",le="{le}"}}'
             lines += [f"{series} {100 * (t - start):.3f} {t}" for t in range(start, end, step)]
+    lines.append("# TYPE container_memory_working_set_bytes gauge")  # hardened's memory-per-instance (< 500 MB)
+    for ns, pod in pods:
+        series = f'container_memory_working_set_bytes{{namespace="{ns}",pod="{pod}",container="app"}}'
+        lines += [f"{series} 200000000 {t}" for t in range(start, end, step)]
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
