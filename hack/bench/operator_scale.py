@@ -395,7 +395,9 @@ def start_cluster(args: argparse.Namespace, work: Path) -> Env:
     if os.environ.get("KUBECONFIG"):
         kubeconfig = Path(os.environ["KUBECONFIG"])
         log(f"using the cluster of $KUBECONFIG ({kubeconfig}); the controller-manager is left alone")
-        e = Env(work, kubeconfig, kubectl, False, None, prom_dir)
+        # A cluster of hack/cluster.sh keeps its pid files next to the kubeconfig: read (for CPU figures) only.
+        pids_dir = kubeconfig.parent if (kubeconfig.parent / "apiserver.pid").exists() else None
+        e = Env(work, kubeconfig, kubectl, False, pids_dir, prom_dir)
         # Leftovers of an earlier run: gone before we start, so the operator starts from nothing
         # (no status, no PolicyReports); with --reuse the namespaces and their objects stay.
         for name in e.k("get", "readinesspolicies", "-l", f"{NS_LABEL}=true", "-o", "name", check=False).split():
