@@ -619,7 +619,8 @@ def wait_correct(e: Env, ops: list[Operator], expected: dict[str, Expected], slo
                 return status_done, per_policy, None
             if reports.done_at is not None:
                 return status_done, per_policy, reports.done_at - since
-            last = reports.problems[:5] or ["reports: watching"]
+            last = ([f"report watch ended: {reports.error}"] if reports.error else []) + (
+                reports.problems[:5] or ["reports: watching"])
         time.sleep(0.25)
     raise TimeoutError(f"statuses{' and reports' if reports else ''} not correct after {timeout:.0f}s: {last}")
 
@@ -1066,6 +1067,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except TimeoutError as exc:
             log(str(exc))
             record("converge")
+            if lease:
+                with contextlib.suppress(OSError, ValueError):
+                    lease_moves(e, ops, per, results)
             results.update(converge_seconds=f"> {args.timeout:.0f}", per_replica=per, failed=str(exc),
                            converge_cpu_seconds=per[ops[0].name]["converge_cpu_seconds"],
                            peak_rss_mb=per[ops[0].name]["peak_rss_mb_at_converge"],
@@ -1197,12 +1201,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for op in standby[:1]:
             for key in ("peak_rss_mb", "converge_cpu_seconds", "idle_cpu_percent", "total_cpu_seconds"):
                 results[f"standby_{key}"] = per[op.name][key]
-        if lease:  # how often the Lease moved: a leader starved of its event loop for 10 s steps down
-            held = e.get(f"/apis/coordination.k8s.io/v1/namespaces/{BENCH_NAMESPACE}/leases/{lease}")
-            results["lease_transitions"] = int((held.get("spec") or {}).get("leaseTransitions") or 0)
-            for op in ops:
-                text = op.log_path.read_text(errors="replace")
-                per[op.name].update(leader_terms=text.count("is the leader now"), step_downs=text.count("stepping down"))
+        if lease:
+            lease_moves(e, ops, per, results)
         results["per_replica"] = per
         peak = max(leader.samples, key=lambda x: x[1], default=(0.0, 0.0))
         results["rss_peak_sampled_at_seconds"] = peak[0]
@@ -1220,6 +1220,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for op in ops:
             op.stop()
     return results
+
+
+def lease_moves(e: Env, ops: list[Operator], per: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
+    """How often the Lease moved (a leader whose event loop is starved for 10 s steps down), from the
+    Lease and each replica's log."""
+    held = e.get(f"/apis/coordination.k8s.io/v1/namespaces/{BENCH_NAMESPACE}/leases/{LEASE}")
+    results["lease_transitions"] = int((held.get("spec") or {}).get("leaseTransitions") or 0)
+    for op in ops:
+        text = op.log_path.read_text(errors="replace")
+        per[op.name].update(leader_terms=text.count("is the leader now"), step_downs=text.count("stepping down"))
 
 
 def leader_of(e: Env, ops: list[Operator]) -> Operator:
