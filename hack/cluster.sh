@@ -17,7 +17,11 @@
 #
 # NODES=N (default 3) fake Nodes kwok-node-0..N-1, zones zone-a/b/c round robin. NODES=0 is the
 # bare control plane of old (no scheduler, kwok, metrics-server, HPA controller): pods stay
-# Pending, which is what the 10,000-Deployment benchmark wants.
+# Pending (hack/bench/operator_scale.py --no-pods).
+# For large simulated clusters (hack/bench/operator_scale.py): NODE_PODS / NODE_CPU / NODE_MEMORY
+# (default 110 / 8 / 32Gi) are each fake Node's capacity; KUBE_API_QPS=N lifts the client rate limit
+# of the controller-manager and scheduler (default 20 / 50 requests/s: 30,000 pods would take 25 min);
+# HPA_SYNC_PERIOD (default 5s, quick for tests; Kubernetes' own default is 15s).
 # Chaos: label a pod (or a pod template) `readiness.dev/chaos=crash-loop` or `=oom-kill`
 # (hack/cluster/stages/pod-chaos.yaml). Usage for HPAs: pod annotations
 # `kwok.x-k8s.io/usage-cpu` / `kwok.x-k8s.io/usage-memory` (e.g. 250m, 300Mi; default 1m, 1Mi).
@@ -32,6 +36,10 @@ PKI=$CLUSTER_DIR/pki
 KUBECONFIG_PATH=$CLUSTER_DIR/admin.kubeconfig
 NODES=${NODES:-3}
 [[ $NODES =~ ^[0-9]+$ ]] || die "NODES must be a number, not '$NODES'"
+NODE_PODS=${NODE_PODS:-110} NODE_CPU=${NODE_CPU:-8} NODE_MEMORY=${NODE_MEMORY:-32Gi}
+HPA_SYNC_PERIOD=${HPA_SYNC_PERIOD:-5s}
+KUBE_API_QPS=${KUBE_API_QPS:-}
+[[ -z $KUBE_API_QPS || $KUBE_API_QPS =~ ^[0-9]+$ ]] || die "KUBE_API_QPS must be a number, not '$KUBE_API_QPS'"
 # Everything `up` may start (`down` stops them all at once).
 COMPONENTS=(metrics-server kubelet-proxy kwok scheduler controller-manager apiserver etcd)
 
@@ -142,8 +150,8 @@ status:
   - {type: Hostname, address: $name}
   daemonEndpoints:
     kubeletEndpoint: {Port: $port}
-  capacity: {cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi}
-  allocatable: {cpu: "8", memory: 32Gi, pods: "110", ephemeral-storage: 100Gi}
+  capacity: {cpu: "$NODE_CPU", memory: $NODE_MEMORY, pods: "$NODE_PODS", ephemeral-storage: 100Gi}
+  allocatable: {cpu: "$NODE_CPU", memory: $NODE_MEMORY, pods: "$NODE_PODS", ephemeral-storage: 100Gi}
 YAML
 }
 
@@ -247,16 +255,18 @@ up() {
   # Without metrics (NODES=0) the HPA controller would only log errors: leave it off there.
   local controllers='*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl'
   ((NODES > 0)) || controllers+=',-horizontal-pod-autoscaler-controller'
+  local -a qps=()
+  [[ -z $KUBE_API_QPS ]] || qps=(--kube-api-qps "$KUBE_API_QPS" --kube-api-burst "$((2 * KUBE_API_QPS))")
   start controller-manager "$kube" controller-manager \
     --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --use-service-account-credentials=false \
     --controllers "$controllers" \
-    --horizontal-pod-autoscaler-sync-period 5s \
+    --horizontal-pod-autoscaler-sync-period "$HPA_SYNC_PERIOD" "${qps[@]}" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port"
 
   if ((NODES > 0)); then
-    start scheduler "$kube" scheduler --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false \
+    start scheduler "$kube" scheduler --kubeconfig "$KUBECONFIG_PATH" --leader-elect=false "${qps[@]}" \
       --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
       --bind-address 127.0.0.1 --secure-port "$sched_port"
     local -a kwok_args; mapfile -t kwok_args < <(kwok_configs)

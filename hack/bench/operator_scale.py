@@ -1,33 +1,46 @@
 #!/usr/bin/env python3
-"""Operator at scale: 10,000 Deployments in a real local control plane, 3 policies, real Prometheus.
+"""Operator at scale: 10,000 Deployments with their pods in a real local cluster, 4 policies, real Prometheus.
 
-    .venv/bin/python hack/bench/operator_scale.py [--deployments 10000] [--namespaces 50]
-        [--changes 100] [--idle-seconds 60] [--write-docs] [--profile FILE] [--json]
+    .venv/bin/python hack/bench/operator_scale.py [--deployments 10000] [--namespaces 50] [--pods | --no-pods]
+        [--nodes 100] [--replicas 2] [--changes 100] [--idle-seconds 60] [--write-docs] [--profile FILE] [--json]
 
 What it does (loopback only, every loop bounded, every process it starts is stopped at the end):
 
-1. Starts a control plane with `hack/cluster.sh up` in its own CLUSTER_DIR (or uses $KUBECONFIG,
-   then cleans up only the namespaces and policies it created) and a Prometheus with
-   `hack/prometheus.sh` in its own PROM_DIR, backfilled with healthy SLO series for a subset of
-   the Deployments.
-2. Stops the kube-controller-manager of the control plane it started (only that one, by pid): with
-   no scheduler and no nodes the 10,000 Deployments would only make it create 10,000 ReplicaSets and
-   tens of thousands of Pending pods, which on a 2-core machine measures the controller-manager,
-   not the operator. Replicas stay realistic (1-5); Deployment status stays empty.
-3. Creates the namespaces, Deployments, PDBs (~half) and HPAs (~third) with
-   `kubectl apply --server-side` of one multi-object file per namespace, several in parallel.
-4. Computes the expected result of each policy with `readiness-operator audit` (in process, per
+1. Starts a cluster with `hack/cluster.sh up` in its own CLUSTER_DIR (or uses $KUBECONFIG, then
+   cleans up only the namespaces and policies it created) and a Prometheus with `hack/prometheus.sh`
+   in its own PROM_DIR, backfilled with healthy SLO series for a subset of the Deployments.
+   `--pods` (the default): the living cluster as cluster.sh starts it, with `--nodes` kwok Nodes
+   (sized to hold every pod), scheduler, kube-controller-manager (client rate limits lifted,
+   Kubernetes' 15 s HPA sync period) and metrics-server: the controller-manager creates the
+   Deployments' ReplicaSets and pods, the scheduler binds them, kwok makes them Running and Ready,
+   the disruption controller fills the PDBs' status. `--no-pods`: NODES=0 and the controller-manager
+   stopped (only that one, by pid): no ReplicaSets, no pods, Deployment status empty.
+2. Creates the namespaces, Deployments (replicas 1-5; those with an HPA at its minReplicas, as the
+   HPA would keep them), PDBs (~half) and HPAs (~45 %) with `kubectl apply --server-side` of one
+   multi-object file per namespace, several in parallel; with pods, waits (bounded, printing
+   progress) until every pod exists, every Deployment is Ready and every PDB counts its pods healthy.
+3. Computes the expected result of each policy with `readiness-operator audit` (in process, per
    namespace: objects only relate within their namespace) on the same objects.
-5. Applies the three example policies with `match` widened to the benchmark namespaces (so each
-   judges every Deployment) and SLO intervals of 30 s, then starts the operator
-   (`python -m readiness_operator run --standalone`) through a counting proxy (count_proxy.py) so
-   every API request it makes is counted by verb and resource.
-6. Measures: time until every policy's status is complete and correct (targets, compliant and
-   noncompliant equal to the audit, SLO measured counts equal to the backfilled subset), peak RSS
-   (VmHWM), CPU during convergence, steady-state CPU and API requests and Prometheus queries over
-   an idle window, then adds a readinessProbe to 100 Deployments that lack one and measures the
-   time until the statuses match the audit of the changed objects.
+4. Applies the three example policies and the Pod Security restricted preset with `match` widened to
+   the benchmark namespaces (so each judges every Deployment) and SLO intervals of 30 s, measures the
+   floor (a bare paginated LIST of every kind the operator reads, pods and ReplicaSets included),
+   then starts the operator: `--replicas 2` (the default) runs two processes with leader election on
+   a Lease (`--leader-election-lease`, READINESS_NAMESPACE=readiness-bench, as the chart runs them),
+   `--replicas 1` one `--standalone` process. Each replica talks through its own counting proxy
+   (count_proxy.py), so every API request is counted by replica, verb and resource.
+5. Measures: time until every policy's status (written by the leader) is complete and correct
+   (targets, compliant and noncompliant equal to the audit, SLO measured counts equal to the
+   backfilled subset) and until every PolicyReport result is written; peak RSS (VmHWM) and CPU of
+   each replica (leader and standby); steady-state CPU per replica (and of the cluster's own
+   processes), API requests and Prometheus queries over an idle window; then adds a readinessProbe
+   to 100 Deployments that lack one and measures the time until the statuses match the audit of the
+   changed objects AND the PolicyReport results of every changed Deployment (watched) carry the
+   expected compliance and per-check results (SLO checks aside: they come from Prometheus).
+
+The top-level JSON keys of one replica (converge_cpu_seconds, peak_rss_mb, idle_cpu_percent, ...)
+are the leader's; `per_replica` holds every replica's, `standby_*` the standby's.
 """
+
 
 from __future__ import annotations
 
@@ -64,6 +77,10 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "py
 NS_LABEL = "bench.readiness.dev/scale"
 NS_PREFIX = "scale-"
 SLO_INTERVAL = "30s"
+HPA_MIN_REPLICAS = 3
+BENCH_NAMESPACE = "readiness-bench"  # the operator's namespace (READINESS_NAMESPACE): its leader-election Lease
+LEASE = "readiness-bench"
+MANAGED = "app.kubernetes.io/managed-by=readiness-operator"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Operator at scale"
@@ -141,7 +158,7 @@ def make_objects(n: int, namespaces: int, seed: int = 7) -> dict[str, list[dict[
             pod["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"labelSelector": {"matchLabels": {"app": name}}, "topologyKey": "kubernetes.io/hostname"}]}}
         replicas = 3 if good else rng.choice([1, 2, 3, 3, 5])
-        deployment = {
+        deployment: dict[str, Any] = {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": ns, "labels": labels},
             "spec": {
@@ -158,13 +175,16 @@ def make_objects(n: int, namespaces: int, seed: int = 7) -> dict[str, list[dict[
                             "spec": {"minAvailable": 2 if good or rng.random() < 0.6 else 1,
                                      "selector": {"matchLabels": {"app": name}}}})
         if good or rng.random() < 0.215:  # ~45%
+            # The HPA keeps the Deployment within [minReplicas, maxReplicas] and, with kwok's idle usage,
+            # at minReplicas: created there, its replicas never move (nor do the verdicts reading them).
+            deployment["spec"]["replicas"] = HPA_MIN_REPLICAS
             metrics = [resource_metric("cpu", 70)]
             if good or rng.random() < 0.5:
                 metrics.append(resource_metric("memory", 80))
             out[ns].append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                             "metadata": {"name": name, "namespace": ns},
                             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                                     "minReplicas": 3, "maxReplicas": 10, "metrics": metrics}})
+                                     "minReplicas": HPA_MIN_REPLICAS, "maxReplicas": 10, "metrics": metrics}})
     return out
 
 
@@ -173,6 +193,7 @@ def resource_metric(name: str, utilization: int) -> dict[str, Any]:
             "resource": {"name": name, "target": {"type": "Utilization", "averageUtilization": utilization}}}
 
 
+EXAMPLE_POLICIES = ("baseline", "hardened", "production")
 RESTRICTED_PRESET = ROOT / "operator" / "readiness_operator" / "presets" / "pod-security-restricted.yaml"
 
 
@@ -180,7 +201,8 @@ def policies() -> list[dict[str, Any]]:
     """The example policies plus the Pod Security restricted preset, selecting every benchmark
     namespace, with 30 s SLO intervals."""
     out = []
-    for path in [*sorted((ROOT / "examples" / "policies").glob("*.yaml")), RESTRICTED_PRESET]:
+    # Named: examples/policies/ holds more examples since (graded SLOs, a web service, Pod Security ones).
+    for path in [*(ROOT / "examples" / "policies" / f"{name}.yaml" for name in EXAMPLE_POLICIES), RESTRICTED_PRESET]:
         policy = yaml.safe_load(path.read_text())
         policy["spec"]["match"] = {"namespaceSelector": {"matchLabels": {NS_LABEL: "true"}}}
         # The hardened (Enforce) policy's fail-safe ValidatingAdmissionPolicy would deny the benchmark's
@@ -192,21 +214,67 @@ def policies() -> list[dict[str, Any]]:
     return out
 
 
-def slo_series(keys: list[tuple[str, str]], now: int) -> str:
-    """Healthy series (every SLO met) for the given Deployments, 10 min back to 50 min ahead."""
+def slo_series(pods: list[tuple[str, str]], now: int) -> str:
+    """Healthy series (every SLO met) for the given (namespace, pod)s, 10 min back to 50 min ahead. SLIs
+    are read per pod (`sum by (namespace, pod)`) and the operator maps each pod to its Deployment by
+    its ReplicaSet, so the series carry the pod's name."""
     start, end, step = now - 600, now + 3000, 30
     lines = ["# TYPE http_requests counter"]
-    for ns, name in keys:
+    for ns, pod in pods:
         for code, rate in (("200", 99.99), ("500", 0.01)):
-            lines += [f'http_requests_total{{namespace="{ns}",deployment="{name}",code="{code}"}} {rate * (t - start):.3f} {t}'
+            lines += [f'http_requests_total{{namespace="{ns}",pod="{pod}",code="{code}"}} {rate * (t - start):.3f} {t}'
                       for t in range(start, end, step)]
     lines.append("# TYPE http_request_duration_seconds histogram")
-    for ns, name in keys:
+    for ns, pod in pods:
         for le in ("0.005", "0.01", "+Inf"):
-            series = f'http_request_duration_seconds_bucket{{namespace="{ns}",deployment="{name}",le="{le}"}}'
+            series = f'http_request_duration_seconds_bucket{{namespace="{ns}",pod="{pod}",le="{le}"}}'
             lines += [f"{series} {100 * (t - start):.3f} {t}" for t in range(start, end, step)]
+    lines.append("# TYPE container_memory_working_set_bytes gauge")  # hardened's memory-per-instance (< 500 MB)
+    for ns, pod in pods:
+        series = f'container_memory_working_set_bytes{{namespace="{ns}",pod="{pod}",container="app"}}'
+        lines += [f"{series} 200000000 {t}" for t in range(start, end, step)]
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
+
+
+METADATA = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def slo_pods(e: Env, objects: dict[str, list[dict[str, Any]]], subset: list[tuple[str, str]],
+             with_pods: bool) -> list[tuple[str, str]]:
+    """(namespace, pod) names for the SLO series of the `subset` Deployments, ones the operator maps
+    to them through a ReplicaSet it watches: with pods, their pods' names (metadata-only LIST); without,
+    one ReplicaSet per subset Deployment (owned by it, 0 replicas, the controller-manager stopped:
+    nothing acts on it) and a pod name under it."""
+    want = set(subset)
+    namespaces = sorted({ns for ns, _ in want})
+    out: list[tuple[str, str]] = []
+    if with_pods:
+        for ns in namespaces:
+            for item in e.get(f"/api/v1/namespaces/{ns}/pods", accept=METADATA)["items"]:
+                meta = item["metadata"]
+                if (ns, (meta.get("labels") or {}).get("app")) in want:
+                    out.append((ns, meta["name"]))
+        return out
+    uids = {(ns, item["metadata"]["name"]): item["metadata"]["uid"] for ns in namespaces
+            for item in e.get(f"/apis/apps/v1/namespaces/{ns}/deployments", accept=METADATA)["items"]}
+    by_key = {(ns, o["metadata"]["name"]): o for ns, items in objects.items() for o in items if o["kind"] == "Deployment"}
+    docs = []
+    for ns, name in subset:
+        labels = {**by_key[(ns, name)]["spec"]["template"]["metadata"]["labels"], "pod-template-hash": "bench"}
+        docs.append({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                     "metadata": {"name": f"{name}-bench", "namespace": ns, "labels": labels,
+                                  "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                                       "uid": uids[(ns, name)], "controller": True,
+                                                       "blockOwnerDeletion": True}]},
+                     "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                              "template": {"metadata": {"labels": labels},
+                                           "spec": by_key[(ns, name)]["spec"]["template"]["spec"]}}})
+        out.append((ns, f"{name}-bench-00000"))
+    rs_file = e.work / "slo-replicasets.yaml"
+    rs_file.write_text("\n---\n".join(json.dumps(d) for d in docs) + "\n")
+    apply_files(e, [rs_file], 1)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +288,9 @@ class Expected:
     noncompliant: int = 0
 
 
-def audit(policy_file: Path, manifest_files: list[Path]) -> Expected:
+def audit(policy_file: Path, manifest_files: list[Path], compliant_of: dict[tuple[str, str], bool] | None = None,
+          keep: set[tuple[str, str]] | None = None) -> Expected:
+    """Counts of the audit; with `compliant_of`, also each kept Deployment's compliance."""
     from readiness_operator import cli
 
     exp = Expected()
@@ -235,6 +305,8 @@ def audit(policy_file: Path, manifest_files: list[Path]) -> Expected:
         for r in json.loads(buf.getvalue())["results"]:
             exp.targets += 1
             exp.compliant += bool(r["compliant"])
+            if compliant_of is not None and keep is not None and (r["namespace"], r["name"]) in keep:
+                compliant_of[(r["namespace"], r["name"])] = bool(r["compliant"])
     exp.noncompliant = exp.targets - exp.compliant
     return exp
 
@@ -294,7 +366,14 @@ class Env:
     cluster_dir: Path | None
     prom_dir: Path
     prom_url: str = ""
+    cluster_up_seconds: float = 0.0
+    api: str = ""  # the bench's own reads: plain HTTP to its own count proxy (not an operator's)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def get(self, path: str, accept: str = "application/json", timeout: float = 120) -> Any:
+        request = urllib.request.Request(f"{self.api}{path}", headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return json.loads(r.read())
 
     def k(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 300) -> str:
         r = subprocess.run([self.kubectl, "--kubeconfig", str(self.kubeconfig), *args], input=input,
@@ -316,7 +395,9 @@ def start_cluster(args: argparse.Namespace, work: Path) -> Env:
     if os.environ.get("KUBECONFIG"):
         kubeconfig = Path(os.environ["KUBECONFIG"])
         log(f"using the cluster of $KUBECONFIG ({kubeconfig}); the controller-manager is left alone")
-        e = Env(work, kubeconfig, kubectl, False, None, prom_dir)
+        # A cluster of hack/cluster.sh keeps its pid files next to the kubeconfig: read (for CPU figures) only.
+        pids_dir = kubeconfig.parent if (kubeconfig.parent / "apiserver.pid").exists() else None
+        e = Env(work, kubeconfig, kubectl, False, pids_dir, prom_dir)
         # Leftovers of an earlier run: gone before we start, so the operator starts from nothing
         # (no status, no PolicyReports); with --reuse the namespaces and their objects stay.
         for name in e.k("get", "readinesspolicies", "-l", f"{NS_LABEL}=true", "-o", "name", check=False).split():
@@ -333,20 +414,30 @@ def start_cluster(args: argparse.Namespace, work: Path) -> Env:
                 timeout=330)
         return e
     cluster_dir = Path(args.cluster_dir)
-    # NODES=0: the bare control plane. 10,000 Deployments on kwok's fake nodes would add tens of
-    # thousands of simulated pods, which measures kwok and the scheduler rather than the operator.
-    env = {**os.environ, "CLUSTER_DIR": str(cluster_dir), "NODES": os.environ.get("NODES", "0")}
-    log(f"starting the control plane in {cluster_dir}")
+    env = {**os.environ, "CLUSTER_DIR": str(cluster_dir), "NODES": "0"}
+    if args.pods:
+        # The living cluster of cluster.sh, sized for the benchmark: every pod fits on the nodes (kwok's
+        # fake capacity), the controller-manager and scheduler are not held to 20 / 50 requests/s (their
+        # defaults would take half an hour for 30,000 pods), and the HPA controller syncs every 15 s
+        # (Kubernetes' default; cluster.sh's 5 s is for tests).
+        want_pods = args.expected_pods
+        env.update(NODES=str(args.nodes), NODE_PODS=str(max(110, -(-want_pods * 5 // 4) // max(1, args.nodes))),
+                   NODE_CPU="1000", NODE_MEMORY="4Ti", KUBE_API_QPS=str(args.kube_api_qps),
+                   HPA_SYNC_PERIOD=args.hpa_sync_period)
+    log(f"starting the cluster in {cluster_dir} ({env['NODES']} kwok nodes)")
+    t = time.monotonic()
     out = subprocess.run([str(HACK / "cluster.sh"), "up"], env=env, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"cluster.sh up failed: {out.stderr[-2000:]}")
     e = Env(work, Path(out.stdout.strip().splitlines()[-1]), kubectl, True, cluster_dir, prom_dir)
+    e.cluster_up_seconds = round(time.monotonic() - t, 1)
     if args.keep_cluster:
         log(f"keeping the control plane: export KUBECONFIG={e.kubeconfig}; CLUSTER_DIR={cluster_dir} hack/cluster.sh down")
     else:
         e.cleanups.append(lambda: subprocess.run([str(HACK / "cluster.sh"), "down"], env=env, capture_output=True, timeout=120))
     pid_file = cluster_dir / "controller-manager.pid"
-    if pid_file.exists() and not args.keep_controller_manager:
+    if not args.pods and pid_file.exists() and not args.keep_controller_manager:
+        # No nodes: the controller-manager would only create ReplicaSets and Pending pods.
         pid = int(pid_file.read_text())
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -372,9 +463,10 @@ def prom_queries(e: Env) -> int:
 
 
 class Proxy:
-    def __init__(self, e: Env) -> None:
-        port_file = e.work / "proxy.port"
-        self.log = (e.work / "proxy.log").open("wb")
+    def __init__(self, e: Env, name: str = "operator") -> None:
+        port_file = e.work / f"proxy-{name}.port"
+        self.log_path = e.work / f"proxy-{name}.log"
+        self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen([PYTHON, str(HACK / "bench" / "count_proxy.py"), "--kubeconfig", str(e.kubeconfig),
                                       "--port-file", str(port_file)], stdout=self.log, stderr=subprocess.STDOUT)
         e.cleanups.append(self.stop)
@@ -382,10 +474,11 @@ class Proxy:
             if port_file.exists() and port_file.read_text().strip():
                 break
             if self.proc.poll() is not None:
-                raise RuntimeError(f"count proxy exited: {(e.work / 'proxy.log').read_text()[-2000:]}")
+                raise RuntimeError(f"count proxy exited: {self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
         self.port = int(port_file.read_text())
-        self.kubeconfig = e.work / "operator.kubeconfig"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.kubeconfig = e.work / f"{name}.kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "bench",
             "clusters": [{"name": "proxy", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
@@ -408,16 +501,22 @@ class Proxy:
 
 
 class Operator:
-    def __init__(self, e: Env, proxy: Proxy, profile: str | None) -> None:
+    """One operator process (a replica) talking through its own counting proxy."""
+
+    def __init__(self, e: Env, proxy: Proxy, name: str, lease: str | None, profile: str | None) -> None:
+        self.name, self.proxy = name, proxy
         self.liveness, self.metrics_port = free_port(), free_port()
         cmd = [PYTHON]
         if profile:
             cmd += ["-m", "cProfile", "-o", profile]
-        cmd += ["-m", "readiness_operator", "run", "--standalone",
+        election = ["--leader-election-lease", lease] if lease else ["--standalone"]
+        cmd += ["-m", "readiness_operator", "run", *election,
                 "--liveness", f"http://127.0.0.1:{self.liveness}/healthz", "--metrics-port", str(self.metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(proxy.kubeconfig), "READINESS_PROMETHEUS_URL": e.prom_url,
                "PYTHONPATH": str(ROOT / "operator"), "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps the stacks
-        self.log_path = e.work / "operator.log"
+        if lease:  # as the chart runs them: the Lease in the operator's namespace, the pod name as identity
+            env.update(READINESS_NAMESPACE=BENCH_NAMESPACE, READINESS_POD_NAME=name)
+        self.log_path = e.work / f"operator-{name}.log"
         self.log = self.log_path.open("wb")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -425,7 +524,8 @@ class Operator:
 
     def alive(self) -> None:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"operator exited ({self.proc.returncode}): {self.log_path.read_text()[-3000:]}")
+            raise RuntimeError(f"operator {self.name} exited ({self.proc.returncode}): "
+                               f"{self.log_path.read_text()[-3000:]}")
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -464,7 +564,7 @@ class Operator:
 
 
 def statuses(e: Env) -> dict[str, dict[str, Any]]:
-    items = json.loads(e.k("get", "readinesspolicies", "-o", "json", timeout=30))["items"]
+    items = e.get("/apis/readiness.dev/v1alpha1/readinesspolicies", timeout=30)["items"]
     return {p["metadata"]["name"]: p.get("status") or {} for p in items}
 
 
@@ -483,67 +583,318 @@ def mismatches(current: dict[str, dict[str, Any]], expected: dict[str, Expected]
     return out
 
 
-def wait_correct(e: Env, op: Operator, expected: dict[str, Expected], slo_measured: dict[str, int],
-                 slo_names: dict[str, list[str]], since: float, timeout: float) -> tuple[float, dict[str, float]]:
-    """Seconds from `since` until every status is correct; also when each policy first was."""
+def alive(ops: list[Operator]) -> None:
+    for op in ops:
+        op.alive()
+
+
+def wait_correct(e: Env, ops: list[Operator], expected: dict[str, Expected], slo_measured: dict[str, int],
+                 slo_names: dict[str, list[str]], since: float, timeout: float,
+                 reports: ReportWatch | None = None) -> tuple[float, dict[str, float], float | None]:
+    """Seconds from `since` until every status is correct (and, with `reports`, until then and the
+    watched PolicyReport results are too); also when each policy's status first was, and when the
+    reports first were."""
     per_policy: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     last: list[str] = []
+    status_done: float | None = None
     while time.monotonic() < deadline:
-        op.alive()
-        try:
-            current = statuses(e)
-        except (RuntimeError, subprocess.TimeoutExpired):
-            time.sleep(0.5)
-            continue
-        now = time.monotonic() - since
-        for name in expected:
-            if name not in per_policy and not mismatches({name: current.get(name) or {}}, {name: expected[name]},
-                                                         slo_measured, slo_names):
-                per_policy[name] = now
-        last = mismatches(current, expected, slo_measured, slo_names)
-        if not last:
-            return now, per_policy
+        alive(ops)
+        if status_done is None:
+            try:
+                current = statuses(e)
+            except (OSError, ValueError):
+                time.sleep(0.5)
+                continue
+            now = time.monotonic() - since
+            for name in expected:
+                if name not in per_policy and not mismatches({name: current.get(name) or {}}, {name: expected[name]},
+                                                             slo_measured, slo_names):
+                    per_policy[name] = now
+            last = mismatches(current, expected, slo_measured, slo_names)
+            if not last:
+                status_done = now
+        if status_done is not None:
+            if reports is None:
+                return status_done, per_policy, None
+            if reports.done_at is not None:
+                return status_done, per_policy, reports.done_at - since
+            last = ([f"report watch ended: {reports.error}"] if reports.error else []) + (
+                reports.problems[:5] or ["reports: watching"])
         time.sleep(0.25)
-    raise TimeoutError(f"statuses not correct after {timeout:.0f}s: {last}")
+    raise TimeoutError(f"statuses{' and reports' if reports else ''} not correct after {timeout:.0f}s: {last}")
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def table_rows(e: Env, path: str, limit: int = 500) -> Iterator[dict[str, Any]]:
+    """The server-side table (`kubectl get`'s columns) of a LIST, page by page, rows as {column: cell}."""
+    token = ""
+    while True:
+        sep = "&" if "?" in path else "?"
+        page = e.get(f"{path}{sep}limit={limit}&includeObject=None"
+                     + (f"&continue={urllib.parse.quote(token)}" if token else ""), accept=TABLE)
+        names = [c["name"].lower() for c in page.get("columnDefinitions") or ()]
+        for row in page.get("rows") or ():
+            yield dict(zip(names, row.get("cells") or (), strict=False))
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return
 
 
 def report_results(e: Env) -> tuple[int, int]:
     """(PolicyReports, results in them) from the server-side table (summary columns), not the bodies."""
-    out = e.k("get", "policyreports", "-A", "-l", "app.kubernetes.io/managed-by=readiness-operator", "--no-headers",
-              check=False, timeout=120)
-    rows = [line.split() for line in out.splitlines() if line.strip()]
-    # NAMESPACE NAME KIND NAME PASS FAIL WARN ERROR SKIP AGE
-    return len(rows), sum(sum(int(c) for c in row[-6:-1] if c.isdigit()) for row in rows)
+    rows = list(table_rows(e, f"/apis/wgpolicyk8s.io/v1alpha2/policyreports?labelSelector={urllib.parse.quote(MANAGED)}"))
+    return len(rows), sum(int(row.get(c) or 0) for row in rows for c in ("pass", "fail", "warn", "error", "skip"))
 
 
-def wait_reports(e: Env, op: Operator, want: int, since: float, timeout: float) -> float | None:
+def wait_reports(e: Env, ops: list[Operator], want: int, since: float, timeout: float) -> float | None:
     """Seconds from `since` until the PolicyReports hold `want` results (None: not within timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        op.alive()
-        if report_results(e)[1] == want:
-            return time.monotonic() - since
+        alive(ops)
+        with contextlib.suppress(OSError, ValueError):
+            if report_results(e)[1] == want:
+                return time.monotonic() - since
         time.sleep(2)
     return None
 
 
+def count(e: Env, path: str) -> int:
+    """Objects a LIST would return, from one item and the server's remainingItemCount (no selector)."""
+    page = e.get(f"{path}?limit=1")
+    return len(page.get("items") or ()) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+
+
+def wait_pods(e: Env, objects: dict[str, list[dict[str, Any]]], timeout: float) -> dict[str, Any]:
+    """Wait (bounded, printing progress) until every benchmark Deployment is Ready with all its pods
+    (kwok Running/Ready) and every PDB's status counts its pods healthy: before that the live part of
+    the PDB check and the operator's first pass would judge a cluster still being built."""
+    desired = {(ns, o["metadata"]["name"]): int(o["spec"]["replicas"]) for ns, items in objects.items()
+               for o in items if o["kind"] == "Deployment"}
+    want_pods = sum(desired.values())
+    pdbs = {(ns, o["metadata"]["name"]) for ns, items in objects.items() for o in items
+            if o["kind"] == "PodDisruptionBudget"}
+    start = time.monotonic()
+    deadline = start + timeout
+    last_log = 0.0
+    ready = pods = healthy = 0
+    while True:
+        now = time.monotonic()
+        pods = count(e, "/api/v1/pods")
+        if pods >= want_pods:
+            ready = 0
+            for ns in objects:
+                for row in table_rows(e, f"/apis/apps/v1/namespaces/{ns}/deployments"):
+                    have, _, of = str(row.get("ready") or "0/0").partition("/")
+                    want = desired.get((ns, str(row.get("name"))))
+                    ready += want is not None and have == of == str(want) == str(row.get("available")) \
+                        == str(row.get("up-to-date"))
+        if ready == len(desired):
+            healthy = 0
+            for ns in objects:
+                for pdb in e.get(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets")["items"]:
+                    key, st = (ns, pdb["metadata"]["name"]), pdb.get("status") or {}
+                    healthy += key in pdbs and st.get("observedGeneration") == pdb["metadata"].get("generation") \
+                        and st.get("expectedPods") == st.get("currentHealthy") == desired.get(key)
+            if healthy == len(pdbs):
+                break
+        if now - last_log > 15:
+            last_log = now
+            log(f"pods: {pods:,} of {want_pods:,} exist; Deployments Ready: {ready:,} of {len(desired):,}; "
+                f"PDBs counting their pods: {healthy:,} of {len(pdbs):,} ({now - start:.0f} s)")
+        if now > deadline:
+            raise TimeoutError(f"after {timeout:.0f} s: {pods:,} of {want_pods:,} pods, {ready:,} of {len(desired):,} "
+                               f"Deployments Ready, {healthy:,} of {len(pdbs):,} PDBs healthy")
+        time.sleep(5)
+    out = {"pods_expected": want_pods, "pods": count(e, "/api/v1/pods"), "replicasets": count(e, "/apis/apps/v1/replicasets"),
+           "nodes": count(e, "/api/v1/nodes"), "pods_ready_seconds": round(time.monotonic() - start, 1)}
+    log(f"{out['pods']:,} pods on {out['nodes']} nodes, every Deployment Ready and every PDB healthy "
+        f"{out['pods_ready_seconds']} s after the objects were created")
+    return out
+
+
+def cluster_cpu(e: Env) -> dict[str, float]:
+    """CPU seconds so far of each process cluster.sh started (apiserver, etcd, kwok ...), by pid file."""
+    out: dict[str, float] = {}
+    if e.cluster_dir is None:
+        return out
+    for pid_file in sorted(e.cluster_dir.glob("*.pid")):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{int(pid_file.read_text())}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid_file.stem] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def report_result(status: str, severity: Any) -> str:
+    """The PolicyReport result a finding must show (wgpolicyk8s.io: pass / fail / warn / error / skip)."""
+    from readiness_operator.severity import Severity
+
+    if status in ("pass", "exempt", "unknown"):
+        return {"pass": "pass", "exempt": "skip", "unknown": "error"}[status]
+    return "warn" if Severity(severity) == Severity.INFO else "fail"
+
+
+@dataclass
+class ExpectedResults:
+    """One Deployment's results under one policy: how many, its compliance, every non-SLO check's result."""
+
+    count: int
+    compliant: bool
+    rules: dict[str, str]
+
+
+def expected_change_results(pol: list[dict[str, Any]], objects: dict[str, list[dict[str, Any]]],
+                            keys: set[tuple[str, str]]) -> dict[tuple[str, str, str], ExpectedResults]:
+    """(namespace, Deployment, policy) -> its expected report results, from the engine offline (as the
+    audit judges). SLO checks are left to their count: their results come from Prometheus."""
+    from readiness_operator.engine import compile_policy, evaluate
+    from readiness_operator.model import ReadinessPolicySpec
+    from readiness_operator.model.check_ids import SLO_PREFIX
+    from readiness_operator.world import InMemoryView, Worlds
+
+    plans = {p["metadata"]["name"]: compile_policy(ReadinessPolicySpec.model_validate(p["spec"])) for p in pol}
+    out: dict[tuple[str, str, str], ExpectedResults] = {}
+    for ns, items in objects.items():
+        targets = [o for o in items if o["kind"] == "Deployment" and (ns, o["metadata"]["name"]) in keys]
+        if not targets:
+            continue
+        labels = {o["metadata"]["name"]: o["metadata"].get("labels") or {} for o in items if o["kind"] == "Namespace"}
+        worlds = Worlds(InMemoryView(deployments=[o for o in items if o["kind"] == "Deployment"],
+                                     pdbs=[o for o in items if o["kind"] == "PodDisruptionBudget"],
+                                     hpas=[o for o in items if o["kind"] == "HorizontalPodAutoscaler"],
+                                     namespace_labels=labels))
+        for o in targets:
+            for name, plan in plans.items():
+                verdict = evaluate(plan, o, worlds.of(o))
+                out[(ns, o["metadata"]["name"], name)] = ExpectedResults(
+                    len(verdict.findings), verdict.compliant,
+                    {f.check: report_result(f.status, f.severity) for f in verdict.findings
+                     if not f.check.startswith(SLO_PREFIX)})
+    return out
+
+
+class ReportWatch:
+    """The PolicyReport results of some Deployments, kept current by a paginated LIST then a WATCH in
+    a thread (only the results of those Deployments are kept: at 10,000 the reports are ~200 MB).
+    `expect` arms it: `done_at` is the first moment every expected result is there."""
+
+    PATH = "/apis/wgpolicyk8s.io/v1alpha2/policyreports"
+
+    def __init__(self, e: Env, keys: set[tuple[str, str]]) -> None:
+        self.e, self.keys = e, keys
+        self.lock = threading.Lock()
+        self.by_report: dict[tuple[str, str], dict[str, list[tuple[str, str, str, str]]]] = {}
+        self.expected: dict[tuple[str, str, str], ExpectedResults] | None = None
+        self.done_at: float | None = None
+        self.problems: list[str] = []
+        self.events = 0
+        self.error = ""
+        self.stopped = False
+        selector = urllib.parse.quote(MANAGED)
+        token, rv = "", ""
+        while True:  # one consistent snapshot: every page is read at the first page's resourceVersion
+            page = e.get(f"{self.PATH}?labelSelector={selector}&limit=20"
+                         + (f"&continue={urllib.parse.quote(token)}" if token else ""))
+            rv = rv or page["metadata"]["resourceVersion"]
+            for report in page.get("items") or ():
+                self._keep(report)
+            token = page["metadata"].get("continue") or ""
+            if not token:
+                break
+        self.url = (f"{e.api}{self.PATH}?watch=1&labelSelector={selector}&resourceVersion={rv}"
+                    "&allowWatchBookmarks=true&timeoutSeconds=3600")
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _keep(self, report: dict[str, Any], deleted: bool = False) -> None:
+        key = (report["metadata"]["namespace"], report["metadata"]["name"])
+        kept: dict[str, list[tuple[str, str, str, str]]] = {}
+        if not deleted:
+            for r in report.get("results") or ():
+                for ref in r.get("resources") or ():
+                    if ref.get("kind") == "Deployment" and (key[0], ref.get("name")) in self.keys:
+                        kept.setdefault(ref["name"], []).append((str(r.get("policy")), str(r.get("rule")),
+                                                                 str(r.get("result")),
+                                                                 str((r.get("properties") or {}).get("compliant"))))
+        with self.lock:
+            if kept:
+                self.by_report[key] = kept
+            else:
+                self.by_report.pop(key, None)
+
+    def _watch(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=3700) as r:
+                for line in r:
+                    if self.stopped:
+                        return
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        self.error = str((event.get("object") or {}).get("message"))
+                        return
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        self._keep(event["object"], deleted=event["type"] == "DELETED")
+                        self.events += 1
+                        self.check()
+        except (OSError, ValueError) as exc:
+            self.error = str(exc)
+
+    def expect(self, expected: dict[tuple[str, str, str], ExpectedResults]) -> None:
+        self.expected = expected
+        self.check()
+
+    def check(self) -> None:
+        if self.expected is None or self.done_at is not None:
+            return
+        with self.lock:
+            got: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+            for (ns, _), kept in self.by_report.items():
+                for name, results in kept.items():
+                    for policy, rule, result, compliant in results:
+                        got.setdefault((ns, name, policy), []).append((rule, result, compliant))
+        problems = []
+        for key, want in self.expected.items():
+            have = got.get(key, [])
+            rules = {rule: result for rule, result, _ in have}
+            if len(have) != want.count:
+                problems.append(f"{'/'.join(key)}: {len(have)} results, {want.count} expected")
+            elif any(c != str(want.compliant).lower() for _, _, c in have):
+                problems.append(f"{'/'.join(key)}: compliant is not {str(want.compliant).lower()}")
+            else:
+                wrong = {r: (rules.get(r), v) for r, v in want.rules.items() if rules.get(r) != v}
+                if wrong:
+                    problems.append(f"{'/'.join(key)}: (result, expected) {wrong}")
+        self.problems = problems
+        if not problems:
+            self.done_at = time.monotonic()
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
 FLOOR_RESOURCES = ("/api/v1/namespaces", "/apis/apps/v1/deployments", "/apis/policy/v1/poddisruptionbudgets",
-                   "/apis/autoscaling/v2/horizontalpodautoscalers")
+                   "/apis/autoscaling/v2/horizontalpodautoscalers", "/apis/networking.k8s.io/v1/networkpolicies",
+                   "/apis/apps/v1/replicasets", "/api/v1/pods")
 
 
-def bare_list_seconds(base_url: str, limit: int = 500) -> tuple[float, int]:
-    """The floor: a paginated LIST of every object the operator reads, each page parsed from JSON into
-    Python objects and dropped -- nothing can converge before it has read the data once."""
-    objects = 0
+def bare_list_seconds(base_url: str, limit: int = 500) -> tuple[float, dict[str, int]]:
+    """The floor: a paginated LIST of every kind the operator reads (pods and ReplicaSets included),
+    each page parsed from JSON into Python objects and dropped -- nothing can converge before it has
+    read the data once. Returns the seconds and the objects by resource."""
+    objects: dict[str, int] = {}
     start = time.monotonic()
     for path in FLOOR_RESOURCES:
         token = ""
+        name = path.rsplit("/", 1)[1]
+        objects[name] = 0
         while True:
             query = f"?limit={limit}" + (f"&continue={urllib.parse.quote(token)}" if token else "")
             with urllib.request.urlopen(f"{base_url}{path}{query}", timeout=120) as r:
                 page = json.loads(r.read())
-            objects += len(page.get("items") or ())
+            objects[name] += len(page.get("items") or ())
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 break
@@ -586,6 +937,7 @@ def environment(args: argparse.Namespace) -> Iterator[Env]:
     e: Env | None = None
     try:
         e = start_cluster(args, work)
+        e.api = Proxy(e, "bench").url  # the bench's own reads, apart from the operators' counts
         yield e
     finally:
         if e is not None:
@@ -593,6 +945,7 @@ def environment(args: argparse.Namespace) -> Iterator[Env]:
                 with contextlib.suppress(Exception):
                     e.k("delete", "readinesspolicies", "-l", f"{NS_LABEL}=true", "--wait=false", check=False)
                     e.k("delete", "namespaces", "-l", f"{NS_LABEL}=true", "--wait=false", check=False)
+                    e.k("delete", "namespace", BENCH_NAMESPACE, "--ignore-not-found", "--wait=false", check=False)
             for cleanup in reversed(e.cleanups):
                 with contextlib.suppress(Exception):
                     cleanup()
@@ -605,9 +958,13 @@ def environment(args: argparse.Namespace) -> Iterator[Env]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"deployments": args.deployments, "namespaces": args.namespaces, "machine": machine(),
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "load_before": " / ".join(f"{x:.1f}" for x in os.getloadavg())}
+                               "load_before": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+                               "with_pods": args.pods, "replicas": args.replicas}
+    objects = make_objects(args.deployments, args.namespaces)
+    args.expected_pods = sum(int(o["spec"]["replicas"]) for items in objects.values() for o in items
+                             if o["kind"] == "Deployment")
     with environment(args) as e:
-        objects = make_objects(args.deployments, args.namespaces)
+        results["cluster_up_seconds"] = e.cluster_up_seconds
         kinds = Counter(o["kind"] for items in objects.values() for o in items)
         results["objects"] = dict(kinds)
         files = write_manifests(objects, e.work / "manifests")
@@ -640,6 +997,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             apply_files(e, files, args.parallel)
             results["create_seconds"] = round(time.monotonic() - t, 1)
             log(f"created in {results['create_seconds']} s")
+        if args.pods:
+            try:
+                results.update(wait_pods(e, objects, args.pods_timeout))
+            except TimeoutError as exc:
+                results["failed"] = str(exc)
+                return results
+        if isinstance(results.get("create_seconds"), float):
+            results["setup_seconds"] = round(results["create_seconds"] + results.get("pods_ready_seconds", 0.0), 1)
 
         log("computing the expected verdicts with `readiness-operator audit`")
         t = time.monotonic()
@@ -653,8 +1018,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        for o in items if o["kind"] == "Deployment"]
         subset = deployments[:: args.slo_every]
         om = e.work / "slo.om"
-        om.write_text(slo_series(subset, int(time.time())))
-        log(f"starting Prometheus with SLO series for {len(subset)} Deployments")
+        slo_pod_names = slo_pods(e, objects, subset, args.pods)
+        om.write_text(slo_series(slo_pod_names, int(time.time())))
+        log(f"starting Prometheus with SLO series for {len(subset)} Deployments ({len(slo_pod_names)} pods)")
         start_prometheus(e, om)
         slo_names = {p["metadata"]["name"]: [s["name"] for s in p["spec"].get("slos") or ()] for p in pol}
         slo_measured = {name: len(subset) for name in slo_names}
@@ -663,94 +1029,187 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         for f in policy_files:
             e.k("apply", "-f", str(f))
-        proxy = Proxy(e)
-        floor_runs = [bare_list_seconds(f"http://127.0.0.1:{proxy.port}") for _ in range(3)]
+        floor_runs = [bare_list_seconds(e.api) for _ in range(3)]
         results["floor_list_seconds"] = round(min(t for t, _ in floor_runs), 2)
         results["floor_list_seconds_runs"] = [round(t, 2) for t, _ in floor_runs]
-        results["floor_list_objects"] = floor_runs[0][1]
-        log(f"floor: a bare paginated LIST of {floor_runs[0][1]:,} objects takes {results['floor_list_seconds']} s "
-            f"(best of 3: {results['floor_list_seconds_runs']})")
-        proxy_reset = proxy.counts()
+        results["floor_list_objects"] = sum(floor_runs[0][1].values())
+        results["floor_list_objects_by_resource"] = floor_runs[0][1]
+        log(f"floor: a bare paginated LIST of {results['floor_list_objects']:,} objects ({floor_runs[0][1]}) takes "
+            f"{results['floor_list_seconds']} s (best of 3: {results['floor_list_seconds_runs']})")
+
+        replica_names = [f"replica-{chr(ord('a') + i)}" for i in range(args.replicas)]
+        lease = LEASE if args.replicas > 1 else None
+        if lease:  # the operator's namespace, its Lease gone (an earlier run's holder would delay the election)
+            e.k("create", "namespace", BENCH_NAMESPACE, check=False)
+            e.k("-n", BENCH_NAMESPACE, "delete", "lease", lease, "--ignore-not-found", check=False)
+        proxies = {name: Proxy(e, name) for name in replica_names}
+        resets = {name: proxy.counts() for name, proxy in proxies.items()}
         prom_before = prom_queries(e)
-        log("starting the operator")
-        op = Operator(e, proxy, args.profile)
-        op.start_sampling()
+        cluster0 = cluster_cpu(e)
+        log(f"starting the operator: {', '.join(replica_names)}" + (f" (leader election, Lease {BENCH_NAMESPACE}/{lease})"
+                                                             if lease else " (--standalone)"))
+        ops = [Operator(e, proxies[name], name, lease, args.profile if i == 0 else None)
+               for i, name in enumerate(replica_names)]
+        started = ops[0].started
+        for op in ops:
+            op.start_sampling()
+        per: dict[str, dict[str, Any]] = {op.name: {} for op in ops}
+
+        def record(suffix: str, rss: bool = True) -> None:
+            for op in ops:
+                per[op.name][f"{suffix}_cpu_seconds"] = round(op.cpu_seconds(), 1)
+                if rss:
+                    per[op.name][f"peak_rss_mb_at_{suffix}"] = round(op.status_kb("VmHWM") / 1024, 1)
+                per[op.name][f"requests_to_{suffix}"] = dict(op.proxy.counts() - resets[op.name])
+
         try:
-            converged, per_policy = wait_correct(e, op, expected, slo_measured, slo_names, op.started, args.timeout)
+            converged, per_policy, _ = wait_correct(e, ops, expected, slo_measured, slo_names, started, args.timeout)
         except TimeoutError as exc:
             log(str(exc))
-            results.update(converge_seconds=f"> {args.timeout:.0f}", converge_cpu_seconds=round(op.cpu_seconds(), 1),
-                           peak_rss_mb=round(op.status_kb("VmHWM") / 1024, 1),
-                           requests_to_converge=dict(proxy.counts() - proxy_reset),
-                           failed=str(exc))
+            record("converge")
+            if lease:
+                with contextlib.suppress(OSError, ValueError):
+                    lease_moves(e, ops, per, results)
+            results.update(converge_seconds=f"> {args.timeout:.0f}", per_replica=per, failed=str(exc),
+                           converge_cpu_seconds=per[ops[0].name]["converge_cpu_seconds"],
+                           peak_rss_mb=per[ops[0].name]["peak_rss_mb_at_converge"],
+                           requests_to_converge=per[ops[0].name]["requests_to_converge"])
             return results
+        leader = leader_of(e, ops)
+        standby = [op for op in ops if op is not leader]
+        results["leader"] = leader.name
+        for op in ops:
+            per[op.name]["role"] = "leader" if op is leader else "standby"
+        record("converge")
         results["converge_seconds"] = round(converged, 1)
         results["converge_vs_floor"] = round(converged / results["floor_list_seconds"], 2)
-        results["peak_rss_mb_at_converge"] = round(op.status_kb("VmHWM") / 1024, 1)
+        results["peak_rss_mb_at_converge"] = per[leader.name]["peak_rss_mb_at_converge"]
         results["converge_per_policy_seconds"] = {k: round(v, 1) for k, v in sorted(per_policy.items())}
-        results["converge_cpu_seconds"] = round(op.cpu_seconds(), 1)
-        results["requests_to_converge"] = dict(proxy.counts() - proxy_reset)
-        log(f"converged in {converged:.1f} s (CPU {results['converge_cpu_seconds']} s)")
+        results["converge_cpu_seconds"] = per[leader.name]["converge_cpu_seconds"]
+        results["requests_to_converge"] = per[leader.name]["requests_to_converge"]
+        log(f"converged in {converged:.1f} s (leader {leader.name}: CPU {results['converge_cpu_seconds']} s"
+            + "".join(f"; standby {op.name}: CPU {per[op.name]['converge_cpu_seconds']} s" for op in standby) + ")")
         want_results = expected_results(pol, expected)
-        reports_done = wait_reports(e, op, want_results, op.started, args.timeout)
+        reports_done = wait_reports(e, ops, want_results, started, args.timeout)
         results["reports_complete_seconds"] = round(reports_done, 1) if reports_done is not None else f"> {args.timeout:.0f}"
-        results["reports_complete_cpu_seconds"] = round(op.cpu_seconds(), 1)
-        results["peak_rss_mb_first_pass"] = round(op.status_kb("VmHWM") / 1024, 1)
+        record("reports_complete")
+        results["reports_complete_cpu_seconds"] = per[leader.name]["reports_complete_cpu_seconds"]
+        results["peak_rss_mb_first_pass"] = per[leader.name]["peak_rss_mb_at_reports_complete"]
         if reports_done is not None:
             results["reports_complete_vs_floor"] = round(reports_done / results["floor_list_seconds"], 2)
-        results["requests_to_reports_complete"] = dict(proxy.counts() - proxy_reset)
+        results["requests_to_reports_complete"] = per[leader.name]["requests_to_reports_complete"]
         log(f"PolicyReports complete ({want_results:,} results) {results['reports_complete_seconds']} s after start")
+        cluster1 = cluster_cpu(e)
+        results["cluster_cpu_seconds_to_reports_complete"] = {k: round(v - cluster0.get(k, 0.0), 1)
+                                                              for k, v in cluster1.items()}
 
         # Let the tail of the first pass (events, resync marks) settle, then an idle window.
         time.sleep(args.settle)
-        cpu0, req0, prom0, t0 = op.cpu_seconds(), proxy.counts(), prom_queries(e), time.monotonic()
+        cpu0 = {op.name: op.cpu_seconds() for op in ops}
+        req0 = {op.name: op.proxy.counts() for op in ops}
+        prom0, cl0, t0 = prom_queries(e), cluster_cpu(e), time.monotonic()
         time.sleep(args.idle_seconds)
-        cpu1, req1, prom1, t1 = op.cpu_seconds(), proxy.counts(), prom_queries(e), time.monotonic()
+        cpu1 = {op.name: op.cpu_seconds() for op in ops}
+        req1 = {op.name: op.proxy.counts() for op in ops}
+        prom1, cl1, t1 = prom_queries(e), cluster_cpu(e), time.monotonic()
         window = t1 - t0
+        for op in ops:
+            requests = req1[op.name] - req0[op.name]
+            per[op.name].update(idle_cpu_percent=round(100 * (cpu1[op.name] - cpu0[op.name]) / window, 2),
+                                idle_requests=dict(requests),
+                                idle_requests_per_minute=round(sum(requests.values()) * 60 / window, 1))
         results["idle_window_seconds"] = round(window, 1)
-        results["idle_cpu_percent"] = round(100 * (cpu1 - cpu0) / window, 2)
-        results["idle_cpu_seconds_per_30s"] = round((cpu1 - cpu0) * 30 / window, 2)
-        results["idle_requests"] = dict(req1 - req0)
-        results["idle_requests_per_minute"] = round(sum((req1 - req0).values()) * 60 / window, 1)
+        results["idle_cpu_percent"] = per[leader.name]["idle_cpu_percent"]
+        results["idle_cpu_seconds_per_30s"] = round((cpu1[leader.name] - cpu0[leader.name]) * 30 / window, 2)
+        results["idle_requests"] = per[leader.name]["idle_requests"]
+        results["idle_requests_per_minute"] = per[leader.name]["idle_requests_per_minute"]
         results["prometheus_queries_in_window"] = prom1 - prom0
         results["prometheus_queries_per_30s_interval"] = round((prom1 - prom0) * 30 / window, 1)
         results["prometheus_queries_total"] = prom1 - prom_before
-        log(f"idle: CPU {results['idle_cpu_percent']} %, {sum((req1 - req0).values())} API requests, "
-            f"{prom1 - prom0} Prometheus queries in {window:.0f} s")
+        results["cluster_idle_cpu_percent"] = {k: round(100 * (v - cl0.get(k, 0.0)) / window, 1) for k, v in cl1.items()}
+        log("idle: CPU " + ", ".join(f"{op.name} {per[op.name]['idle_cpu_percent']} %" for op in ops)
+            + f"; leader: {sum(results['idle_requests'].values())} API requests, {prom1 - prom0} Prometheus queries "
+            f"in {window:.0f} s; cluster processes: {results['cluster_idle_cpu_percent']} %")
 
-        # Change 100 Deployments: add a readinessProbe where one is missing.
-        changed = pick_changes(objects, policy_files[0], args.changes)
-        files = write_manifests(objects, e.work / "manifests")  # the audit sees the changed objects
-        change_file = e.work / "changes.yaml"
-        change_file.write_text("\n---\n".join(json.dumps(o) for o in changed) + "\n")
-        t = time.monotonic()
-        expected = {p["metadata"]["name"]: audit(f, files) for p, f in zip(pol, policy_files, strict=True)}
-        log(f"after the change, expected: { {k: vars(v) for k, v in expected.items()} } "
-            f"(audit {time.monotonic() - t:.1f} s)")
-        results["expected_after_change"] = {k: vars(v) for k, v in expected.items()}
-        req_before = proxy.counts()
-        t = time.monotonic()
-        apply_files(e, [change_file], 1)
-        results["change_apply_seconds"] = round(time.monotonic() - t, 1)
-        change_converged, _ = wait_correct(e, op, expected, slo_measured, slo_names, t, args.timeout)
-        results["changed_deployments"] = len(changed)
-        results["change_converge_seconds"] = round(change_converged, 1)
-        results["change_after_apply_seconds"] = round(max(0.0, change_converged - results["change_apply_seconds"]), 1)
-        time.sleep(2)
-        results["change_requests"] = dict(proxy.counts() - req_before)
-        log(f"{len(changed)} changes reflected {change_converged:.1f} s after kubectl apply started "
-            f"(apply took {results['change_apply_seconds']} s)")
+        changed: list[dict[str, Any]] = []
+        if args.changes > 0:  # --changes 0: no change measure (e.g. 50,000 Deployments: converge, RSS, nothing dropped)
+            # Change 100 Deployments: add a readinessProbe where one is missing.
+            changed = pick_changes(objects, policy_files[0], args.changes)
+            keys = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in changed}
+            files = write_manifests(objects, e.work / "manifests")  # the audit sees the changed objects
+            change_file = e.work / "changes.yaml"
+            change_file.write_text("\n---\n".join(json.dumps(o) for o in changed) + "\n")
+            t = time.monotonic()
+            compliant_of: dict[str, dict[tuple[str, str], bool]] = {}
+            expected = {}
+            for p, f in zip(pol, policy_files, strict=True):
+                compliant_of[p["metadata"]["name"]] = {}
+                expected[p["metadata"]["name"]] = audit(f, files, compliant_of[p["metadata"]["name"]], keys)
+            want_reports = expected_change_results(pol, objects, keys)
+            disagree = [k for k, v in want_reports.items() if compliant_of[k[2]].get(k[:2]) != v.compliant]
+            if disagree:  # the offline engine and the audit are the same code: this would be a bench bug
+                raise RuntimeError(f"the audit and the engine disagree on {disagree[:5]}")
+            log(f"after the change, expected: { {k: vars(v) for k, v in expected.items()} } "
+                f"(audit {time.monotonic() - t:.1f} s); watching the reports of the {len(keys)} changed Deployments")
+            results["expected_after_change"] = {k: vars(v) for k, v in expected.items()}
+            watch = ReportWatch(e, keys)
+            req_before = {op.name: op.proxy.counts() for op in ops}
+            t = time.monotonic()
+            apply_files(e, [change_file], 1)
+            results["change_apply_seconds"] = round(time.monotonic() - t, 1)
+            watch.expect(want_reports)
+            try:
+                status_done, _, reports_done_at = wait_correct(e, ops, expected, slo_measured, slo_names, t, args.timeout,
+                                                               reports=watch)
+            except TimeoutError as exc:
+                log(str(exc))
+                results.update(change_after_apply_seconds=f"> {args.timeout:.0f}", failed=str(exc), per_replica=per)
+                return results
+            finally:
+                watch.stop()
+            assert reports_done_at is not None
+            both = max(status_done, reports_done_at)
+            results["changed_deployments"] = len(changed)
+            results["change_converge_seconds"] = round(both, 1)
+            results["change_after_apply_seconds"] = round(max(0.0, both - results["change_apply_seconds"]), 1)
+            results["change_status_after_apply_seconds"] = round(max(0.0, status_done - results["change_apply_seconds"]), 1)
+            results["change_reports_after_apply_seconds"] = round(max(0.0, reports_done_at - results["change_apply_seconds"]),
+                                                                  1)
+            results["change_report_results_checked"] = sum(v.count for v in want_reports.values())
+            results["change_report_watch_events"] = watch.events
+            time.sleep(2)
+            for op in ops:
+                per[op.name]["change_requests"] = dict(op.proxy.counts() - req_before[op.name])
+            results["change_requests"] = per[leader.name]["change_requests"]
+            log(f"{len(changed)} changes reflected {both:.1f} s after kubectl apply started (statuses {status_done:.1f} s, "
+                f"reports {reports_done_at:.1f} s; the apply took {results['change_apply_seconds']} s)")
+            if args.pods:  # the changed templates rolled out: still right once the new pods are Ready?
+                with contextlib.suppress(TimeoutError):
+                    wait_pods(e, objects, args.timeout)
+                results["change_statuses_correct_after_rollout"] = not mismatches(statuses(e), expected, slo_measured,
+                                                                                  slo_names)
 
-        results["peak_rss_mb"] = round(op.status_kb("VmHWM") / 1024, 1)
-
-        results["rss_mb_end"] = round(op.status_kb("VmRSS") / 1024, 1)
-        results["total_cpu_seconds"] = round(op.cpu_seconds(), 1)
-        peak = max(op.samples, key=lambda x: x[1], default=(0.0, 0.0))
+        for op in ops:
+            per[op.name].update(peak_rss_mb=round(op.status_kb("VmHWM") / 1024, 1),
+                                rss_mb_end=round(op.status_kb("VmRSS") / 1024, 1),
+                                total_cpu_seconds=round(op.cpu_seconds(), 1))
+        results["peak_rss_mb"] = per[leader.name]["peak_rss_mb"]
+        results["rss_mb_end"] = per[leader.name]["rss_mb_end"]
+        results["total_cpu_seconds"] = per[leader.name]["total_cpu_seconds"]
+        results["peak_rss_mb_max_replica"] = max(v["peak_rss_mb"] for v in per.values())
+        results["idle_cpu_percent_max_replica"] = max(v["idle_cpu_percent"] for v in per.values())
+        for op in standby[:1]:
+            for key in ("peak_rss_mb", "converge_cpu_seconds", "idle_cpu_percent", "total_cpu_seconds"):
+                results[f"standby_{key}"] = per[op.name][key]
+        if lease:
+            lease_moves(e, ops, per, results)
+        results["per_replica"] = per
+        peak = max(leader.samples, key=lambda x: x[1], default=(0.0, 0.0))
         results["rss_peak_sampled_at_seconds"] = peak[0]
-        results["rss_timeline_mb"] = op.samples[::20]  # every 10 s
+        results["rss_timeline_mb"] = leader.samples[::20]  # every 10 s
         results["policy_reports"], results["policy_report_results"] = report_results(e)
         results["policy_report_results_expected"] = expected_results(pol, expected)
-        if args.reuse or args.keep_cluster:  # undo the change, so the next --reuse run starts from the same objects
+        if (args.reuse or args.keep_cluster) and changed:  # undo the change, so the next --reuse run starts from the same objects
             originals = make_objects(args.deployments, args.namespaces)
             by_name = {(o["metadata"].get("namespace"), o["metadata"]["name"]): o for items in originals.values() for o in items}
             change_file.write_text("\n---\n".join(json.dumps(by_name[(o["metadata"]["namespace"], o["metadata"]["name"])])
@@ -758,8 +1217,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             apply_files(e, [change_file], 1)
         if not e.own_cluster or args.keep_cluster:  # while the operator runs, so it removes its finalizer
             e.k("delete", "readinesspolicies", "-l", f"{NS_LABEL}=true", "--timeout=60s", check=False, timeout=90)
-        op.stop()
+        for op in ops:
+            op.stop()
     return results
+
+
+def lease_moves(e: Env, ops: list[Operator], per: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
+    """How often the Lease moved (a leader whose event loop is starved for 10 s steps down), from the
+    Lease and each replica's log."""
+    held = e.get(f"/apis/coordination.k8s.io/v1/namespaces/{BENCH_NAMESPACE}/leases/{LEASE}")
+    results["lease_transitions"] = int((held.get("spec") or {}).get("leaseTransitions") or 0)
+    for op in ops:
+        text = op.log_path.read_text(errors="replace")
+        per[op.name].update(leader_terms=text.count("is the leader now"), step_downs=text.count("stepping down"))
+
+
+def leader_of(e: Env, ops: list[Operator]) -> Operator:
+    """The replica holding the Lease (its holderIdentity is `<READINESS_POD_NAME>_<suffix>`)."""
+    if len(ops) == 1:
+        return ops[0]
+    lease = e.get(f"/apis/coordination.k8s.io/v1/namespaces/{BENCH_NAMESPACE}/leases/{LEASE}")
+    holder = str((lease.get("spec") or {}).get("holderIdentity") or "")
+    for op in ops:
+        if holder.startswith(op.name + "_"):
+            return op
+    raise RuntimeError(f"no replica holds Lease {BENCH_NAMESPACE}/{LEASE} (holder {holder!r})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -786,17 +1268,38 @@ def table(r: dict[str, Any]) -> str:
     def ok(good: bool) -> str:
         return "yes" if good else "**no**"
 
+    per = r.get("per_replica") or {}
+
+    def each(key: str, unit: str) -> str:
+        """One figure of every replica: 'replica-a (leader) 250.1 MB, replica-b (standby) 240.3 MB'."""
+        return ", ".join(f"{name} ({v.get('role', '?')}) {v.get(key, '?')}{unit}" for name, v in sorted(per.items()))
+
+    pods = (f"; {r['pods']:,} pods (kwok, Running and Ready) and {r.get('replicasets', 0):,} ReplicaSets on "
+            f"{r.get('nodes', '?')} nodes" if r.get("with_pods") and "pods" in r else "; no pods (--no-pods)")
+    setup = (f"created in {r['create_seconds']} s" + (f", every pod Ready {r['pods_ready_seconds']} s later"
+                                                      if "pods_ready_seconds" in r else ""))
+    floor_kinds = ", ".join(f"{k} {v:,}" for k, v in (r.get("floor_list_objects_by_resource") or {}).items() if v)
+    peak = r.get("peak_rss_mb_max_replica", r["peak_rss_mb"])
+    idle = r.get("idle_cpu_percent_max_replica", r["idle_cpu_percent"])
+    cluster_idle = r.get("cluster_idle_cpu_percent") or {}
     rows = [
         ("Objects", f"{r['objects'].get('Deployment', 0):,} Deployments, {r['objects'].get('PodDisruptionBudget', 0):,} PDBs, "
-                    f"{r['objects'].get('HorizontalPodAutoscaler', 0):,} HPAs in {r['namespaces']} namespaces "
-                    f"(created in {r['create_seconds']} s)", ""),
+                    f"{r['objects'].get('HorizontalPodAutoscaler', 0):,} HPAs in {r['namespaces']} namespaces"
+                    f"{pods} ({setup})", ""),
+        ("Operator", f"{r.get('replicas', 1)} replica(s)" + (f", leader election on a Lease (leader {r['leader']}; "
+                                                             f"{r.get('lease_transitions', '?')} Lease transitions, "
+                                                             f"terms: {each('leader_terms', '')})"
+                                                             if r.get("replicas", 1) > 1 and "leader" in r
+                                                             else ", --standalone"), ""),
         ("Expected (audit)", "; ".join(f"{k}: {v['targets']:,} targets, {v['compliant']:,} compliant"
                                         for k, v in r["expected"].items()), ""),
         ("Floor: a bare paginated LIST (limit 500) of the same objects, parsed", f"{r.get('floor_list_seconds', '?')} s "
-         f"({r.get('floor_list_objects', '?'):,} objects; best of {r.get('floor_list_seconds_runs', [])})", ""),
+         f"({r.get('floor_list_objects', '?'):,} objects{': ' + floor_kinds if floor_kinds else ''}; "
+         f"best of {r.get('floor_list_seconds_runs', [])})", ""),
         ("Operator start -> every status complete and correct", f"{r['converge_seconds']} s "
          f"({', '.join(f'{k} {v} s' for k, v in r['converge_per_policy_seconds'].items())}); "
-         f"{r['converge_cpu_seconds']} s CPU; {r.get('converge_vs_floor', '?')}x the floor",
+         f"{r['converge_cpu_seconds']} s CPU (leader)" + (f"; {each('converge_cpu_seconds', ' s CPU')}" if len(per) > 1 else "")
+         + f"; {r.get('converge_vs_floor', '?')}x the floor",
          f"< 30 s: {ok(r['converge_seconds'] < 30)}; <= 2x floor: {ok(r.get('converge_vs_floor', 99) <= 2)}"),
         ("Operator start -> every PolicyReport written", f"{r['reports_complete_seconds']} s "
          f"({r['reports_complete_cpu_seconds']} s CPU; {r.get('reports_complete_vs_floor', '?')}x the floor"
@@ -804,21 +1307,38 @@ def table(r: dict[str, Any]) -> str:
             if "requests_to_reports_complete" in r else "")
          + ")", f"< 30 s: {ok(_num(r['reports_complete_seconds']) < 30)}; <= 2x floor: "
                 f"{ok(r.get('reports_complete_vs_floor', 99) <= 2)}"),
-        ("Peak RSS (VmHWM)", f"{r['peak_rss_mb']} MB (RSS at the end {r['rss_mb_end']} MB)",
-         f"< 300 MB: {ok(r['peak_rss_mb'] < 300)}"),
-        ("Idle CPU (after every report is written)", f"{r['idle_cpu_percent']} % of a core "
-         f"({r['idle_cpu_seconds_per_30s']} CPU s per 30 s, {r['idle_window_seconds']} s idle window)",
-         f"< 1 %: {ok(r['idle_cpu_percent'] < 1)}"),
-        ("API requests to converge", f"{sum(req.values()):,}: writes: {fmt(writes)}; reads: {fmt(reads)}", ""),
-        ("API requests when idle", f"{r['idle_requests_per_minute']} per minute ({fmt(r['idle_requests'])})", ""),
+        ("Peak RSS (VmHWM)" + (" per replica" if len(per) > 1 else ""),
+         (each("peak_rss_mb", " MB") if len(per) > 1 else f"{r['peak_rss_mb']} MB")
+         + f" (leader's RSS at the end {r['rss_mb_end']} MB)",
+         f"< 300 MB: {ok(peak < 300)}"),
+        ("Idle CPU (after every report is written)", (each("idle_cpu_percent", " %") if len(per) > 1 else
+                                                      f"{r['idle_cpu_percent']} %") + " of a core "
+         f"(leader {r['idle_cpu_seconds_per_30s']} CPU s per 30 s, {r['idle_window_seconds']} s idle window)"
+         + (f"; the cluster's own processes meanwhile: {', '.join(f'{k} {v} %' for k, v in cluster_idle.items())}"
+            if cluster_idle else ""),
+         f"< 1 %: {ok(idle < 1)}"),
+        ("API requests to converge" + (" (leader)" if len(per) > 1 else ""),
+         f"{sum(req.values()):,}: writes: {fmt(writes)}; reads: {fmt(reads)}", ""),
+        ("API requests when idle", (each("idle_requests_per_minute", " per minute") if len(per) > 1
+                                    else f"{r['idle_requests_per_minute']} per minute")
+         + f" (leader: {fmt(r['idle_requests'])})", ""),
         ("Prometheus queries per 30 s interval", f"{r['prometheus_queries_per_30s_interval']} "
          f"(expected {r.get('slo_queries_per_interval_expected', '?')}: every SLO of every policy; series for "
          f"{r['slo_series_for']} Deployments)", ""),
-        (f"Change {r['changed_deployments']} Deployments (add a readinessProbe) -> statuses correct",
-         f"{r.get('change_after_apply_seconds', '?')} s after `kubectl apply` returned "
-         f"({r['change_converge_seconds']} s after it started; the apply itself took "
-         f"{r['change_apply_seconds']} s); requests: {fmt(r['change_requests'])}",
-         f"< 5 s: {ok(_num(r.get('change_after_apply_seconds', 99)) < 5)}"),
+        *([
+            (f"Change {r['changed_deployments']} Deployments (add a readinessProbe) -> "
+             + ("statuses and their PolicyReport results correct" if "change_reports_after_apply_seconds" in r
+                else "statuses correct"),
+             f"{r.get('change_after_apply_seconds', '?')} s after `kubectl apply` returned"
+             + (f" (statuses {r['change_status_after_apply_seconds']} s, the "
+                f"{r.get('change_report_results_checked', 0):,} report results of the changed Deployments "
+                f"{r['change_reports_after_apply_seconds']} s)" if "change_reports_after_apply_seconds" in r else "")
+             + f"; {r['change_converge_seconds']} s after it started (the apply itself took "
+             f"{r['change_apply_seconds']} s); requests: {fmt(r['change_requests'])}"
+             + ("" if "change_statuses_correct_after_rollout" not in r else
+                f"; statuses still correct after the rollouts: {ok(r['change_statuses_correct_after_rollout'])}"),
+             f"< 5 s: {ok(_num(r.get('change_after_apply_seconds', 99)) < 5)}")
+        ] if r.get("changed_deployments") else []),
         ("PolicyReports", f"{r['policy_reports']:,} reports, {r['policy_report_results']:,} results "
                           f"(expected {r['policy_report_results_expected']:,}: one per Deployment x check)", ""),
     ]
@@ -835,13 +1355,19 @@ def write_docs(r: dict[str, Any], before: str | None) -> None:
         "",
         f"`.venv/bin/python hack/bench/operator_scale.py --write-docs` ({r.get('date', time.strftime('%Y-%m-%d'))}): a local "
         "control plane (`hack/cluster.sh`, kube-apiserver v1.34 + etcd on loopback), the three example policies "
-        "with `match` widened to all 50 benchmark namespaces (so each judges every Deployment) and SLO intervals "
+        f"plus the Pod Security restricted preset with `match` widened to all {r['namespaces']} benchmark namespaces "
+        "(so each judges every Deployment) and SLO intervals "
         "of 30 s against a Prometheus (`hack/prometheus.sh`) holding backfilled series for every 20th Deployment. "
-        "Expected counts come from `readiness-operator audit` on the same objects. The kube-controller-manager is "
-        "stopped during the run (with no scheduler or nodes it would only create ReplicaSets and Pending pods, "
-        "competing with the operator for the 2 cores). API requests are counted by a loopback proxy the operator "
-        "talks to (`hack/bench/count_proxy.py`); Prometheus queries from its "
-        "`prometheus_http_requests_total{handler=\"/api/v1/query\"}`.",
+        "Expected counts come from `readiness-operator audit` on the same objects. "
+        + ("The living cluster of `hack/cluster.sh` (kwok nodes, scheduler, kube-controller-manager, metrics-server): "
+           "the Deployments' pods Running and Ready, PDB and HPA status filled, before the operator starts. "
+           if r.get("with_pods") else
+           "The kube-controller-manager is stopped during the run (with no scheduler or nodes it would only create "
+           "ReplicaSets and Pending pods, competing with the operator for the 2 cores). ")
+        + (f"{r['replicas']} operator replicas with leader election on a Lease, as the chart runs them. "
+           if r.get("replicas", 1) > 1 else "")
+        + "API requests are counted by a loopback proxy each replica talks to (`hack/bench/count_proxy.py`); "
+        "Prometheus queries from its `prometheus_http_requests_total{handler=\"/api/v1/query\"}`.",
         "",
         f"Machine: {r['machine']}"
         + (f"; load average before the run {r['load_before']}" if "load_before" in r else "")
@@ -863,6 +1389,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Operator at scale (see the module docstring).")
     parser.add_argument("--deployments", type=int, default=10_000)
     parser.add_argument("--namespaces", type=int, default=50)
+    parser.add_argument("--pods", action=argparse.BooleanOptionalAction, default=True,
+                        help="kwok nodes, scheduler and controller-manager: the Deployments' pods Running "
+                             "(--no-pods: a bare control plane, no ReplicaSets or pods)")
+    parser.add_argument("--nodes", type=int, default=100, help="kwok Nodes (with --pods)")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="operator processes: 2+ elect a leader on a Lease (as the chart runs them); 1 runs --standalone")
+    parser.add_argument("--pods-timeout", type=float, default=3600.0, help="give up waiting for the pods after this")
+    parser.add_argument("--kube-api-qps", type=int, default=500, help="controller-manager and scheduler client QPS")
+    parser.add_argument("--hpa-sync-period", default="15s", help="the HPA controller's sync period (with --pods)")
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--slo-every", type=int, default=20, help="SLO series for every Nth Deployment")
     parser.add_argument("--parallel", type=int, default=4, help="kubectl apply processes at a time")
@@ -884,6 +1419,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.deployments > 50_000 or args.namespaces > 500:
         parser.error("bounded: at most 50,000 Deployments in 500 namespaces")
+    if not 1 <= args.replicas <= 4 or not 1 <= args.nodes <= 1000:
+        parser.error("bounded: 1-4 replicas, 1-1,000 nodes")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups on SIGTERM too
     results = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
     if "failed" in results:
