@@ -12,10 +12,11 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import kubernetes
@@ -35,6 +36,7 @@ from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, EncodedReport,
 from .state import Key, OverrideApproval
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 COMPONENT = MANAGED_BY  # the Event source and reporting component
 ADMISSION_GROUP = "admissionregistration.k8s.io"
 ADMISSION_PLURALS: Final[Mapping[str, str]] = MappingProxyType({
@@ -112,6 +114,9 @@ def load_client() -> kubernetes.client.ApiClient:
 class KubeApi:
     def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
         self._client = client
+        # Lease calls get a thread of their own: behind minutes of PolicyReport writes in the default
+        # pool (6 threads on 2 cores) a renewal would miss its deadline and the leader step down.
+        self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readiness-lease")
         self._reports_checked_at = -1e9
         self._reports_served = False
         # PolicyReports known to exist (listed at start, created or patched since): those are patched,
@@ -358,6 +363,9 @@ class KubeApi:
 
     # ------------------------------------------------------------------ the leader-election Lease
 
+    async def _on_lease_thread(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._lease_thread, call)
+
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Lease, or None when there is none yet."""
 
@@ -371,7 +379,7 @@ class KubeApi:
                 raise
             return dict(obj)
 
-        return await asyncio.to_thread(get)
+        return await self._on_lease_thread(get)
 
     async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Create it; None when another replica created it first (409)."""
@@ -386,7 +394,7 @@ class KubeApi:
                 raise
             return dict(obj)
 
-        return await asyncio.to_thread(create)
+        return await self._on_lease_thread(create)
 
     async def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
         """Replace it, conditional on the body's resourceVersion; None when it changed meanwhile (409)."""
@@ -401,4 +409,4 @@ class KubeApi:
                 raise
             return dict(obj)
 
-        return await asyncio.to_thread(replace)
+        return await self._on_lease_thread(replace)
