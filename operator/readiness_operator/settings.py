@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     pod_name: str | None = Field(default=None, validation_alias=AliasChoices(
         "READINESS_POD_NAME", "POD_NAME", "POD_ID", "pod_name"))
     log_level: Literal["debug", "info", "warning", "error"] | None = None
+    # How often each policy re-judges every Deployment although no watch event asked for it. The
+    # reader's fresh LIST after a lost watch already catches what a watch missed, exemption expiry
+    # has its own timer and SLO ticks mark what they moved: this is a safety net, and at 10,000
+    # Deployments each full pass costs seconds of CPU (docs/benchmarks.md).
+    resync_seconds: float = Field(default=3600.0, ge=30, le=86400)
     # The read-only readiness page (kube/page_server.py) on its own port; unset or 0: not served.
     page_port: int | None = Field(default=None, ge=0, le=65535)
     page_addr: str = "0.0.0.0"

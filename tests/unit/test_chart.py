@@ -114,6 +114,7 @@ def test_deployment_runs_the_operator_contract(default_docs: list[dict[str, Any]
     assert env["READINESS_WEBHOOK_TLS"] == "self-signed"
     assert env["READINESS_WEBHOOK_CERT_SECRET"] == "readiness-operator-webhook-tls"
     assert env["READINESS_VAP"] == "true"
+    assert env["READINESS_RESYNC_SECONDS"] == "3600"
     assert env["READINESS_LOG_LEVEL"] == "info"
     assert "READINESS_WEBHOOK_CERT_DIR" not in env
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -272,6 +273,7 @@ def test_pdb_allows_one_disruption_with_every_replica_ready(tools: str, values: 
         (["--set", "webhook.tls=letsencrypt"], "tls"),
         (["--set", "webhook.bogus=true"], "bogus"),
         (["--set", "logLevel=verbose"], "logLevel"),
+        (["--set", "resyncSeconds=10"], "resyncSeconds"),
         (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
         (["--set", "vap.enabled=maybe"], "enabled"),
         (["--set", "prometheus.url=prometheus:9090"], "url"),

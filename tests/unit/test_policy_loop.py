@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
+
 from readiness_operator.kube.context import OperatorContext
 from readiness_operator.kube.leadership import Leadership
 from readiness_operator.kube.policy_loop import run_policy
@@ -162,3 +164,15 @@ async def test_a_standby_measures_slos_for_the_webhook_but_writes_nothing() -> N
     assert api.writes() == 0 and api.listings == 0
     stopped.event.set()
     await asyncio.wait_for(loop, 2)
+
+
+def test_the_resync_period_comes_from_the_settings_with_a_field_level_error_for_bad_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("READINESS_RESYNC_SECONDS", "900")
+    assert Settings.from_env().resync_seconds == 900
+    monkeypatch.setenv("READINESS_RESYNC_SECONDS", "5")
+    with pytest.raises(ValidationError, match="resync_seconds"):
+        Settings.from_env()

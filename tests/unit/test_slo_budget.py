@@ -280,6 +280,7 @@ def test_a_report_is_rewritten_when_the_level_changes_not_when_a_value_moves() -
     spec = {"match": {"namespaces": ["shop"]}, "slos": [{**AVAILABILITY, "interval": "10s", "period": "10m",
             "burnRates": [{"severity": "page", "longWindow": "1m", "shortWindow": "15s", "factor": 14.4}]}]}
     view, writer, rt, store = ViewWithPods(), CountingWriter(), PolicyRuntime("p", "uid-p"), SloStore()
+    rt.resync_seconds = 300  # the tick below falls after a resync
     view.put(deployment("shop", "checkout", True))
     errors = {"bad": 1.0}
 

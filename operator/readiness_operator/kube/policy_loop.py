@@ -22,7 +22,7 @@ from readiness_operator.world import ClusterView
 from .context import OperatorContext
 from .leadership import LeaderTerm, LeaderWriter, NotLeading, Stopped
 from .loop import run_until_stopped
-from .reconcile import RESYNC_SECONDS, PassInput, Writer, label_values, pod_owner, run_pass
+from .reconcile import PassInput, Writer, label_values, pod_owner, run_pass
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def _stand_by(
     while not ctx.leadership.writable and not stopped:
         item = read()
         plan = ctx.policies.get(name, item.generation, item.spec).plan
-        horizon = RESYNC_SECONDS
+        horizon = ctx.settings.resync_seconds
         if plan is not None and plan.spec.slos:
             spec = plan.spec
             every = (d for ns in view.namespaces() for d in view.deployments(ns))
@@ -73,6 +73,7 @@ async def _lead(
     term = LeaderTerm(ctx.leadership, stopped)
     writer = LeaderWriter(ctx.api, term)
     runtime = ctx.registry.ensure(name, uid)  # new: its first pass runs at once and seeds from the reports
+    runtime.resync_seconds = ctx.settings.resync_seconds
 
     async def reconcile() -> float:
         result = await run_pass(runtime, read(), view, writer, slo_store=ctx.slos, slo_query=ctx.prometheus.query_fn,

@@ -40,7 +40,7 @@ from .reports import (
     prior_verdicts,
     stable_digest,
 )
-from .state import Dirty, Judged, Key, OverrideApproval, PolicyRuntime, ReportFailure
+from .state import DEFAULT_RESYNC_SECONDS, Dirty, Judged, Key, OverrideApproval, PolicyRuntime, ReportFailure
 
 log = logging.getLogger(__name__)
 BATCH = 250  # Deployments judged between two yields to the event loop (watches, webhook)
@@ -70,7 +70,7 @@ SloLookup = Callable[[str, Key], Mapping[str, SloMeasurement]]
 #: How long a noncompliant Deployment carrying an override reason but no recorded approval is looked
 #: up again (the replica that admitted it posts its Event just after answering), and how often.
 APPROVAL_WAIT_SECONDS, APPROVAL_POLL_SECONDS = 60.0, 3.0
-RESYNC_SECONDS = 300.0  # full re-evaluation: exemption expiry, anything a watch could have missed
+RESYNC_SECONDS = DEFAULT_RESYNC_SECONDS  # per runtime: settings.resync_seconds
 
 
 @dataclass(frozen=True)
@@ -503,7 +503,7 @@ def _requeue_after(runtime: PolicyRuntime, now: datetime, slo_store: SloStore | 
     due, a report retry or an override approval poll. SLO queries are due by
     when they last ran, not by when this pass ran: a pass woken early by a watch event must not push
     the next query back by a whole interval."""
-    horizon = RESYNC_SECONDS
+    horizon = runtime.resync_seconds
     if runtime.compiled is not None and runtime.compiled.spec.slos:
         horizon = min(horizon, *(max(0.1, slo_store.seconds_until_due(runtime.name, s, now)) if slo_store is not None
                                  else duration_seconds(s.interval) for s in runtime.compiled.spec.slos))
@@ -575,7 +575,7 @@ async def run_pass(
         runtime.written_status = dict(item.status or {})
     previous = _previous(item.status) if first else _previous(runtime.written_status or {})
     _compile(runtime, item)
-    if runtime.needs_full_pass(RESYNC_SECONDS, now):
+    if runtime.needs_full_pass(runtime.resync_seconds, now):
         runtime.mark(everything=True)
     reports_on, changed_ns = False, set[str]()
     if runtime.invalid is not None:

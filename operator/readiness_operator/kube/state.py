@@ -17,6 +17,7 @@ from readiness_operator.report.overview import PolicyOverview
 from readiness_operator.slo.budget import BudgetHistory
 
 Key = tuple[str, str]  # (namespace, name)
+DEFAULT_RESYNC_SECONDS = 3600.0  # a full re-judgement without a watch event asking for one: a safety net
 
 
 @dataclass
@@ -78,6 +79,7 @@ class PolicyRuntime:
     reports_pending: set[str] = field(default_factory=set)
     # Reports the API server refused (size, content), retried with backoff and shown in status.
     report_failures: dict[tuple[str, str], ReportFailure] = field(default_factory=dict)
+    resync_seconds: float = DEFAULT_RESYNC_SECONDS  # the operator sets settings.resync_seconds
     # Overrides the webhook admitted (from its ReadinessOverride Events, or read back from our reports),
     # and until when a noncompliant, override-annotated Deployment without one is looked up again.
     approvals: dict[Key, OverrideApproval] = field(default_factory=dict)
