@@ -269,12 +269,13 @@ class ClusterReader:
     def _apply(self, kind: Kind, obj: Mapping[str, Any], deleted: bool) -> ObjectKey:
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        old = kind.index.entries_of(key)
         if deleted:
-            changed, kept = kind.index.discard(key), old
-        else:
+            kept = kind.index.entries_of(key)
+            changed = kind.index.discard(key)
+        else:  # what was kept is read only when nothing is kept now (put compares it itself)
             new = kind.extract(obj)
-            changed, kept = kind.index.put(key, new), new or old
+            kept = new or kind.index.entries_of(key)
+            changed = kind.index.put(key, new)
         if changed and self.synced.is_set() and kind.on_change is not None:
             kind.on_change(key[0], key[1], kept or {})
         return key
