@@ -152,21 +152,23 @@ def ha(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HA]:
     kubeconfig = cluster.token_kubeconfig(NS, pod["serviceAccountName"], tmp)
     cluster.kubectl("create", "namespace", WORK)
     setup = HA(cluster, lease_arg.split("=", 1)[1], env, kubeconfig, tmp)
-    b_port = free_port()
-    a = setup.start("replica-a", free_port(), b_port)
-    eventually(lambda: setup.holder().startswith("replica-a_"), timeout=60, what="replica-a holds the Lease")
-    setup.start("replica-b", b_port, b_port)
-    secret = cluster.get_json("-n", NS, "secret", env["READINESS_WEBHOOK_CERT_SECRET"])
-    setup.ca_pem = base64.b64decode(secret["data"]["ca.crt"])
-    assert a.process.process is not None
-    yield setup
-    for name in ("rbac-proof", "ha-delete"):
-        cluster.kubectl("delete", "rp", name, "--ignore-not-found", "--timeout=30s", check=False)
-    for replica in setup.started:
-        replica.process.stop()
-    logs = {str(r.process.log_path.name): r.process.logs() for r in setup.started}
-    cluster.kubectl("delete", "namespace", WORK, "--ignore-not-found", "--wait=false")
-    helm(["uninstall", RELEASE, "-n", NS], cluster)
+    try:  # a replica that fails to start must not leave the other running for the modules after this one
+        b_port = free_port()
+        a = setup.start("replica-a", free_port(), b_port)
+        eventually(lambda: setup.holder().startswith("replica-a_"), timeout=60, what="replica-a holds the Lease")
+        setup.start("replica-b", b_port, b_port)
+        secret = cluster.get_json("-n", NS, "secret", env["READINESS_WEBHOOK_CERT_SECRET"])
+        setup.ca_pem = base64.b64decode(secret["data"]["ca.crt"])
+        assert a.process.process is not None
+        yield setup
+    finally:
+        for name in ("rbac-proof", "ha-delete"):
+            cluster.kubectl("delete", "rp", name, "--ignore-not-found", "--timeout=30s", check=False)
+        for replica in setup.started:
+            replica.process.stop()
+        logs = {str(r.process.log_path.name): r.process.logs() for r in setup.started}
+        cluster.kubectl("delete", "namespace", WORK, "--ignore-not-found", "--wait=false")
+        helm(["uninstall", RELEASE, "-n", NS], cluster)
     for name, log in logs.items():
         assert "Traceback" not in log, f"{name}: {log[-5000:]}"
 
