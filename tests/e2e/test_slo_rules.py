@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from readiness_operator.slo.rules import INFO
 from tests.support.cluster import Cluster, eventually
 from tests.support.operator import OperatorProcess
 from tests.support.prometheus import Prometheus, scraping_prometheus
@@ -121,6 +122,11 @@ def judged(
         capture_output=True, text=True, check=True).stdout)
     try:
         with scraping_prometheus(state / "prometheus", [f"127.0.0.1:{server.server_address[1]}"], rules=[rules]) as prom:
+            # The operator looks for the rules again only a minute after it found none (RULES_RECHECK_SECONDS),
+            # so it starts once their windows group has written: a slow first evaluation would leave the
+            # recorded policy on direct queries past this module's waits (seen once in CI).
+            eventually(lambda: prom.query(f'{INFO}{{policy="rules-recorded", rules="windows"}}')["data"]["result"],
+                       timeout=30, interval=0.5, what="the windows group's first evaluation")
             op = OperatorProcess(crds.kubeconfig, state / "operator.log",
                                  env={"READINESS_PROMETHEUS_URL": prom.url}).start()
             crds.apply(yaml.safe_dump_all([policy("rules-recorded"), policy("rules-direct")]))
