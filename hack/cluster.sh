@@ -125,6 +125,9 @@ kwok_configs() {
 node_manifest() {
   local i=$1 port=$2 zones=(zone-a zone-b zone-c)
   local name=kwok-node-$i zone=${zones[$((i % 3))]}
+  # A /22 per node (1,022 pod IPs; a /24 ran out at 254 pods in the 30,000-pod benchmark on 100
+  # nodes), from 10.64.0.0/10: room for 4,096 nodes.
+  local cidr=10.$((64 + i / 64)).$(((i % 64) * 4)).0/22
   cat <<YAML
 apiVersion: v1
 kind: Node
@@ -142,8 +145,8 @@ metadata:
     topology.kubernetes.io/zone: $zone
     type: kwok
 spec:
-  podCIDR: 10.244.$i.0/24
-  podCIDRs: [10.244.$i.0/24]
+  podCIDR: $cidr
+  podCIDRs: [$cidr]
 status:
   addresses:
   - {type: InternalIP, address: 127.0.0.1}
@@ -272,7 +275,7 @@ up() {
     local -a kwok_args; mapfile -t kwok_args < <(kwok_configs)
     start kwok "$(kwok_bin_dir)/kwok" --kubeconfig "$KUBECONFIG_PATH" "${kwok_args[@]}" \
       --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-      --cidr 10.244.0.0/16 --server-address "127.0.0.1:$kwok_port"
+      --cidr 10.64.0.0/10 --server-address "127.0.0.1:$kwok_port"
     local i node_args=() manifests=""
     for ((i = 0; i < NODES; i++)); do
       node_args+=("kwok-node-$i=${kubelet_ports[$i]}")
