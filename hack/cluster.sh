@@ -21,7 +21,9 @@
 # For large simulated clusters (hack/bench/operator_scale.py): NODE_PODS / NODE_CPU / NODE_MEMORY
 # (default 110 / 8 / 32Gi) are each fake Node's capacity; KUBE_API_QPS=N lifts the client rate limit
 # of the controller-manager and scheduler (default 20 / 50 requests/s: 30,000 pods would take 25 min);
-# HPA_SYNC_PERIOD (default 5s, quick for tests; Kubernetes' own default is 15s).
+# HPA_SYNC_PERIOD (default 5s, quick for tests; Kubernetes' own default is 15s). KWOK_PARALLELISM
+# (default 16; kwok's own is 4) is how many pod stages kwok plays at once: with 4, a loaded API server
+# made ~5 pods a second Running (the 30,000-pod benchmark), with 16 ~18.
 # Chaos: label a pod (or a pod template) `readiness.dev/chaos=crash-loop` or `=oom-kill`
 # (hack/cluster/stages/pod-chaos.yaml). Usage for HPAs: pod annotations
 # `kwok.x-k8s.io/usage-cpu` / `kwok.x-k8s.io/usage-memory` (e.g. 250m, 300Mi; default 1m, 1Mi).
@@ -39,6 +41,8 @@ NODES=${NODES:-3}
 NODE_PODS=${NODE_PODS:-110} NODE_CPU=${NODE_CPU:-8} NODE_MEMORY=${NODE_MEMORY:-32Gi}
 HPA_SYNC_PERIOD=${HPA_SYNC_PERIOD:-5s}
 KUBE_API_QPS=${KUBE_API_QPS:-}
+KWOK_PARALLELISM=${KWOK_PARALLELISM:-16}
+[[ $KWOK_PARALLELISM =~ ^[1-9][0-9]*$ ]] || die "KWOK_PARALLELISM must be a positive number, not '$KWOK_PARALLELISM'"
 [[ -z $KUBE_API_QPS || $KUBE_API_QPS =~ ^[0-9]+$ ]] || die "KUBE_API_QPS must be a number, not '$KUBE_API_QPS'"
 # Everything `up` may start (`down` stops them all at once).
 COMPONENTS=(metrics-server kubelet-proxy kwok scheduler controller-manager apiserver etcd)
@@ -117,6 +121,12 @@ kwok_configs() {
     printf -- '--config=%s\n' "$mod/$file"
   done
   printf -- '--config=%s\n' "$HACK_DIR/cluster/stages/pod-chaos.yaml"
+  cat > "$CLUSTER_DIR/kwok-configuration.yaml" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options: {podPlayStageParallelism: $KWOK_PARALLELISM, nodePlayStageParallelism: 4, nodeLeaseParallelism: 4}
+YAML
+  printf -- '--config=%s\n' "$CLUSTER_DIR/kwok-configuration.yaml"
 }
 
 # node_manifest INDEX KUBELET_PORT: a fake Node kwok manages (annotation kwok.x-k8s.io/node=fake),

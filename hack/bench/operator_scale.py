@@ -503,7 +503,8 @@ class Proxy:
 class Operator:
     """One operator process (a replica) talking through its own counting proxy."""
 
-    def __init__(self, e: Env, proxy: Proxy, name: str, lease: str | None, profile: str | None) -> None:
+    def __init__(self, e: Env, proxy: Proxy, name: str, lease: str | None, profile: str | None,
+                 tracemalloc: bool = False) -> None:
         self.name, self.proxy = name, proxy
         self.liveness, self.metrics_port = free_port(), free_port()
         cmd = [PYTHON]
@@ -514,6 +515,11 @@ class Operator:
                 "--liveness", f"http://127.0.0.1:{self.liveness}/healthz", "--metrics-port", str(self.metrics_port)]
         env = {**os.environ, "KUBECONFIG": str(proxy.kubeconfig), "READINESS_PROMETHEUS_URL": e.prom_url,
                "PYTHONPATH": str(ROOT / "operator"), "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps the stacks
+        self.memory_profile: Path | None = None
+        if tracemalloc:  # tracemalloc_site/sitecustomize.py traces from start and dumps on SIGUSR1
+            self.memory_profile = e.work / f"tracemalloc-{name}.txt"
+            env.update(PYTHONPATH=f"{ROOT / 'hack' / 'bench' / 'tracemalloc_site'}{os.pathsep}{env['PYTHONPATH']}",
+                       BENCH_TRACEMALLOC_OUT=str(self.memory_profile))
         if lease:  # as the chart runs them: the Lease in the operator's namespace, the pod name as identity
             env.update(READINESS_NAMESPACE=BENCH_NAMESPACE, READINESS_POD_NAME=name)
         self.log_path = e.work / f"operator-{name}.log"
@@ -1048,7 +1054,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cluster0 = cluster_cpu(e)
         log(f"starting the operator: {', '.join(replica_names)}" + (f" (leader election, Lease {BENCH_NAMESPACE}/{lease})"
                                                              if lease else " (--standalone)"))
-        ops = [Operator(e, proxies[name], name, lease, args.profile if i == 0 else None)
+        ops = [Operator(e, proxies[name], name, lease, args.profile if i == 0 else None, args.tracemalloc)
                for i, name in enumerate(replica_names)]
         started = ops[0].started
         for op in ops:
@@ -1105,6 +1111,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # Let the tail of the first pass (events, resync marks) settle, then an idle window.
         time.sleep(args.settle)
+        if args.tracemalloc:
+            results["memory_profiles"] = memory_profiles(ops, timeout=120.0)
         cpu0 = {op.name: op.cpu_seconds() for op in ops}
         req0 = {op.name: op.proxy.counts() for op in ops}
         prom0, cl0, t0 = prom_queries(e), cluster_cpu(e), time.monotonic()
@@ -1220,6 +1228,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for op in ops:
             op.stop()
     return results
+
+
+def memory_profiles(ops: list[Operator], timeout: float) -> dict[str, str]:
+    """Ask every replica for what it holds now (SIGUSR1, see tracemalloc_site/) and return the dumps."""
+    out: dict[str, str] = {}
+    for op in ops:
+        assert op.memory_profile is not None
+        op.memory_profile.unlink(missing_ok=True)
+        op.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while not op.memory_profile.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        out[op.name] = op.memory_profile.read_text() if op.memory_profile.exists() else "no dump within the timeout"
+        log(f"memory profile of {op.name}:\n" + "\n".join(out[op.name].splitlines()[:30]))
+    return out
 
 
 def lease_moves(e: Env, ops: list[Operator], per: dict[str, dict[str, Any]], results: dict[str, Any]) -> None:
@@ -1411,6 +1434,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="with $KUBECONFIG: keep the benchmark objects of an earlier run when present")
     parser.add_argument("--profile", metavar="FILE", help="run the operator under cProfile, stats to FILE")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace every replica's allocations and print what each holds after the first pass "
+                             "(memory_profiles in the JSON; tracing slows the run: its figures are not comparable)")
     parser.add_argument("--keep-work", action="store_true", help="keep manifests and logs")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--before", metavar="FILE", help="markdown to append under the table (e.g. before/after)")

@@ -37,6 +37,7 @@ OnChange = Callable[[str, str, Entries], None]  # namespace, name, what is kept 
 
 PAGE_SIZE = 500
 WATCH_SECONDS = 300  # the API server ends a watch after this; we start the next one from the last version
+YIELD_EVERY = 100  # objects trimmed between two yields to the event loop during a LIST
 
 
 class Gone(Exception):
@@ -221,7 +222,9 @@ class ClusterReader:
                 page = json.loads(await response.read())
             meta = page.get("metadata") or {}
             version = version or str(meta.get("resourceVersion") or "")
-            for obj in page.get("items") or ():
+            for i, obj in enumerate(page.get("items") or ()):
+                if i and i % YIELD_EVERY == 0:  # trimming a page of pods takes a while: let the webhook answer
+                    await asyncio.sleep(0)
                 seen.add(self._apply(kind, obj, deleted=False))
             del page
             token = meta.get("continue")

@@ -92,7 +92,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if ctx.settings.vap:
         ctx.spawn(run_admission_policy_writer(ctx))
     if not ctx.leadership.standalone:
-        ctx.spawn(ctx.leadership.run(ctx.api))
+        ctx.spawn(ctx.leadership.run_in_thread(ctx.api))
 
 
 async def published_bundle(ctx: OperatorContext) -> bytes:
