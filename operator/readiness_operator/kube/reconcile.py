@@ -207,7 +207,7 @@ async def judge(
         else:
             was = prior[0] if prior is not None else None
             since = datetime.fromtimestamp(prior[1], UTC) if prior is not None and prior[0] == verdict.compliant else now
-        judged = runtime.judged[key] = Judged(verdict, dict(deployment), since)
+        judged = runtime.judged[key] = Judged(verdict, deployment, since)
         changed_ns.add(ns)
         if was != verdict.compliant:
             transitions.append(_Transition(judged, was))

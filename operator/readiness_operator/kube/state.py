@@ -7,6 +7,7 @@ Deployments (or a namespace, when a PDB/HPA/namespace changed), never the whole 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,9 @@ class Judged:
     """A Deployment's verdict and when it last changed (the PolicyReport timestamp)."""
 
     verdict: DeploymentVerdict
-    deployment: dict[str, Any]
+    # The trimmed Deployment as the reader keeps it, not a copy: the reader replaces an object on
+    # change and never edits one in place (a copy per policy held 12 MB at 10,000 x 4 policies).
+    deployment: Mapping[str, Any]
     since: datetime
 
 
