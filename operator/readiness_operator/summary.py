@@ -7,13 +7,14 @@ differs; condition transition times are carried over from the previous status wh
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
 from readiness_operator.engine import DeploymentVerdict
 from readiness_operator.model.status import MAX_WORST_OFFENDERS, Condition, Offender, ReadinessPolicyStatus
 
-__all__ = ["summarize"]
+__all__ = ["VerdictFold", "fold_verdicts", "summarize"]
 
 
 def _condition(
@@ -42,8 +43,31 @@ def _condition(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class VerdictFold:
+    """What the status needs from every verdict, folded once: the operator keeps it while no verdict
+    changes, so a pass that only refreshed SLO values does not walk 10,000 verdicts again."""
+
+    targets: int
+    noncompliant: int
+    exempt: int
+    score: int
+    worst: tuple[DeploymentVerdict, ...]
+
+
+def fold_verdicts(verdicts: Iterable[DeploymentVerdict]) -> VerdictFold:
+    items = list(verdicts)
+    bad = [v for v in items if not v.compliant]
+    return VerdictFold(
+        targets=len(items), noncompliant=len(bad),
+        exempt=sum(1 for v in items if any(f.status == "exempt" for f in v.findings)),
+        score=100 if not items else sum(v.score for v in items) // len(items),
+        worst=tuple(sorted(bad, key=lambda v: (v.score, v.namespace, v.name))[:MAX_WORST_OFFENDERS]),
+    )
+
+
 def summarize(
-    verdicts: Iterable[DeploymentVerdict],
+    verdicts: Iterable[DeploymentVerdict] | VerdictFold,
     *,
     now: datetime,
     observed_generation: int | None = None,
@@ -51,35 +75,33 @@ def summarize(
     extra_conditions: Iterable[Condition] = (),
     last_evaluated: bool = True,
 ) -> ReadinessPolicyStatus:
-    """Status for a policy from the verdicts of all Deployments it selects.
+    """Status for a policy from the verdicts of all Deployments it selects (or their fold).
 
     ``score`` is the mean Deployment score (floored; 100 with no targets); ``worstOffenders`` lists at
     most 10 noncompliant Deployments, lowest score first. ``extra_conditions`` (e.g. PrometheusReachable)
     are appended as given.
     """
-    items = list(verdicts)
-    bad = [v for v in items if not v.compliant]
-    score = 100 if not items else sum(v.score for v in items) // len(items)
-    worst = sorted(bad, key=lambda v: (v.score, v.namespace, v.name))[:MAX_WORST_OFFENDERS]
+    folded = verdicts if isinstance(verdicts, VerdictFold) else fold_verdicts(verdicts)
+    targets, noncompliant, score, worst = folded.targets, folded.noncompliant, folded.score, folded.worst
     cond = partial(_condition, now=now, generation=observed_generation, previous=previous)
     conditions = [
-        cond("Ready", "True", "Evaluated", f"evaluated {len(items)} Deployment(s)"),
+        cond("Ready", "True", "Evaluated", f"evaluated {targets} Deployment(s)"),
         cond(
             "Compliant",
-            "False" if bad else "True",
-            "NoncompliantTargets" if bad else "AllCompliant",
-            f"{len(bad)} of {len(items)} Deployment(s) fail critical or warning checks"
-            if bad
-            else f"all {len(items)} Deployment(s) comply",
+            "False" if noncompliant else "True",
+            "NoncompliantTargets" if noncompliant else "AllCompliant",
+            f"{noncompliant} of {targets} Deployment(s) fail critical or warning checks"
+            if noncompliant
+            else f"all {targets} Deployment(s) comply",
         ),
         *extra_conditions,
     ]
     return ReadinessPolicyStatus(
         observed_generation=observed_generation,
-        targets=len(items),
-        compliant=len(items) - len(bad),
-        noncompliant=len(bad),
-        exempt=sum(1 for v in items if any(f.status == "exempt" for f in v.findings)),
+        targets=targets,
+        compliant=targets - noncompliant,
+        noncompliant=noncompliant,
+        exempt=folded.exempt,
         score=score,
         conditions=conditions,
         worst_offenders=[

@@ -128,6 +128,34 @@ def test_only_dirty_deployments_are_read_and_transitions_emit_events() -> None:
     assert writer.statuses[-1]["compliant"] == 1
 
 
+def test_verdicts_are_folded_again_only_when_one_changed() -> None:
+    """A pass that changes no verdict (an SLO tick whose values only moved, a resync) reuses the fold
+    of the last one (status counts, offenders, the overview without SLOs); a change refolds, right."""
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", False))
+    view.put(deployment("a", "api", False))
+    run(rt, view, writer)
+    assert rt.folded is not None
+    first = rt.folded
+    rt.mark(everything=True)
+    run(rt, view, writer, now=NOW + timedelta(minutes=1))
+    assert rt.folded is first  # nothing changed: not folded again
+    assert rt.overview is not None and rt.overview.generated_at == NOW + timedelta(minutes=1)
+    view.put(deployment("a", "web", True))
+    rt.mark(key=("a", "web"))
+    assert run(rt, view, writer, now=NOW + timedelta(minutes=2))
+    assert rt.folded is not first
+    status = writer.statuses[-1]
+    assert (status["targets"], status["compliant"], status["noncompliant"]) == (2, 1, 1)
+    assert [o["name"] for o in status["worstOffenders"]] == ["api"]
+    assert rt.overview.compliant == 1 and rt.overview.targets == 2
+    view.objects["a"] = [o for o in view.objects["a"] if o["metadata"]["name"] != "api"]  # deleted
+    rt.mark(namespace="a")
+    assert run(rt, view, writer, now=NOW + timedelta(minutes=3))
+    status = writer.statuses[-1]
+    assert (status["targets"], status["compliant"], status["noncompliant"], status.get("worstOffenders", [])) == (1, 1, 0, [])
+
+
 def test_reports_are_not_written_without_the_crd() -> None:
     view, writer, rt = View(), Writer(reports=False), PolicyRuntime("p", "uid-p")
     view.put(deployment("a", "web", False))

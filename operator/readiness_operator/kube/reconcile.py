@@ -24,7 +24,7 @@ from readiness_operator.names import MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, OVE
 from readiness_operator.report.overview import policy_overview
 from readiness_operator.slo.sli import OwnerOf
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
-from readiness_operator.summary import summarize
+from readiness_operator.summary import fold_verdicts, summarize
 from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 
 from .metrics import OperatorMetrics
@@ -191,6 +191,7 @@ async def judge(
         if deployment is None or not matches(plan, deployment, worlds.namespace_labels(ns)):
             if old is not None:
                 del runtime.judged[key]
+                runtime.judged_changes += 1
                 changed_ns.add(ns)
             runtime.prior.pop(key, None)
             continue
@@ -208,6 +209,7 @@ async def judge(
             was = prior[0] if prior is not None else None
             since = datetime.fromtimestamp(prior[1], UTC) if prior is not None and prior[0] == verdict.compliant else now
         judged = runtime.judged[key] = Judged(verdict, deployment, since)
+        runtime.judged_changes += 1
         changed_ns.add(ns)
         if was != verdict.compliant:
             transitions.append(_Transition(judged, was))
@@ -433,6 +435,10 @@ async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime)
     returns the namespaces whose reports change. A Deployment still without one is looked up again for
     a minute (the Event may come from another replica), then it simply records no override."""
     reader = getattr(writer, "list_override_approvals", None)
+    if runtime.approvals_scanned == runtime.judged_changes and not any(
+            now <= until for _, until in runtime.approval_wait.values()):
+        return set()  # no verdict changed and no wait runs: the last scan still holds
+    runtime.approvals_scanned = runtime.judged_changes
     lacking = [k for k, j in runtime.judged.items()
                if _claims_override(j) and not approval_applies(j, runtime.approvals.get(k))]
     for records in (runtime.approval_wait, runtime.approvals):  # gone or no longer selected
@@ -546,17 +552,19 @@ async def _judge_pass(
     if first:
         flips = await _not_posted_yet(writer, runtime.name, flips)
     await _write_events(writer, runtime.name, flips)
-    summary = summarize(
-        (j.verdict for j in runtime.judged.values()), now=now, observed_generation=item.generation,
-        previous=previous, extra_conditions=extra,
-    )
+    if runtime.folded is None or runtime.folded[0] != runtime.judged_changes:
+        verdicts = [j.verdict for j in runtime.judged.values()]
+        runtime.folded = (runtime.judged_changes, fold_verdicts(verdicts), policy_overview(runtime.name, verdicts))
+    _, verdict_fold, bare_overview = runtime.folded
+    summary = summarize(verdict_fold, now=now, observed_generation=item.generation, previous=previous,
+                        extra_conditions=extra)
     status = _status_dict(summary)
     if slo_store is not None and spec.slos:
         status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
     budgets = slo_store.budgets(runtime.name, spec.slos, runtime.judged) if slo_store is not None and spec.slos else []
     runtime.budget_history.record(budgets)
     runtime.budget_history.keep(s.name for s in spec.slos)
-    runtime.overview = policy_overview(runtime.name, (j.verdict for j in runtime.judged.values()), budgets, now)
+    runtime.overview = replace(bare_overview, slos=tuple(budgets), generated_at=now)
     if metrics is not None:
         metrics.set_targets(runtime.name, summary.compliant, summary.noncompliant)
         metrics.export_overview(runtime.overview)
