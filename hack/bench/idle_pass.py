@@ -11,8 +11,15 @@ policies judged once, then passes in which no verdict changes, alternating two w
 - redone: `runtime.folded` and `runtime.approvals_scanned` cleared before each pass, i.e. the work every
   pass did before: three walks over all verdicts.
 
-Each is measured with nothing marked, and with `--marked` Deployments marked dirty but unchanged (what
-an SLO tick does to the Deployments whose measurement moved: they are judged again, their verdicts kept).
+Each is measured with nothing marked, and with `--marked` Deployments marked dirty but unchanged (a
+watch event that changed nothing the checks read: they are judged again, their verdicts kept).
+
+Then what an SLO tick does to the Deployments whose measurement moved, two ways side by side (fold kept):
+
+- SLO findings only: the operator since session 6: they are marked `measured`, and `engine.remeasure`
+  judges only their SLO findings again, keeping the rest of the verdict;
+- whole catalogue: the same Deployments marked as by a watch event, every check run again (before).
+
 Figures: CPU milliseconds per pass per policy (process time), best of `--passes`.
 """
 
@@ -48,14 +55,17 @@ async def measure(n: int, passes: int, marked: int) -> dict[str, Any]:
     every = [(ns, str(d["metadata"]["name"])) for ns in view.namespaces() for d in view.deployments(ns)]
     keys = every[::max(1, n // max(1, marked))][:marked]  # spread like the SLO subset (every 20th at 10,000)
 
-    async def one(redo: bool, mark: bool) -> float:
+    async def one(redo: bool, mark: bool, measured: bool = False) -> float:
         spent = 0.0
         for name, runtime in runtimes.items():
             if redo:
                 runtime.folded, runtime.approvals_scanned = None, None
             if mark:
                 for key in keys:
-                    runtime.mark(key=key)
+                    if measured:
+                        runtime.mark(measured=key)
+                    else:
+                        runtime.mark(key=key)
             before = runtime.judged_changes
             t = time.process_time()
             await run_pass(runtime, items[name], view, writer)
@@ -72,6 +82,13 @@ async def measure(n: int, passes: int, marked: int) -> dict[str, Any]:
         label = f"{marked}_marked" if mark else "nothing_marked"
         out[label] = {"kept_ms": round(best["kept"], 1), "redone_ms": round(best["redone"], 1),
                       "ratio": round(best["redone"] / best["kept"], 1) if best["kept"] else None}
+    best = {"slo_only": float("inf"), "whole": float("inf")}
+    for _ in range(passes):
+        best["slo_only"] = min(best["slo_only"], await one(False, True, measured=True))
+        best["whole"] = min(best["whole"], await one(False, True, measured=False))
+    out[f"{marked}_measured"] = {"slo_findings_only_ms": round(best["slo_only"], 1),
+                                 "whole_catalogue_ms": round(best["whole"], 1),
+                                 "ratio": round(best["whole"] / best["slo_only"], 1) if best["slo_only"] else None}
     return out
 
 
@@ -92,6 +109,9 @@ def main() -> int:
         for label in ("nothing_marked", f"{args.marked}_marked"):
             r = results[label]
             print(f"  {label.replace('_', ' ')}: fold kept {r['kept_ms']} ms, redone {r['redone_ms']} ms ({r['ratio']}x)")
+        r = results[f"{args.marked}_measured"]
+        print(f"  {args.marked} measured (SLO tick): SLO findings only {r['slo_findings_only_ms']} ms, "
+              f"whole catalogue {r['whole_catalogue_ms']} ms ({r['ratio']}x)")
     return 0
 
 

@@ -59,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -961,11 +962,13 @@ def environment(args: argparse.Namespace) -> Iterator[Env]:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"deployments": args.deployments, "namespaces": args.namespaces, "machine": machine(),
-                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                               "load_before": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
-                               "with_pods": args.pods, "replicas": args.replicas}
+def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
+    """Measure into `results` as it goes, so a run that breaks late (an API server too busy to answer
+    a last read) still leaves every figure taken before it."""
+    results.update({"deployments": args.deployments, "namespaces": args.namespaces, "machine": machine(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "load_before": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
+                    "with_pods": args.pods, "replicas": args.replicas})
     objects = make_objects(args.deployments, args.namespaces)
     args.expected_pods = sum(int(o["spec"]["replicas"]) for items in objects.values() for o in items
                              if o["kind"] == "Deployment")
@@ -1060,6 +1063,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for op in ops:
             op.start_sampling()
         per: dict[str, dict[str, Any]] = {op.name: {} for op in ops}
+        results["per_replica"] = per  # filled as the run goes (kept if a late read breaks)
 
         def record(suffix: str, rss: bool = True) -> None:
             for op in ops:
@@ -1210,12 +1214,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for key in ("peak_rss_mb", "converge_cpu_seconds", "idle_cpu_percent", "total_cpu_seconds"):
                 results[f"standby_{key}"] = per[op.name][key]
         if lease:
-            lease_moves(e, ops, per, results)
+            try:
+                lease_moves(e, ops, per, results)
+            except (OSError, ValueError) as exc:
+                results["lease_transitions"] = f"not read: {type(exc).__name__}: {exc}"
         results["per_replica"] = per
         peak = max(leader.samples, key=lambda x: x[1], default=(0.0, 0.0))
         results["rss_peak_sampled_at_seconds"] = peak[0]
         results["rss_timeline_mb"] = leader.samples[::20]  # every 10 s
-        results["policy_reports"], results["policy_report_results"] = report_results(e)
+        try:  # the API server may still be busy with the reports: the figures above are kept either way
+            results["policy_reports"], results["policy_report_results"] = report_results(e)
+        except (OSError, ValueError) as exc:
+            results["policy_report_results"] = f"not read: {type(exc).__name__}: {exc}"
         results["policy_report_results_expected"] = expected_results(pol, expected)
         if (args.reuse or args.keep_cluster) and changed:  # undo the change, so the next --reuse run starts from the same objects
             originals = make_objects(args.deployments, args.namespaces)
@@ -1448,7 +1458,15 @@ def main() -> int:
     if not 1 <= args.replicas <= 4 or not 1 <= args.nodes <= 1000:
         parser.error("bounded: 1-4 replicas, 1-1,000 nodes")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups on SIGTERM too
-    results = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
+    results: dict[str, Any] = {}
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+    else:
+        try:
+            run(args, results)
+        except Exception as exc:  # print what was measured before the break, then fail
+            results["failed"] = f"{type(exc).__name__}: {exc}"
+            log(traceback.format_exc())
     if "failed" in results:
         print(json.dumps(results, indent=2))
         return 1

@@ -51,8 +51,13 @@ class View:
                 else:
                     self.h.setdefault(ns, []).append(trim_hpa(o))
 
+        self.by_name = {(ns, str(d["metadata"]["name"])): d for ns, items in self.d.items() for d in items}
+
     def namespaces(self) -> Iterable[str]:
         return list(self.d)
+
+    def deployment(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.by_name.get((namespace, name))  # as the operator's IndexView: one lookup
 
     def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return self.d.get(namespace, ())

@@ -34,6 +34,7 @@ __all__ = [
     "evaluate",
     "level_for",
     "matches",
+    "remeasure",
 ]
 
 FindingStatus = Literal["pass", "fail", "exempt", "unknown"]
@@ -343,10 +344,41 @@ def evaluate(
                 )
                 continue
         findings.append(_static_finding(p, check.func(ctx, p.rule), expired))
+    findings += _slo_findings(plan, target, ctx)
+    return _verdict(target, findings)
+
+
+def remeasure(
+    policy: ReadinessPolicySpec | CompiledPolicy, previous: DeploymentVerdict, deployment: Mapping[str, Any],
+    world: World,
+) -> DeploymentVerdict | None:
+    """`previous` with only its SLO findings judged again, from `world`'s measurements (the only
+    part of the World the SLO check reads).
+
+    For a Deployment whose only news is a new SLO measurement: its object and related objects are
+    unchanged (else it would be marked for a full evaluation), so its other findings stand. Re-running
+    the whole catalogue for the few hundred Deployments with SLOs on every query interval was the
+    idle leader's largest cost (issue 16). None when `previous` was judged under another plan.
+    """
+    plan = compile_policy(policy)
+    static = len(plan.checks)
+    kept = previous.findings[:static]
+    if len(previous.findings) != static + len(plan.slos) or any(
+            f.check != p.check.id for f, p in zip(kept, plan.checks, strict=True)):
+        return None
+    target = Target.from_deployment(deployment)
+    if (target.namespace, target.name) != (previous.namespace, previous.name):
+        return None
+    return _verdict(target, [*kept, *_slo_findings(plan, target, Context(target, world))])
+
+
+def _slo_findings(plan: CompiledPolicy, target: Target, ctx: Context) -> list[Finding]:
+    world = ctx.world
+    findings: list[Finding] = []
     for ps in plan.slos:
         check_id = SLO_PREFIX + ps.slo.name
         expired = None
-        if has_exemptions:
+        if plan.exemptions:
             active, expired = _exemption_for(plan, target, check_id, world.now)
             if active is not None:
                 findings.append(
@@ -359,7 +391,7 @@ def evaluate(
         findings.append(
             _finding(check_id, SLO_CATEGORY, severity, ps.weight, ps.remediation, outcome, expired)
         )
-    return _verdict(target, findings)
+    return findings
 
 
 def _verdict(target: Target, findings: list[Finding]) -> DeploymentVerdict:

@@ -255,6 +255,13 @@ class Worlds:
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self._namespace(namespace)[1]
 
+    def measurements_of(self, deployment: Mapping[str, Any], policy: str) -> World:
+        """A World with only the policy's SLO measurements of the Deployment (what `remeasure` reads),
+        without indexing its namespace's PDBs, HPAs and pods."""
+        ns = namespace_of(deployment)
+        name = str((deployment.get("metadata") or {}).get("name", ""))
+        return World(slo_measurements=self._slos(policy, (ns, name)), now=self.now, live=self.live)
+
     def of(self, deployment: Mapping[str, Any], policy: str | None = None) -> World:
         """The World of one Deployment (same-namespace candidates only), with the SLO measurements
         of `policy` (none without one: SLOs are per policy, two policies may name an SLO alike)."""

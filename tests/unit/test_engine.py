@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from readiness_operator.engine import compile_policy, evaluate, level_for, matches
+from readiness_operator.engine import compile_policy, evaluate, level_for, matches, remeasure
 from readiness_operator.model import ReadinessPolicySpec
 from readiness_operator.world import SloMeasurement, World
 
@@ -262,3 +262,35 @@ def test_equal_findings_are_one_shared_object_and_different_ones_are_not(monkeyp
     fresh = compile_policy(spec(rules={"probes": {}}))
     a, b = (evaluate(fresh, deployment([PROBED]), world) for _ in range(2))
     assert a.findings[probe] == b.findings[probe] and a.findings[probe] is not b.findings[probe]
+
+
+@pytest.mark.parametrize("before", [0.0005, 0.02, None])
+@pytest.mark.parametrize("after", [0.0005, 0.005, 0.06, None])
+@pytest.mark.parametrize("exempt", [False, True])
+def test_remeasure_equals_a_full_evaluation_when_only_the_measurement_moved(
+    before: float | None, after: float | None, exempt: bool
+) -> None:
+    """An SLO tick judges only the SLO findings again (issue 16): the result must be the verdict a
+    full evaluation gives, score and compliance included, with and without an SLO exemption."""
+    exemptions = [{"checks": ["slo:errors"], "reason": "load test"}] if exempt else []
+    plan = compile_policy(spec(rules={"probes": {"readiness": True}}, slos=[SLO], exemptions=exemptions))
+    d = deployment()
+
+    def world(value: float | None) -> World:
+        return World(now=NOW, slo_measurements={"errors": SloMeasurement(value, NOW, None if value else "no data")})
+
+    previous = evaluate(plan, d, world(before))
+    redone = remeasure(plan, previous, d, World(now=NOW, slo_measurements=world(after).slo_measurements))
+    assert redone == evaluate(plan, d, world(after))
+    assert redone is not None and redone.findings[0] is previous.findings[0]  # the static finding is kept
+
+
+def test_remeasure_refuses_a_verdict_of_another_plan() -> None:
+    d = deployment()
+    old = evaluate(spec(rules={"replicas": {"min": 2}}, slos=[SLO]), d, World(now=NOW))
+    other_check = compile_policy(spec(rules={"rollingUpdate": {}}, slos=[SLO]))  # as many findings, other ids
+    assert remeasure(other_check, old, d, World(now=NOW)) is None
+    more = compile_policy(spec(rules={"replicas": {"min": 2}}, slos=[SLO, {**SLO, "name": "more"}]))
+    assert remeasure(more, old, d, World(now=NOW)) is None
+    other_deployment = deployment(name="other")
+    assert remeasure(spec(rules={"replicas": {"min": 2}}, slos=[SLO]), old, other_deployment, World(now=NOW)) is None

@@ -27,6 +27,22 @@ def test_an_index_keeps_each_object_once_under_its_keys_and_reports_real_changes
     assert index.put(("c", "z"), {}) is False and index.objects == 1  # nothing to keep (e.g. an orphan ReplicaSet)
 
 
+def test_the_view_looks_one_deployment_up_in_the_index_as_it_lists_them() -> None:
+    from readiness_operator.kube.view import IndexView
+
+    index = Index()
+    index.put(("a", "x"), {"a": {"metadata": {"name": "x"}}})
+    index.put(("a", "y"), {"a": {"metadata": {"name": "y"}}})
+    view = IndexView(index, Index(), Index(), {})
+    listed = {d["metadata"]["name"]: d for d in view.deployments("a")}
+    assert view.deployment("a", "y") is listed["y"] and index.value("a", ("a", "x")) is listed["x"]
+    assert view.deployment("a", "z") is None and view.deployment("b", "x") is None
+    index.discard(("a", "y"))
+    assert view.deployment("a", "y") is None
+    plain = IndexView({"a": list(listed.values())}, {}, {}, {})  # an index without lookups: found by walking
+    assert plain.deployment("a", "x") is listed["x"] and plain.deployment("a", "z") is None
+
+
 def _reader(changes: list[tuple[str, str]]) -> tuple[ClusterReader, Kind]:
     kind = Kind("things", "v1", _by_namespace, lambda ns, name, _kept: changes.append((ns, name)))
     return ClusterReader([kind]), kind

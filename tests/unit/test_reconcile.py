@@ -426,3 +426,50 @@ def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
     assert len(rt.reports_pending) == 12 - REPORT_WRITERS
     asyncio.run(_write_reports(writer, rt, NOW))
     assert len(writer.reports) == 12 and not rt.reports_pending
+
+
+def test_an_slo_tick_judges_only_the_slo_findings_of_what_it_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle must stay idle (issue 16): a Deployment whose only news is a new measurement gets its SLO
+    findings judged again, not the whole catalogue; one whose object was replaced meanwhile is judged
+    in full even when only the measurement marked it."""
+    from readiness_operator.engine import evaluate
+    from readiness_operator.kube import reconcile
+    from readiness_operator.slo.store import SloStore
+
+    spec = {**SPEC, "slos": [{"name": "e", "interval": "10s", "comparison": "<", "threshold": 1,
+                              "query": 'x{namespace="{{namespace}}", deployment="{{name}}"}'}]}
+    store, values = SloStore(), {"web": "0.5", "api": "0.5"}
+
+    async def query(_: str) -> list[dict[str, Any]]:
+        return [{"metric": {"namespace": "a", "deployment": name}, "value": [0, v]} for name, v in values.items()]
+
+    evaluated: list[str] = []
+
+    def counting_evaluate(plan: Any, d: Mapping[str, Any], world: Any) -> Any:
+        evaluated.append(d["metadata"]["name"])
+        return evaluate(plan, d, world)
+
+    monkeypatch.setattr(reconcile, "evaluate", counting_evaluate)
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    for name in ("web", "api", "quiet"):
+        view.put(deployment("a", name, True))
+    item = PassInput("p", "uid-p", 1, spec, {})
+
+    def tick(seconds: int) -> None:
+        evaluated.clear()
+        asyncio.run(run_pass(rt, item, view, writer, slo_store=store, slo_query=lambda _c: query,
+                             now=NOW + timedelta(seconds=seconds)))
+
+    tick(0)
+    assert sorted(evaluated) == ["api", "quiet", "web"] and rt.judged[("a", "web")].verdict.compliant
+    values["web"] = "5"  # breaches the objective (< 1)
+    tick(10)
+    assert evaluated == []  # only the SLO finding was judged again
+    web = rt.judged[("a", "web")]
+    assert not web.verdict.compliant and web.verdict.failed_checks == ["slo:e"]
+    assert writer.statuses[-1]["noncompliant"] == 1
+    values["api"] = "7"
+    view.put(deployment("a", "api", False))  # replaced, and (in this test) no watch event marked it
+    tick(20)
+    assert evaluated == ["api"]  # a replaced object is never remeasured from its old verdict
+    assert set(rt.judged[("a", "api")].verdict.failed_checks) == {"slo:e", "probe-readiness"}

@@ -67,6 +67,11 @@ class Index(Mapping[Any, Iterable[Any]]):
     def objects(self) -> int:
         return len(self._keys_of)
 
+    def value(self, key: Any, obj: ObjectKey) -> Any:
+        """What `obj` keeps under `key` (None: nothing), without walking the key's values."""
+        values = self._entries.get(key)
+        return None if values is None else values.get(obj)
+
     def entries_of(self, obj: ObjectKey) -> Entries | None:
         keys = self._keys_of.get(obj)
         return None if keys is None else {key: self._entries[key][obj] for key in keys}

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from readiness_operator.engine import DeploymentVerdict, Finding, evaluate, matches
+from readiness_operator.engine import DeploymentVerdict, Finding, evaluate, matches, remeasure
 from readiness_operator.model import PrometheusConfig, ReadinessPolicySpec, ReadinessPolicyStatus
 from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
@@ -172,10 +172,16 @@ async def judge(
     if dirty.everything:
         runtime.full_pass_at = now
     keys = _candidates(runtime, dirty, view)
+    remeasured = dirty.measured - keys  # only their SLO findings are judged again
+    keys |= dirty.measured
     by_ns: dict[str, dict[str, Mapping[str, Any]]] = {}
 
+    one: Callable[[str, str], Mapping[str, Any] | None] | None = getattr(view, "deployment", None)
+
     def lookup(key: Key) -> Mapping[str, Any] | None:
-        if key[0] not in by_ns:  # index each namespace once per pass
+        if one is not None:  # the reader's view looks one up directly
+            return one(*key)
+        if key[0] not in by_ns:  # else index each namespace once per pass
             by_ns[key[0]] = {str(d["metadata"]["name"]): d for d in view.deployments(key[0])}
         return by_ns[key[0]].get(key[1])
 
@@ -188,14 +194,21 @@ async def judge(
         ns = key[0]
         deployment = lookup(key)
         old = runtime.judged.get(key)
-        if deployment is None or not matches(plan, deployment, worlds.namespace_labels(ns)):
-            if old is not None:
-                del runtime.judged[key]
-                runtime.judged_changes += 1
-                changed_ns.add(ns)
-            runtime.prior.pop(key, None)
-            continue
-        verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
+        verdict = None
+        if key in remeasured and old is not None and deployment is not None and old.deployment is deployment:
+            # Unchanged object (the reader replaces one on change) and nothing related marked: still
+            # matched, and only the SLO findings can differ.
+            verdict = remeasure(plan, old.verdict, deployment, worlds.measurements_of(deployment, runtime.name))
+        if verdict is None:
+            if deployment is None or not matches(plan, deployment, worlds.namespace_labels(ns)):
+                if old is not None:
+                    del runtime.judged[key]
+                    runtime.judged_changes += 1
+                    changed_ns.add(ns)
+                runtime.prior.pop(key, None)
+                continue
+            verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
+        assert deployment is not None  # remeasured: the kept object itself
         if metrics is not None:
             metrics.evaluations.inc()
         if old is not None and old.deployment == deployment and (
@@ -493,7 +506,7 @@ async def _refresh_slos(
     if EVERYTHING in changed:
         runtime.mark(everything=True)
     for key in changed - {EVERYTHING}:
-        runtime.mark(key=key)
+        runtime.mark(measured=key)
 
 
 def _slo_due(runtime: PolicyRuntime, slo_store: SloStore | None) -> bool:

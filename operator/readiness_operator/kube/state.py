@@ -58,9 +58,12 @@ class Dirty:
     keys: set[Key] = field(default_factory=set)
     namespaces: set[str] = field(default_factory=set)
     everything: bool = True  # a new runtime evaluates all
+    # Deployments whose SLO measurement changed: only their SLO findings are judged again, unless
+    # they are also dirty for another reason (then the whole catalogue runs).
+    measured: set[Key] = field(default_factory=set)
 
     def __bool__(self) -> bool:
-        return self.everything or bool(self.keys) or bool(self.namespaces)
+        return self.everything or bool(self.keys) or bool(self.namespaces) or bool(self.measured)
 
 
 @dataclass
@@ -130,11 +133,16 @@ class PolicyRuntime:
         exemptions = self.compiled.exemptions if self.compiled is not None else ()
         return any(e.expires is not None and self.full_pass_at < e.expires <= now for e in exemptions)
 
-    def mark(self, key: Key | None = None, namespace: str | None = None, everything: bool = False) -> None:
+    def mark(
+        self, key: Key | None = None, namespace: str | None = None, everything: bool = False,
+        measured: Key | None = None,
+    ) -> None:
         if everything:
             self.dirty.everything = True
         if key is not None:
             self.dirty.keys.add(key)
+        if measured is not None:
+            self.dirty.measured.add(measured)
         if namespace is not None:
             self.dirty.namespaces.add(namespace)
         self.wake.set()

@@ -49,6 +49,14 @@ class IndexView:
     def deployments(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return self._in(self._deployments, namespace)
 
+    def deployment(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """One Deployment by name (None: not kept), in O(1) where the index can look one up."""
+        value = getattr(self._deployments, "value", None)
+        if value is not None:
+            found: Mapping[str, Any] | None = value(namespace, (namespace, name))
+            return found
+        return next((d for d in self.deployments(namespace) if (d.get("metadata") or {}).get("name") == name), None)
+
     def pdbs(self, namespace: str) -> Iterable[Mapping[str, Any]]:
         return self._in(self._pdbs, namespace)
 
