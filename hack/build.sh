@@ -11,6 +11,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
+# One build at a time per cache: a second caller (the test suite's conftest while hack/setup.sh is
+# still building) waits here, then finds the binaries built, instead of racing for the same .tmp dir.
+mkdir -p "$CACHE_ROOT/bin"
+exec 9>"$CACHE_ROOT/bin/.build.lock"
+flock 9
 # Link one binary at a time: a kube-apiserver link takes ~2 GiB.
 export GOMAXPROCS=${GOMAXPROCS:-2}
 

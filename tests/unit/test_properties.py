@@ -594,6 +594,50 @@ def test_engine_returns_a_verdict_for_hostile_deployments(
     assert all(isinstance(f.message, str) and f.message for f in verdict.findings)
 
 
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(deployments, min_size=1, max_size=4), st.lists(pdbs, max_size=2), st.lists(hpas, max_size=2),
+       st.sampled_from(POLICIES), st.integers(1, 6))
+def test_shared_subtrees_give_the_same_objects_and_verdicts_and_are_never_edited(
+    deps: list[dict[str, Any]], pdb_list: list[dict[str, Any]], hpa_list: list[dict[str, Any]],
+    spec: ReadinessPolicySpec, limit: int,
+) -> None:
+    """The reader keeps equal subtrees once across objects (kube.objects.SharedTrees, issue 16): each
+    kept object must equal its own trim, judge alike, and stay as it was after every check read it
+    (a check editing a shared subtree would change other Deployments' verdicts). A tiny table limit
+    exercises its clearing."""
+    import copy
+
+    from readiness_operator.kube.objects import SharedTrees, trim_deployment, trim_hpa, trim_pdb
+
+    shared = SharedTrees(limit=limit)
+    deps = [d for d in deps if isinstance(d.get("metadata"), dict) and isinstance(d.get("spec"), dict)]
+    own = [trim_deployment(d) for d in deps]
+    kept = [shared.share(trim_deployment(d)) for d in deps]
+    kept_pdbs = [shared.share(trim_pdb(p)) for p in pdb_list if isinstance(p.get("spec"), dict)]
+    kept_hpas = [shared.share(trim_hpa(h)) for h in hpa_list if isinstance(h.get("spec"), dict)]
+    assert kept == own and len({id(k) for k in kept}) == len(kept)  # equal, yet each object its own root
+    assert kept_pdbs == [trim_pdb(p) for p in pdb_list if isinstance(p.get("spec"), dict)]
+    before = copy.deepcopy((kept, kept_pdbs, kept_hpas))
+    world = World(pdbs=kept_pdbs, hpas=kept_hpas, now=NOW)
+    own_world = World(pdbs=copy.deepcopy(kept_pdbs), hpas=copy.deepcopy(kept_hpas), now=NOW)
+    for mine, theirs in zip(kept, own, strict=True):
+        assert evaluate(spec, mine, world) == evaluate(spec, theirs, own_world)
+    assert (kept, kept_pdbs, kept_hpas) == before
+
+
+def test_shared_subtrees_merge_only_equal_types() -> None:
+    from readiness_operator.kube.objects import SharedTrees
+
+    shared = SharedTrees()
+    a = shared.share({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"v": [True], "w": {"n": 1}}})
+    b = shared.share({"metadata": {"name": "b", "labels": {"x": "1"}}, "spec": {"v": [1], "w": {"n": 1.0}}})
+    c = shared.share({"metadata": {"name": "c", "labels": {"x": "1"}}, "spec": {"v": [True], "w": {"n": 1}}})
+    assert a["metadata"]["labels"] is b["metadata"]["labels"] is c["metadata"]["labels"]
+    assert a["spec"] is c["spec"] and a["metadata"] is not c["metadata"]
+    assert a["spec"]["v"] is not b["spec"]["v"] and type(b["spec"]["v"][0]) is int  # True and 1 stay apart
+    assert a["spec"]["w"] is not b["spec"]["w"] and type(b["spec"]["w"]["n"]) is float
+
+
 _POLICY_IDS = ["all-rules", "production", "hardened", "baseline"]
 
 

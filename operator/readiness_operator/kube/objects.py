@@ -135,6 +135,72 @@ def trim_network_policy(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class SharedTrees:
+    """One copy of each equal subtree across the objects the reader keeps (hash-consing).
+
+    10,000 Deployments stamped from a few charts hold the same probe, resources and securityContext
+    dicts thousands of times, and the pods of one ReplicaSet the same owner references, labels and
+    container statuses: sharing them halves what the kept objects take (126 -> 61 MB for 10,000
+    Deployments and 28,848 pods, tracemalloc; issue 16). An object's own root and its metadata dict
+    (name, uid) are never shared, so two objects stay two objects and a replaced object is a new one.
+
+    Sound because nothing edits a kept object in place: the reader replaces an object on change, and
+    the engine never mutates its inputs (tests/unit/test_engine.py). Equal means equal types too
+    (``True`` and ``1`` are not merged). The table of subtrees seen is cleared every ``limit`` entries:
+    objects arrive namespace by namespace and a ReplicaSet's pods together, so a small window finds
+    most repeats, and memory for subtrees seen once stays bounded.
+    """
+
+    __slots__ = ("_seen", "limit")
+
+    def __init__(self, limit: int = 5000) -> None:
+        self._seen: dict[tuple[Any, ...], Any] = {}
+        self.limit = limit
+
+    @staticmethod
+    def _identity(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return value
+        if kind is dict or kind is list:
+            return id(value)  # already shared: the same subtree is the same object
+        return (kind, value)
+
+    def _subtree(self, value: Any) -> Any:
+        """The shared copy of `value`, a fresh trimmed subtree (its children are replaced in place)."""
+        kind = type(value)
+        if kind is dict:
+            for k, v in value.items():
+                if type(v) is dict or type(v) is list:
+                    value[k] = self._subtree(v)
+            key: tuple[Any, ...] = ("d", *((k, self._identity(v)) for k, v in value.items()))
+        elif kind is list:
+            for i, v in enumerate(value):
+                if type(v) is dict or type(v) is list:
+                    value[i] = self._subtree(v)
+            key = ("l", *(self._identity(v) for v in value))
+        else:
+            return value
+        found = self._seen.get(key)
+        if found is not None:
+            return found
+        if len(self._seen) >= self.limit:
+            self._seen.clear()
+        self._seen[key] = value
+        return value
+
+    def share(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """``obj``, a freshly trimmed object (this edits it), made of shared subtrees; its root and
+        metadata dict stay its own."""
+        for key, value in obj.items():
+            if key == "metadata" and type(value) is dict:
+                for k, v in value.items():
+                    value[k] = self._subtree(v)
+            else:
+                obj[key] = self._subtree(value)
+        return obj
+
+
 def deployment_ref(deployment: Mapping[str, Any]) -> dict[str, Any]:
     """An object reference for Events and PolicyReport results."""
     meta = deployment.get("metadata") or {}

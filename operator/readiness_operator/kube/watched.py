@@ -14,7 +14,7 @@ from typing import Any
 from readiness_operator.admission.decide import pod_template_digest
 from readiness_operator.world import deployment_of_pod
 
-from .objects import trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
+from .objects import SharedTrees, trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from .reader import ClusterReader, Entries, Index, Kind
 from .state import Registry
 from .view import IndexView, owner_key, revisions_key
@@ -23,9 +23,10 @@ DEPLOYMENTS, REPLICASETS, PODS = "deployments", "replicasets", "pods"
 PDBS, HPAS, NETWORK_POLICIES = "poddisruptionbudgets", "horizontalpodautoscalers", "networkpolicies"
 
 
-def _by_namespace(trim: Any) -> Any:
+def _by_namespace(trim: Any, shared: SharedTrees | None = None) -> Any:
     def extract(obj: Mapping[str, Any]) -> Entries:
-        return {str((obj.get("metadata") or {}).get("namespace") or ""): trim(obj)}
+        kept = trim(obj)
+        return {str((obj.get("metadata") or {}).get("namespace") or ""): shared.share(kept) if shared else kept}
 
     return extract
 
@@ -60,12 +61,13 @@ def cluster_reader(registry: Registry, namespaces: Iterable[str] = ()) -> Cluste
     def namespace_changed(namespace: str, _name: str, _: Entries) -> None:
         registry.mark_namespace(namespace)
 
+    shared = SharedTrees()  # equal subtrees kept once across every kind this reader keeps
     return ClusterReader([
-        Kind(DEPLOYMENTS, "apps/v1", _by_namespace(trim_deployment), deployment_changed),
+        Kind(DEPLOYMENTS, "apps/v1", _by_namespace(trim_deployment, shared), deployment_changed),
         Kind(REPLICASETS, "apps/v1", replicaset_entries),
-        Kind(PODS, "v1", _by_namespace(trim_pod), pod_changed),
-        Kind(PDBS, "policy/v1", _by_namespace(trim_pdb), namespace_changed),
-        Kind(HPAS, "autoscaling/v2", _by_namespace(trim_hpa), namespace_changed),
+        Kind(PODS, "v1", _by_namespace(trim_pod, shared), pod_changed),
+        Kind(PDBS, "policy/v1", _by_namespace(trim_pdb, shared), namespace_changed),
+        Kind(HPAS, "autoscaling/v2", _by_namespace(trim_hpa, shared), namespace_changed),
         Kind(NETWORK_POLICIES, "networking.k8s.io/v1", _by_namespace(trim_network_policy), namespace_changed),
     ], namespaces)
 
