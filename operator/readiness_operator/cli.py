@@ -27,7 +27,7 @@ from readiness_operator.manifests import ManifestError, iter_documents, load_inv
 from readiness_operator.model import KIND, ReadinessPolicy, format_validation_error
 from readiness_operator.model.slo import DURATION_PATTERN, duration_seconds
 from readiness_operator.report import Audit, Audited
-from readiness_operator.report.document import document
+from readiness_operator.report.document import document, write_json
 from readiness_operator.report.junit import junit
 from readiness_operator.report.sarif import sarif
 from readiness_operator.report.table import Palette, table, use_colour
@@ -305,7 +305,7 @@ def _write_json(data: object, out: TextIO) -> None:
 
 def _write(audit: Audit, args: argparse.Namespace, out: TextIO, code: int) -> None:
     if args.output == "json":
-        _write_json(document(audit), out)
+        write_json(audit, out)
     elif args.output == "yaml":
         yaml.dump(document(audit), out, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
     elif args.output == "sarif":
