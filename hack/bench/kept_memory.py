@@ -71,10 +71,11 @@ def pods_of(deployment: Mapping[str, Any], index: int) -> list[dict[str, Any]]:
     } for replica in range(int(deployment["spec"]["replicas"]))]
 
 
-def wire(deployments: int, namespaces: int) -> list[tuple[str, str]]:
+def wire(deployments: int, namespaces: int, with_pods: bool = True) -> list[tuple[str, str]]:
     """(kind, JSON text) of every object the reader keeps, in LIST order (kind, namespace, name)."""
     objects = [o for items in make_objects(deployments, namespaces).values() for o in items if o["kind"] in TRIM]
-    pods = [p for i, d in enumerate(o for o in objects if o["kind"] == "Deployment") for p in pods_of(d, i)]
+    pods = [p for i, d in enumerate(o for o in objects if o["kind"] == "Deployment") for p in pods_of(d, i)
+            ] if with_pods else []
     ordered = sorted([*objects, *pods], key=lambda o: (list(TRIM).index(o["kind"]), o["metadata"]["namespace"],
                                                         o["metadata"]["name"]))
     return [(o["kind"], json.dumps(o)) for o in ordered]
@@ -113,9 +114,11 @@ def main() -> int:
     parser.add_argument("--deployments", type=int, default=10_000)
     parser.add_argument("--namespaces", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pods", action=argparse.BooleanOptionalAction, default=True,
+                        help="the pods kwok runs for the Deployments (--no-pods: Deployments, PDBs, HPAs only)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    texts = wire(args.deployments, args.namespaces)
+    texts = wire(args.deployments, args.namespaces, args.pods)
     counts: dict[str, int] = {}
     for kind, _ in texts:
         counts[kind] = counts.get(kind, 0) + 1

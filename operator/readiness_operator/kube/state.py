@@ -22,9 +22,10 @@ Key = tuple[str, str]  # (namespace, name)
 DEFAULT_RESYNC_SECONDS = 3600.0  # a full re-judgement without a watch event asking for one: a safety net
 
 
-@dataclass
+@dataclass(slots=True)
 class Judged:
-    """A Deployment's verdict and when it last changed (the PolicyReport timestamp)."""
+    """A Deployment's verdict and when it last changed (the PolicyReport timestamp). One per
+    Deployment and policy (40,000 at 10,000 x 4 policies): slots, no __dict__ each."""
 
     verdict: DeploymentVerdict
     # The trimmed Deployment as the reader keeps it, not a copy: the reader replaces an object on
