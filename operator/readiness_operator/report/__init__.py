@@ -16,7 +16,7 @@ from readiness_operator.engine import DeploymentVerdict, Finding
 from readiness_operator.manifests import Skipped
 from readiness_operator.model import ReadinessPolicy
 
-__all__ = ["INFORMATION_URI", "TOOL_NAME", "Audit", "Audited", "Summary"]
+__all__ = ["INFORMATION_URI", "TOOL_NAME", "Audit", "Audited", "Summary", "container_named"]
 
 TOOL_NAME = "readiness-operator"
 INFORMATION_URI = "https://github.com/readiness-operator/readiness-operator"
@@ -36,12 +36,18 @@ class Audited:
 
     def line_of(self, finding: Finding) -> int:
         """The line of the container a finding's message names first, else the Deployment's line."""
-        match = _CONTAINER.search(finding.message)
-        if match is not None:
-            found = self.containers.get((match.group(1) == "init container", match.group(2)))
-            if found is not None:
-                return found
-        return self.line
+        return self.line_of_container(container_named(finding.message))
+
+    def line_of_container(self, container: tuple[bool, str] | None) -> int:
+        """The line of a container (`container_named`'s key), else the Deployment's line."""
+        found = self.containers.get(container) if container is not None else None
+        return found if found is not None else self.line
+
+
+def container_named(message: str) -> tuple[bool, str] | None:
+    """(init?, name) of the container a check message names first (None: it names none)."""
+    match = _CONTAINER.search(message)
+    return None if match is None else (match.group(1) == "init container", match.group(2))
 
 
 @dataclass(frozen=True, slots=True)

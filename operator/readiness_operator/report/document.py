@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from readiness_operator.engine import Finding
-from readiness_operator.report import _CONTAINER, TOOL_NAME, Audit, Audited
+from readiness_operator.report import TOOL_NAME, Audit, Audited, container_named
 
 __all__ = ["document", "write_json"]
 
@@ -164,12 +164,9 @@ def _results(audit: Audit) -> Iterator[str]:
         for j, f in enumerate(failures):
             cached = heads.get(id(f))
             if cached is None:
-                match = _CONTAINER.search(f.message)  # what Audited.line_of looks for
-                cached = heads[id(f)] = (_finding_head(f), None if match is None else
-                                         (match.group(1) == "init container", match.group(2)))
+                cached = heads[id(f)] = (_finding_head(f), container_named(f.message))
             head, container = cached
-            found = a.containers.get(container) if container is not None else None
-            line = found if found is not None else a.line
+            line = a.line_of_container(container)  # Audited.line_of without its search per finding
             out.append(("," if j else "") + "\n        " + head + file_json + "," + _FINDING + '"line": ')
             _value(line, 10, out)
             out.append("\n        }")
