@@ -59,6 +59,13 @@ def vap_only(crds: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     crds.apply(yaml.safe_dump({"apiVersion": "readiness.dev/v1alpha1", "kind": "ReadinessPolicy",
                                "metadata": {"name": "agree"}, "spec": SPEC}))
     eventually(lambda: holds(crds, "agree"), what="the VAP and its binding")
+
+    def enforced() -> bool:  # the API server loads a new VAP from its informer a moment after it exists
+        probe = crds.kubectl("create", "--dry-run=server", "-f", "-", check=False,
+                             input=yaml.safe_dump(deployment("vap-loaded")))
+        return probe.returncode != 0 and "ValidatingAdmissionPolicy 'readiness-operator'" in probe.stderr
+
+    eventually(enforced, what="the API server enforcing the VAP")
     yield crds
     crds.kubectl("delete", "rp", "agree", "--timeout=30s")
     op.stop()
