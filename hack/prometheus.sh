@@ -62,7 +62,9 @@ write_config() {
   local n=0 target
   touch "$PROM_DIR/targets"
   {
-    printf 'global:\n  scrape_interval: 1m\nrule_files: ["%s/rules/*.yaml"]\nscrape_configs:\n' "$PROM_DIR"
+    # Every query is logged to $PROM_DIR/queries.log (what the operator asks, for benchmarks and debugging).
+    printf 'global:\n  scrape_interval: 1m\n  query_log_file: %s/queries.log\nrule_files: ["%s/rules/*.yaml"]\nscrape_configs:\n' \
+      "$PROM_DIR" "$PROM_DIR"
     [[ -s $PROM_DIR/targets ]] || printf '  []\n'
     while read -r target _; do
       [[ -n $target ]] || continue

@@ -51,6 +51,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -66,6 +67,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -463,6 +465,25 @@ def prom_queries(e: Env) -> int:
                if line.startswith("prometheus_http_requests_total{") and 'handler="/api/v1/query"' in line)
 
 
+def utc_second() -> str:
+    """Now as the query log stamps it, to the second (the log's `ts` compares as text)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def logged_queries(e: Env, since: str, until: str) -> dict[str, int]:
+    """What was asked of Prometheus between two `utc_second()`s, from its query log (hack/prometheus.sh
+    writes one): each query's first 120 characters, with how often it ran."""
+    asked: Counter[str] = Counter()
+    path = e.prom_dir / "queries.log"
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError, AttributeError):
+                entry = json.loads(line)
+                if since <= str(entry.get("ts", ""))[:19] < until:
+                    asked[" ".join(str(entry["params"]["query"]).split())[:120]] += 1
+    return dict(asked.most_common())
+
+
 class Proxy:
     def __init__(self, e: Env, name: str = "operator") -> None:
         port_file = e.work / f"proxy-{name}.port"
@@ -533,6 +554,18 @@ class Operator:
         if self.proc.poll() is not None:
             raise RuntimeError(f"operator {self.name} exited ({self.proc.returncode}): "
                                f"{self.log_path.read_text()[-3000:]}")
+
+    def watch_events(self) -> dict[str, float]:
+        """readiness_watch_events_total from this replica's /metrics, as "kind changed=true|false" -> count."""
+        out: dict[str, float] = {}
+        with contextlib.suppress(OSError, ValueError), \
+                urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("readiness_watch_events_total{"):
+                    labels, value = line.rsplit(" ", 1)
+                    found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+                    out[f"{found.get('kind')} changed={found.get('changed')}"] = float(value)
+        return out
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -1120,13 +1153,19 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         cpu0 = {op.name: op.cpu_seconds() for op in ops}
         req0 = {op.name: op.proxy.counts() for op in ops}
         prom0, cl0, t0 = prom_queries(e), cluster_cpu(e), time.monotonic()
+        events0 = {op.name: op.watch_events() for op in ops}
+        spies = start_py_spy(args.py_spy, ops, args.idle_seconds) if args.py_spy else {}
+        idle_from = utc_second()
         time.sleep(args.idle_seconds)
         cpu1 = {op.name: op.cpu_seconds() for op in ops}
         req1 = {op.name: op.proxy.counts() for op in ops}
         prom1, cl1, t1 = prom_queries(e), cluster_cpu(e), time.monotonic()
+        events1 = {op.name: op.watch_events() for op in ops}
         window = t1 - t0
         for op in ops:
             requests = req1[op.name] - req0[op.name]
+            per[op.name]["idle_watch_events_per_second"] = {
+                key: round((n - events0[op.name].get(key, 0)) / window, 1) for key, n in sorted(events1[op.name].items())}
             per[op.name].update(idle_cpu_percent=round(100 * (cpu1[op.name] - cpu0[op.name]) / window, 2),
                                 idle_requests=dict(requests),
                                 idle_requests_per_minute=round(sum(requests.values()) * 60 / window, 1))
@@ -1139,6 +1178,9 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         results["prometheus_queries_per_30s_interval"] = round((prom1 - prom0) * 30 / window, 1)
         results["prometheus_queries_total"] = prom1 - prom_before
         results["cluster_idle_cpu_percent"] = {k: round(100 * (v - cl0.get(k, 0.0)) / window, 1) for k, v in cl1.items()}
+        results["idle_prometheus_queries"] = logged_queries(e, idle_from, utc_second())
+        if spies:
+            results["idle_profile"] = finish_py_spy(spies)
         log("idle: CPU " + ", ".join(f"{op.name} {per[op.name]['idle_cpu_percent']} %" for op in ops)
             + f"; leader: {sum(results['idle_requests'].values())} API requests, {prom1 - prom0} Prometheus queries "
             f"in {window:.0f} s; cluster processes: {results['cluster_idle_cpu_percent']} %")
@@ -1238,6 +1280,61 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         for op in ops:
             op.stop()
     return results
+
+
+def start_py_spy(prefix: str, ops: list[Operator], seconds: float) -> dict[str, tuple[subprocess.Popen[bytes], Path]]:
+    """Sample every replica with py-spy (100 Hz, without pausing it) for the idle window."""
+    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    spies = {}
+    for op in ops:
+        out = Path(f"{prefix}.{op.name}")
+        spies[op.name] = (subprocess.Popen([spy, "record", "--pid", str(op.proc.pid), "--rate", "100",
+                                            "--duration", str(int(seconds)), "--format", "raw", "--threads",
+                                            "--output", str(out), "--nonblocking"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out)
+    return spies
+
+
+def finish_py_spy(spies: dict[str, tuple[subprocess.Popen[bytes], Path]]) -> dict[str, Any]:
+    """Where each replica's idle CPU went: its busiest functions, self and inclusive, as shares of the samples."""
+    summary: dict[str, Any] = {}
+    for name, (proc, out) in spies.items():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(60)
+        if not out.exists():
+            summary[name] = {"error": f"py-spy wrote nothing (exit {proc.returncode})"}
+            continue
+        summary[name] = spy_summary(out.read_text())
+        summary[name]["raw"] = str(out)
+    return summary
+
+
+LINE_OF_FRAME = re.compile(r":\d+\)$")
+
+
+def spy_summary(raw: str, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares per function of a py-spy raw (collapsed) profile."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        count = int(n)
+        frames = [LINE_OF_FRAME.sub(")", frame) for frame in stack.split(";")]  # per function, not per line
+        total += count
+        threads[frames[0]] += count
+        own[frames[-1]] += count
+        for frame in set(frames[1:]):
+            inclusive[frame] += count
+
+    def shares(c: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(100 * v / total, 1)) for f, v in c.most_common(top)]
+
+    return {"samples": total, "threads": shares(threads), "self_percent": shares(own),
+            "inclusive_percent": shares(inclusive)} if total else {"samples": 0}
 
 
 def memory_profiles(ops: list[Operator], timeout: float) -> dict[str, str]:
@@ -1444,6 +1541,8 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="with $KUBECONFIG: keep the benchmark objects of an earlier run when present")
     parser.add_argument("--profile", metavar="FILE", help="run the operator under cProfile, stats to FILE")
+    parser.add_argument("--py-spy", metavar="PREFIX", help="sample each replica with py-spy during the idle window "
+                        "(raw stacks to PREFIX.<replica>; the busiest functions go into the JSON as idle_profile)")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="trace every replica's allocations and print what each holds after the first pass "
                              "(memory_profiles in the JSON; tracing slows the run: its figures are not comparable)")

@@ -98,12 +98,17 @@ async def _scenario(cluster: Cluster) -> None:
 
         pdb_kind.on_change = record
         _fresh(runtime)
+        before = reader.counts()[PDBS]
         cluster.kubectl("set", "image", "-n", NS, "deployment/web-2", "app=registry.example/web:2.0")
         cluster.kubectl("annotate", "pdb", "-n", NS, "web-0", "example.com/note=unread")
         cluster.kubectl("patch", "pdb", "-n", NS, "web-1", "--type=merge", "-p", '{"spec":{"minAvailable":0}}')
         await _until(lambda: (NS, "web-2") in runtime.dirty.keys, what="web-2 marked")
         await _until(lambda: "web-1" in pdb_changes, what="the PDB change")
         assert "web-0" not in pdb_changes and not {(NS, "web-0"), (NS, "web-3")} & runtime.dirty.keys
+        # Both PDB events were counted (readiness_watch_events_total); the annotation as changing nothing.
+        after = reader.counts()[PDBS]
+        assert after.events - before.events >= 2 and after.changes - before.changes >= 1
+        assert (after.events - after.changes) - (before.events - before.changes) >= 1
         image = next(d for d in deployments[NS] if d["metadata"]["name"] == "web-2")
         assert image["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/web:2.0"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,6 +25,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from readiness_operator import __version__
 from readiness_operator.report.overview import PolicyOverview
+
+if TYPE_CHECKING:
+    from .reader import KindCounts
 
 VERDICTS = ("compliant", "noncompliant")
 
@@ -137,7 +141,7 @@ class OperatorMetrics:
 class WatchedObjects:
     """The reader's counts per kind, read at scrape time (they change with every watch event)."""
 
-    def __init__(self, counts: Callable[[], Mapping[str, tuple[int, int]]]) -> None:
+    def __init__(self, counts: Callable[[], Mapping[str, KindCounts]]) -> None:
         self._counts = counts
 
     def collect(self) -> Iterator[Metric]:
@@ -145,11 +149,16 @@ class WatchedObjects:
                                     labels=["kind"])
         relists = CounterMetricFamily("readiness_watch_relists", "Fresh LISTs after a watch expired (410), by kind",
                                       labels=["kind"])
-        for kind, (kept, relisted) in sorted(self._counts().items()):
-            objects.add_metric([kind], kept)
-            relists.add_metric([kind], relisted)
+        events = CounterMetricFamily("readiness_watch_events", "Watch events applied, by kind and whether they "
+                                     "changed what is kept", labels=["kind", "changed"])
+        for kind, counts in sorted(self._counts().items()):
+            objects.add_metric([kind], counts.kept)
+            relists.add_metric([kind], counts.relists)
+            events.add_metric([kind, "true"], counts.changes)
+            events.add_metric([kind, "false"], counts.events - counts.changes)
         yield objects
         yield relists
+        yield events
 
 
 def _remove(metric: Counter | Gauge, *labels: str) -> None:

@@ -23,7 +23,7 @@ import logging
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
@@ -33,11 +33,19 @@ log = logging.getLogger(__name__)
 ObjectKey = tuple[str, str]  # (namespace, name)
 Entries = dict[Any, Any]  # index key -> the value an object keeps under it
 Extract = Callable[[Mapping[str, Any]], Entries]
+Share = Callable[[Entries], Entries]  # freshly extracted entries -> the same, made of shared subtrees
 OnChange = Callable[[str, str, Entries], None]  # namespace, name, what is kept of it (before, if deleted)
 
 PAGE_SIZE = 500
 WATCH_SECONDS = 300  # the API server ends a watch after this; we start the next one from the last version
 YIELD_EVERY = 100  # objects trimmed between two yields to the event loop during a LIST
+
+
+class KindCounts(NamedTuple):
+    kept: int  # objects
+    relists: int  # fresh LISTs after a watch expired (410)
+    events: int  # watch events applied
+    changes: int  # watch events that changed what is kept
 
 
 class Gone(Exception):
@@ -114,6 +122,11 @@ class Kind:
     extract: Extract
     on_change: OnChange | None = None
     index: Index = field(default_factory=Index)
+    # Applied only to entries that differ from what is kept: most watch events (status heartbeats)
+    # change nothing we keep and are dropped after one comparison, without the sharing walk.
+    share: Share | None = None
+    events: int = 0  # watch events applied
+    changes: int = 0  # of which changed what is kept
 
     def path(self, namespace: str | None) -> str:
         base = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
@@ -159,9 +172,10 @@ class ClusterReader:
         self.synced = asyncio.Event()  # every kind listed once: what is kept is the whole cluster
         self.relists = {kind: 0 for kind in self.kinds}
 
-    def counts(self) -> dict[str, tuple[int, int]]:
-        """Per kind: objects kept, fresh LISTs after a watch expired (for /metrics)."""
-        return {name: (kind.index.objects, self.relists[name]) for name, kind in self.kinds.items()}
+    def counts(self) -> dict[str, KindCounts]:
+        """Per kind: objects kept, fresh LISTs after a watch expired, watch events and changes (for /metrics)."""
+        return {name: KindCounts(kind.index.objects, self.relists[name], kind.events, kind.changes)
+                for name, kind in self.kinds.items()}
 
     def index(self, kind: str) -> Index:
         return self.kinds[kind].index
@@ -230,7 +244,7 @@ class ClusterReader:
             for i, obj in enumerate(page.get("items") or ()):
                 if i and i % YIELD_EVERY == 0:  # trimming a page of pods takes a while: let the webhook answer
                     await asyncio.sleep(0)
-                seen.add(self._apply(kind, obj, deleted=False))
+                seen.add(self._apply(kind, obj, deleted=False)[0])
             del page
             token = meta.get("continue")
             if not token:
@@ -271,22 +285,30 @@ class ClusterReader:
             raise RuntimeError(f"watch error {obj.get('code')}: {str(obj.get('message'))[:200]}")
         new_version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
         if kind_of_event in ("ADDED", "MODIFIED", "DELETED"):
-            self._apply(kind, obj, deleted=kind_of_event == "DELETED")
+            kind.events += 1
+            if self._apply(kind, obj, deleted=kind_of_event == "DELETED")[1]:
+                kind.changes += 1
         return new_version
 
-    def _apply(self, kind: Kind, obj: Mapping[str, Any], deleted: bool) -> ObjectKey:
+    def _apply(self, kind: Kind, obj: Mapping[str, Any], deleted: bool) -> tuple[ObjectKey, bool]:
+        """Keep (or drop) one object; returns its key and whether what is kept changed."""
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        old = kind.index.entries_of(key)
         if deleted:
-            kept = kind.index.entries_of(key)
+            kept = old
             changed = kind.index.discard(key)
-        else:  # what was kept is read only when nothing is kept now (put compares it itself)
+        else:
             new = kind.extract(obj)
-            kept = new or kind.index.entries_of(key)
+            if old is not None and old == new:
+                return key, False
+            if kind.share is not None and new:
+                new = kind.share(new)
+            kept = new or old
             changed = kind.index.put(key, new)
         if changed and self.synced.is_set() and kind.on_change is not None:
             kind.on_change(key[0], key[1], kept or {})
-        return key
+        return key, changed
 
     def _vanish(self, kind: Kind, key: ObjectKey) -> None:
         """An object deleted while we were not watching (seen by a LIST)."""

@@ -23,12 +23,19 @@ DEPLOYMENTS, REPLICASETS, PODS = "deployments", "replicasets", "pods"
 PDBS, HPAS, NETWORK_POLICIES = "poddisruptionbudgets", "horizontalpodautoscalers", "networkpolicies"
 
 
-def _by_namespace(trim: Any, shared: SharedTrees | None = None) -> Any:
+def _by_namespace(trim: Any) -> Any:
     def extract(obj: Mapping[str, Any]) -> Entries:
-        kept = trim(obj)
-        return {str((obj.get("metadata") or {}).get("namespace") or ""): shared.share(kept) if shared else kept}
+        return {str((obj.get("metadata") or {}).get("namespace") or ""): trim(obj)}
 
     return extract
+
+
+def _sharing(shared: SharedTrees) -> Any:
+    """Entries whose trimmed objects are made of `shared`'s subtrees (applied only to changed objects)."""
+    def share(entries: Entries) -> Entries:
+        return {key: shared.share(kept) for key, kept in entries.items()}
+
+    return share
 
 
 def replicaset_entries(obj: Mapping[str, Any]) -> Entries:
@@ -61,13 +68,13 @@ def cluster_reader(registry: Registry, namespaces: Iterable[str] = ()) -> Cluste
     def namespace_changed(namespace: str, _name: str, _: Entries) -> None:
         registry.mark_namespace(namespace)
 
-    shared = SharedTrees()  # equal subtrees kept once across every kind this reader keeps
+    share = _sharing(SharedTrees())  # equal subtrees kept once across every kind this reader keeps
     return ClusterReader([
-        Kind(DEPLOYMENTS, "apps/v1", _by_namespace(trim_deployment, shared), deployment_changed),
+        Kind(DEPLOYMENTS, "apps/v1", _by_namespace(trim_deployment), deployment_changed, share=share),
         Kind(REPLICASETS, "apps/v1", replicaset_entries),
-        Kind(PODS, "v1", _by_namespace(trim_pod, shared), pod_changed),
-        Kind(PDBS, "policy/v1", _by_namespace(trim_pdb, shared), namespace_changed),
-        Kind(HPAS, "autoscaling/v2", _by_namespace(trim_hpa, shared), namespace_changed),
+        Kind(PODS, "v1", _by_namespace(trim_pod), pod_changed, share=share),
+        Kind(PDBS, "policy/v1", _by_namespace(trim_pdb), namespace_changed, share=share),
+        Kind(HPAS, "autoscaling/v2", _by_namespace(trim_hpa), namespace_changed, share=share),
         Kind(NETWORK_POLICIES, "networking.k8s.io/v1", _by_namespace(trim_network_policy), namespace_changed),
     ], namespaces)
 
