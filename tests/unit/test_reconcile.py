@@ -428,6 +428,50 @@ def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
     assert len(writer.reports) == 12 and not rt.reports_pending
 
 
+class SlowWriter(Writer):
+    """Counts the namespaces whose reports are being written at the same moment, over every policy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight: set[tuple[str, str]] = set()
+        self.most = 0
+
+    async def put_policy_report(self, report: Mapping[str, Any]) -> None:
+        key = (report["metadata"]["namespace"], report["metadata"]["ownerReferences"][0]["name"])
+        self.in_flight.add(key)
+        self.most = max(self.most, len(self.in_flight))
+        await asyncio.sleep(0.001)
+        await super().put_policy_report(report)
+        self.in_flight.discard(key)
+
+
+def test_report_slots_bound_the_namespaces_in_flight_over_every_policy() -> None:
+    """Four policies' first passes hold the reports of REPORT_WRITERS namespaces at once with the
+    operator's shared slots (issue 16: memory), and of REPORT_WRITERS per policy without them."""
+    from readiness_operator.kube.reconcile import REPORT_WRITERS, _write_reports
+
+    spec = {"match": {"namespaces": [f"n{i}" for i in range(12)]}, "rules": SPEC["rules"]}
+    view = View()
+    for i in range(12):
+        view.put(deployment(f"n{i}", "web", True))
+
+    def judged(name: str) -> PolicyRuntime:
+        rt, quiet = PolicyRuntime(name, f"uid-{name}"), Writer(reports=False)
+        item = PassInput(name, f"uid-{name}", 1, spec, {})
+        asyncio.run(run_pass(rt, item, view, quiet, now=NOW))
+        rt.reports_pending |= {f"n{i}" for i in range(12)}
+        return rt
+
+    async def write_all(runtimes: list[PolicyRuntime], shared: bool) -> SlowWriter:
+        writer, slots = SlowWriter(), asyncio.Semaphore(REPORT_WRITERS) if shared else None
+        await asyncio.gather(*(_write_reports(writer, rt, NOW, slots=slots) for rt in runtimes))
+        assert len(writer.reports) == 48 and not any(rt.reports_pending for rt in runtimes)
+        return writer
+
+    assert asyncio.run(write_all([judged(f"p{i}") for i in range(4)], shared=True)).most == REPORT_WRITERS
+    assert asyncio.run(write_all([judged(f"p{i}") for i in range(4)], shared=False)).most == 4 * REPORT_WRITERS
+
+
 def test_an_slo_tick_judges_only_the_slo_findings_of_what_it_measured(monkeypatch: pytest.MonkeyPatch) -> None:
     """Idle must stay idle (issue 16): a Deployment whose only news is a new measurement gets its SLO
     findings judged again, not the whole catalogue; one whose object was replaced meanwhile is judged

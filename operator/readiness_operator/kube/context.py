@@ -23,6 +23,7 @@ from .leadership import Leadership
 from .metrics import OperatorMetrics, WatchedObjects
 from .prometheus import PrometheusClients
 from .reader import ClusterReader
+from .reconcile import REPORT_WRITERS
 from .state import Registry
 from .watched import cluster_reader
 
@@ -48,6 +49,8 @@ class OperatorContext:
     # call after indexing) and the wake-up of the one writer of the merged ValidatingAdmissionPolicy.
     policy_index: Any = None
     admission_policy_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Namespaces whose PolicyReports are being built and written, over every policy (reconcile.py).
+    report_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(REPORT_WRITERS))
 
     def __post_init__(self) -> None:
         self.metrics.deployment_slo_budgets = self.settings.metrics_deployment_slo_budgets

@@ -77,7 +77,7 @@ async def _lead(
 
     async def reconcile() -> float:
         result = await run_pass(runtime, read(), view, writer, slo_store=ctx.slos, slo_query=ctx.prometheus.query_fn,
-                                metrics=ctx.metrics)
+                                metrics=ctx.metrics, report_slots=ctx.report_slots)
         return result.requeue_after
 
     def failed(exc: Exception, retry_in: float) -> None:

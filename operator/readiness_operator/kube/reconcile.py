@@ -314,7 +314,7 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
     await asyncio.gather(*(one(t) for t in transitions))
 
 
-REPORT_WRITERS = 4  # namespaces whose reports are built and written at once (bounds memory and API load)
+REPORT_WRITERS = 4  # namespaces whose reports are built and written at once, over all policies (memory, API load)
 #: Backoff of a refused report: 10s, 20s, 40s... at most 15 minutes (its content may change meanwhile).
 REPORT_RETRY_FIRST, REPORT_RETRY_MAX = 10.0, 900.0
 
@@ -350,7 +350,7 @@ async def _put_report(
 
 async def _write_reports(
     writer: Writer, runtime: PolicyRuntime, now: datetime | None = None, metrics: OperatorMetrics | None = None,
-    more_urgent: Callable[[], bool] = lambda: False,
+    more_urgent: Callable[[], bool] = lambda: False, slots: asyncio.Semaphore | None = None,
 ) -> None:
     """Write the pending namespaces' reports whose content changed, delete the ones no longer wanted.
 
@@ -361,6 +361,9 @@ async def _write_reports(
     server refuses is not resent until its backoff passes; its namespace stays pending until then.
     ``more_urgent`` (an SLO query falling due) stops it the same way: minutes of first report writes
     must not hold the SLO ticks back (issue 16 saw no Prometheus query for a whole idle minute).
+    ``slots`` is shared by every policy's passes (the operator context's `report_slots`): four policies'
+    first passes then hold four namespaces' reports in memory at once, not sixteen (issue 16, ~50 MB at
+    10,000 Deployments); the API server stores them no faster sixteen at a time.
     """
     now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
@@ -373,7 +376,7 @@ async def _write_reports(
     for key in runtime.written_reports:
         if key[0] in runtime.reports_pending:
             written_by_ns.setdefault(key[0], []).append(key)
-    semaphore = asyncio.Semaphore(REPORT_WRITERS)
+    semaphore = slots if slots is not None else asyncio.Semaphore(REPORT_WRITERS)
     started = 0
 
     async def one(ns: str) -> None:
@@ -587,7 +590,7 @@ async def _judge_pass(
 async def run_pass(
     runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer,
     *, slo_store: SloStore | None = None, slo_query: Callable[[PrometheusConfig | None], QueryFn] | None = None,
-    metrics: OperatorMetrics | None = None, now: datetime | None = None,
+    metrics: OperatorMetrics | None = None, now: datetime | None = None, report_slots: asyncio.Semaphore | None = None,
 ) -> PassResult:
     """One pass: judge what is dirty, then write status, reports and Events where they changed."""
     now = now or datetime.now(UTC)
@@ -620,7 +623,8 @@ async def run_pass(
         patched = True
     if reports_on:
         runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
-        await _write_reports(writer, runtime, now, metrics, more_urgent=lambda: _slo_due(runtime, slo_store))
+        await _write_reports(writer, runtime, now, metrics, more_urgent=lambda: _slo_due(runtime, slo_store),
+                             slots=report_slots)
         after = _with_report_errors(status, runtime, now, previous)
         if after != status:  # a report was refused (or finally written): say so now, not next pass
             await writer.patch_policy_status(runtime.name, after)
