@@ -956,7 +956,7 @@ async def measure(args: argparse.Namespace, host: str, port: int, ctx: ssl.SSLCo
             live_log(f"webhook direct ({which}): {rate:g} req/s for {args.direct_seconds:g} s")
             profiler = None
             if args.py_spy and rate == max(args.direct_rates):
-                spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+                spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")  # the venv running this
                 profiler = subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250",
                                              "--duration", str(int(args.direct_seconds)), "--format", "raw",
                                              "--output", f"{args.py_spy}.{which}", "--nonblocking"],

@@ -1284,7 +1284,7 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
 
 def start_py_spy(prefix: str, ops: list[Operator], seconds: float) -> dict[str, tuple[subprocess.Popen[bytes], Path]]:
     """Sample every replica with py-spy (100 Hz, without pausing it) for the idle window."""
-    spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")  # the venv running this
     spies = {}
     for op in ops:
         out = Path(f"{prefix}.{op.name}")
