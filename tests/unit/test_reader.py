@@ -62,9 +62,9 @@ def test_events_before_the_first_listing_ends_mark_nothing_and_after_it_mark_rea
     assert reader.synced.is_set()
     reader._event(kind, _event("MODIFIED", "x", version="8"), "7")  # only the version moved
     assert changes == []
-    reader._event(kind, _event("MODIFIED", "x", image="a:2", version="9"), "8")
-    reader._event(kind, _event("DELETED", "x", image="a:2", version="10"), "9")
-    assert changes == [("ns", "x"), ("ns", "x")] and "ns" not in kind.index
+    reader._event(kind, _event("MODIFIED", "x", image="a:2", version="9"), "8")  # heard with the new, then the old
+    reader._event(kind, _event("DELETED", "x", image="a:2", version="10"), "9")  # with what was kept
+    assert changes == [("ns", "x")] * 3 and "ns" not in kind.index
 
 
 def test_a_bookmark_moves_the_version_and_a_410_error_event_means_list_again() -> None:
@@ -106,8 +106,47 @@ def test_only_events_that_change_what_is_kept_are_shared_and_each_event_is_count
     reader._event(kind, _event("MODIFIED", "x", version="8"), "7")  # a heartbeat: equal once trimmed
     reader._event(kind, _event("MODIFIED", "x", version="9"), "8")
     reader._event(kind, _event("MODIFIED", "x", image="a:2", version="10"), "9")
-    assert shared == ["x", "x"] and changes == [("ns", "x"), ("ns", "x")]
+    assert shared == ["x", "x"] and changes == [("ns", "x")] * 3  # added; changed: the new and the old
     assert next(iter(kind.index["ns"]))["image"] == "a:2"
     reader._event(kind, _event("DELETED", "x", image="a:2", version="11"), "10")
     counts = reader.counts()["things"]
     assert (counts.kept, counts.relists, counts.events, counts.changes) == (0, 0, 5, 3)
+
+
+def _hpa(name: str, target: Any, ready: str = "True", version: str = "1") -> dict[str, Any]:
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"namespace": "ns", "name": name, "resourceVersion": version},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                     "minReplicas": 2, "maxReplicas": 5},
+            "status": {"conditions": [{"type": "ScalingActive", "status": ready, "reason": "ValidMetricFound"}]}}
+
+
+def test_an_hpa_change_marks_the_deployment_it_targets_not_its_namespace() -> None:
+    """An HPA relates to the Deployment its scaleTargetRef names (world.RelatedIndex); its status moves
+    with every sync, so marking its whole namespace re-judged hundreds of Deployments for each move
+    (issue 16). Retargeted, both Deployments are marked; a target without a usable name marks the
+    namespace, as every Deployment there is then a candidate."""
+    from readiness_operator.kube.state import Dirty, PolicyCache, Registry
+    from readiness_operator.kube.watched import HPAS, cluster_reader
+
+    registry = Registry(PolicyCache())
+    runtime = registry.ensure("p", "uid-p")
+    reader = cluster_reader(registry)
+    kind = reader.kinds[HPAS]
+    reader._event(kind, {"type": "ADDED", "object": _hpa("h", "web")}, "1")
+    for name in reader.kinds:
+        reader._listed(name, None)
+
+    def marks(event: dict[str, Any]) -> tuple[set[tuple[str, str]], set[str]]:
+        runtime.dirty = Dirty(everything=False)
+        reader._event(kind, event, "1")
+        return runtime.dirty.keys, runtime.dirty.namespaces
+
+    assert marks({"type": "MODIFIED", "object": _hpa("h", "web", ready="False", version="2")}) == ({("ns", "web")}, set())
+    assert marks({"type": "MODIFIED", "object": _hpa("h", "web", ready="False", version="3")}) == (set(), set())
+    assert marks({"type": "MODIFIED", "object": _hpa("h", "api", ready="False", version="4")}) == (
+        {("ns", "web"), ("ns", "api")}, set())
+    assert marks({"type": "MODIFIED", "object": _hpa("h", 7, version="5")})[1] == {"ns"}
+    assert marks({"type": "DELETED", "object": _hpa("h", 7, version="6")})[1] == {"ns"}
+    reader._event(kind, {"type": "ADDED", "object": _hpa("g", "db")}, "1")
+    assert marks({"type": "DELETED", "object": _hpa("g", "db", version="7")}) == ({("ns", "db")}, set())

@@ -34,7 +34,8 @@ ObjectKey = tuple[str, str]  # (namespace, name)
 Entries = dict[Any, Any]  # index key -> the value an object keeps under it
 Extract = Callable[[Mapping[str, Any]], Entries]
 Share = Callable[[Entries], Entries]  # freshly extracted entries -> the same, made of shared subtrees
-OnChange = Callable[[str, str, Entries], None]  # namespace, name, what is kept of it (before, if deleted)
+OnChange = Callable[[str, str, Entries], None]  # namespace, name, what is kept of it; called again with what
+#                                                  it replaced (and only with that when it was deleted)
 
 PAGE_SIZE = 500
 WATCH_SECONDS = 300  # the API server ends a watch after this; we start the next one from the last version
@@ -308,6 +309,8 @@ class ClusterReader:
             changed = kind.index.put(key, new)
         if changed and self.synced.is_set() and kind.on_change is not None:
             kind.on_change(key[0], key[1], kept or {})
+            if old and kept is not old:  # what it replaced too: an HPA retargeted marks both Deployments
+                kind.on_change(key[0], key[1], old)
         return key, changed
 
     def _vanish(self, kind: Kind, key: ObjectKey) -> None:
