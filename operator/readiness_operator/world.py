@@ -235,6 +235,9 @@ class Worlds:
         self._pods: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
 
     def _pods_of(self, namespace: str, deployment: str) -> Sequence[Mapping[str, Any]]:
+        pods_of = getattr(self.view, "pods_of", None)
+        if pods_of is not None:  # the operator's view keeps pods by Deployment
+            return tuple(pods_of(namespace, deployment))
         by_deployment = self._pods.get(namespace)
         if by_deployment is None:
             by_deployment = self._pods[namespace] = {}

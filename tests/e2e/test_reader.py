@@ -80,7 +80,9 @@ async def _scenario(cluster: Cluster) -> None:
         assert kept["spec"]["template"]["spec"]["containers"][0]["image"]
         assert {p["metadata"]["name"] for p in reader.index(PDBS)[NS]} == {"web-0", "web-1"}
         # kwok runs the pods; each ReplicaSet maps back to its Deployment
-        await _until(lambda: len(list(reader.index(PODS).get(NS) or ())) >= 5, what="five kwok pods")
+        await _until(lambda: sum(len(list(reader.index(PODS)[key])) for key in reader.index(PODS) if key[1] == NS) >= 5,
+                     what="five kwok pods")
+        assert {key[2] for key in reader.index(PODS) if key[1] == NS} <= {f"web-{i}" for i in range(5)}  # by Deployment
         assert await _until(lambda: {k[2] for k in reader.index(REPLICASETS) if k[0] == "owner" and k[1] == NS})
 
         # A change to what we keep calls on_change (the Deployment is marked); a change to what we

@@ -150,3 +150,47 @@ def test_an_hpa_change_marks_the_deployment_it_targets_not_its_namespace() -> No
     assert marks({"type": "DELETED", "object": _hpa("h", 7, version="6")})[1] == {"ns"}
     reader._event(kind, {"type": "ADDED", "object": _hpa("g", "db")}, "1")
     assert marks({"type": "DELETED", "object": _hpa("g", "db", version="7")}) == ({("ns", "db")}, set())
+
+
+def _pod(name: str, owner: str | None, ready: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {"namespace": "ns", "name": name, "labels": {"app": "x"}}
+    if owner is not None:
+        meta["labels"]["pod-template-hash"] = "abc12"
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{owner}-abc12",
+                                    "controller": True}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "status": {"containerStatuses": [{"name": "c", "ready": ready, "restartCount": 0}]}}
+
+
+def test_pods_are_kept_by_deployment_and_a_world_gets_its_own_without_a_namespace_scan() -> None:
+    """The live checks' pods come straight from the index (issue 16: grouping a namespace's pods in
+    every pass was most of a living cluster's idle leader); the result is what grouping gave."""
+    from readiness_operator.kube.state import PolicyCache, Registry
+    from readiness_operator.kube.watched import PODS, cluster_reader, reader_view
+    from readiness_operator.world import Worlds
+
+    reader = cluster_reader(Registry(PolicyCache()))
+    pods = [_pod("web-abc12-1", "web"), _pod("api-abc12-1", "api"), _pod("web-abc12-2", "web", ready=False),
+            _pod("lonely", None)]
+    for pod in pods:
+        reader._apply(reader.kinds[PODS], pod, deleted=False)
+    assert reader.kinds[PODS].index.objects == 3  # the pod no Deployment owns is not kept
+
+    class Grouping:  # a view without pods_of: Worlds groups the namespace's pods itself
+        def __init__(self, view: Any) -> None:
+            self.view = view
+
+        def pods(self, namespace: str) -> list[Any]:
+            return [p for key in reader.index(PODS) if key[1] == namespace for p in reader.index(PODS)[key]]
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "pods_of":
+                raise AttributeError(name)
+            return getattr(self.view, name)
+
+    view = reader_view(reader, {})
+    web = {"metadata": {"namespace": "ns", "name": "web"}}
+    direct, grouped = Worlds(view, live=True).of(web), Worlds(Grouping(view), live=True).of(web)
+    assert [p["metadata"]["name"] for p in direct.pods] == ["web-abc12-1", "web-abc12-2"]
+    assert list(direct.pods) == list(grouped.pods)
+    assert not Worlds(view, live=True).of({"metadata": {"namespace": "ns", "name": "db"}}).pods

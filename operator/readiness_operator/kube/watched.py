@@ -17,7 +17,7 @@ from readiness_operator.world import deployment_of_pod
 from .objects import SharedTrees, trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from .reader import ClusterReader, Entries, Index, Kind
 from .state import Registry
-from .view import IndexView, owner_key, revisions_key
+from .view import IndexView, owner_key, pods_key, revisions_key
 
 DEPLOYMENTS, REPLICASETS, PODS = "deployments", "replicasets", "pods"
 PDBS, HPAS, NETWORK_POLICIES = "poddisruptionbudgets", "horizontalpodautoscalers", "networkpolicies"
@@ -46,6 +46,13 @@ def hpa_target(hpa: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _pod_entries(obj: Mapping[str, Any]) -> Entries:
+    """A pod under its Deployment (`view.pods_key`); nothing for a pod no Deployment owns (no check reads it)."""
+    pod = trim_pod(obj)
+    owner = deployment_of_pod(pod)
+    return {} if owner is None else {pods_key(str((obj.get("metadata") or {}).get("namespace") or ""), owner): pod}
+
+
 def replicaset_entries(obj: Mapping[str, Any]) -> Entries:
     """Both ReplicaSet lookups: a Deployment's revisions (its ReplicaSets' pod-template digests, for
     the webhook to recognise `kubectl rollout undo`) and each ReplicaSet's Deployment (to map the
@@ -68,10 +75,8 @@ def cluster_reader(registry: Registry, namespaces: Iterable[str] = ()) -> Cluste
         registry.mark_deployment(namespace, name)
 
     def pod_changed(namespace: str, _: str, kept: Entries) -> None:
-        for pod in kept.values():
-            owner = deployment_of_pod(pod)
-            if owner is not None:
-                registry.mark_pods_changed(namespace, owner)
+        for _kind, _namespace, owner in kept:  # pods_key
+            registry.mark_pods_changed(namespace, owner)
 
     def namespace_changed(namespace: str, _name: str, _: Entries) -> None:
         registry.mark_namespace(namespace)
@@ -91,7 +96,7 @@ def cluster_reader(registry: Registry, namespaces: Iterable[str] = ()) -> Cluste
     return ClusterReader([
         Kind(DEPLOYMENTS, "apps/v1", _by_namespace(trim_deployment), deployment_changed, share=share),
         Kind(REPLICASETS, "apps/v1", replicaset_entries),
-        Kind(PODS, "v1", _by_namespace(trim_pod), pod_changed, share=share),
+        Kind(PODS, "v1", _pod_entries, pod_changed, share=share),
         Kind(PDBS, "policy/v1", _by_namespace(trim_pdb), namespace_changed, share=share),
         Kind(HPAS, "autoscaling/v2", _by_namespace(trim_hpa), hpa_changed, share=share),
         Kind(NETWORK_POLICIES, "networking.k8s.io/v1", _by_namespace(trim_network_policy), namespace_changed),
