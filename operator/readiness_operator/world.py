@@ -68,6 +68,14 @@ def deployment_of_pod(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def hpa_target(hpa: Any) -> str | None:
+    """The name an HPA's scaleTargetRef gives (None: no usable name, so any Deployment may be its target)."""
+    spec = hpa.get("spec") if isinstance(hpa, Mapping) else None
+    ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -123,10 +131,8 @@ class RelatedIndex:
         self._hpa_any: list[int] = []
         self._hpa_by_name: dict[str, list[int]] = {}
         for i, hpa in enumerate(self.hpas):
-            spec = hpa.get("spec") if isinstance(hpa, Mapping) else None
-            ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
-            name = ref.get("name") if isinstance(ref, Mapping) else None
-            if isinstance(name, str):
+            name = hpa_target(hpa)
+            if name is not None:
                 self._hpa_by_name.setdefault(name, []).append(i)
             else:
                 self._hpa_any.append(i)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from readiness_operator.admission.decide import pod_template_digest
-from readiness_operator.world import deployment_of_pod
+from readiness_operator.world import deployment_of_pod, hpa_target
 
 from .objects import SharedTrees, trim_deployment, trim_hpa, trim_network_policy, trim_pdb, trim_pod
 from .reader import ClusterReader, Entries, Index, Kind
@@ -36,14 +36,6 @@ def _sharing(shared: SharedTrees) -> Any:
         return {key: shared.share(kept) for key, kept in entries.items()}
 
     return share
-
-
-def hpa_target(hpa: Mapping[str, Any]) -> str | None:
-    """The name an HPA's scaleTargetRef gives, as world.RelatedIndex files it (None: no usable name)."""
-    spec = hpa.get("spec") if isinstance(hpa, Mapping) else None
-    ref = spec.get("scaleTargetRef") if isinstance(spec, Mapping) else None
-    name = ref.get("name") if isinstance(ref, Mapping) else None
-    return name if isinstance(name, str) else None
 
 
 def _pod_entries(obj: Mapping[str, Any]) -> Entries:
