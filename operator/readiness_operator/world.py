@@ -16,6 +16,7 @@ from readiness_operator.slo.burn import BudgetState
 __all__ = [
     "ClusterView",
     "InMemoryView",
+    "Related",
     "RelatedIndex",
     "SloLookup",
     "SloMeasurement",
@@ -160,6 +161,15 @@ class RelatedIndex:
         return (tuple(self.pdbs[i] for i in sorted(pdb_idx)), tuple(self.hpas[i] for i in sorted(hpa_idx)))
 
 
+class Related(Protocol):
+    """What a namespace's related objects offer a Deployment: its candidate PDBs and HPAs (a
+    `RelatedIndex`, or the operator's view keeping one across passes, `kube/view.py`)."""
+
+    def for_deployment(
+        self, deployment: Mapping[str, Any]
+    ) -> tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]: ...
+
+
 class ClusterView(Protocol):
     """What a World is built from: the watched objects by namespace (kopf indexes at run time,
     files in the CLI, dicts in tests)."""
@@ -225,7 +235,8 @@ class Worlds:
 
     Reads the view once per namespace (a `RelatedIndex` and the namespace labels are kept for the
     life of this object: one pass, one admission request, one CLI run), so each Deployment is
-    matched only against the PDBs and HPAs that can select it. ``live=True`` (the operator's
+    matched only against the PDBs and HPAs that can select it. A view with a ``related(namespace)``
+    method (the operator's) hands out its own candidates instead, kept across passes. ``live=True`` (the operator's
     passes) marks the Worlds as the living cluster's and hands each its pods, when the view has a
     ``pods(namespace)`` method.
     """
@@ -236,7 +247,7 @@ class Worlds:
         self, view: ClusterView, now: datetime | None = None, slos: SloLookup = _no_slos, *, live: bool = False
     ) -> None:
         self.view, self.now, self._slos, self.live = view, now or _now(), slos, live
-        self._by_ns: dict[str, tuple[RelatedIndex, Mapping[str, str]]] = {}
+        self._by_ns: dict[str, tuple[Related, Mapping[str, str]]] = {}
         self._network_policies: dict[str, tuple[Mapping[str, Any], ...]] = {}
         self._pods: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
 
@@ -254,10 +265,12 @@ class Worlds:
                     by_deployment.setdefault(owner, []).append(pod)
         return by_deployment.get(deployment, ())
 
-    def _namespace(self, namespace: str) -> tuple[RelatedIndex, Mapping[str, str]]:
+    def _namespace(self, namespace: str) -> tuple[Related, Mapping[str, str]]:
         cached = self._by_ns.get(namespace)
         if cached is None:
-            related = RelatedIndex(self.view.pdbs(namespace), self.view.hpas(namespace))
+            kept: Callable[[str], Related] | None = getattr(self.view, "related", None)
+            related = kept(namespace) if kept is not None else RelatedIndex(self.view.pdbs(namespace),
+                                                                             self.view.hpas(namespace))
             cached = self._by_ns[namespace] = (related, dict(self.view.namespace_labels(namespace)))
         return cached
 

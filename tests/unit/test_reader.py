@@ -124,8 +124,8 @@ def _hpa(name: str, target: Any, ready: str = "True", version: str = "1") -> dic
 def test_an_hpa_change_marks_the_deployment_it_targets_not_its_namespace() -> None:
     """An HPA relates to the Deployment its scaleTargetRef names (world.RelatedIndex); its status moves
     with every sync, so marking its whole namespace re-judged hundreds of Deployments for each move
-    (issue 16). Retargeted, both Deployments are marked; a target without a usable name marks the
-    namespace, as every Deployment there is then a candidate."""
+    (issue 16). Retargeted, both Deployments are marked; a target without a usable name targets no
+    Deployment (checks.relations.hpa_targets compares names), so only the one it left is marked."""
     from readiness_operator.kube.state import Dirty, PolicyCache, Registry
     from readiness_operator.kube.watched import HPAS, cluster_reader
 
@@ -146,8 +146,8 @@ def test_an_hpa_change_marks_the_deployment_it_targets_not_its_namespace() -> No
     assert marks({"type": "MODIFIED", "object": _hpa("h", "web", ready="False", version="3")}) == (set(), set())
     assert marks({"type": "MODIFIED", "object": _hpa("h", "api", ready="False", version="4")}) == (
         {("ns", "web"), ("ns", "api")}, set())
-    assert marks({"type": "MODIFIED", "object": _hpa("h", 7, version="5")})[1] == {"ns"}
-    assert marks({"type": "DELETED", "object": _hpa("h", 7, version="6")})[1] == {"ns"}
+    assert marks({"type": "MODIFIED", "object": _hpa("h", 7, version="5")}) == ({("ns", "api")}, set())
+    assert marks({"type": "DELETED", "object": _hpa("h", 7, version="6")}) == (set(), set())
     reader._event(kind, {"type": "ADDED", "object": _hpa("g", "db")}, "1")
     assert marks({"type": "DELETED", "object": _hpa("g", "db", version="7")}) == ({("ns", "db")}, set())
 
@@ -166,6 +166,7 @@ def test_pods_are_kept_by_deployment_and_a_world_gets_its_own_without_a_namespac
     """The live checks' pods come straight from the index (issue 16: grouping a namespace's pods in
     every pass was most of a living cluster's idle leader); the result is what grouping gave."""
     from readiness_operator.kube.state import PolicyCache, Registry
+    from readiness_operator.kube.view import RelatedCache
     from readiness_operator.kube.watched import PODS, cluster_reader, reader_view
     from readiness_operator.world import Worlds
 
@@ -188,9 +189,63 @@ def test_pods_are_kept_by_deployment_and_a_world_gets_its_own_without_a_namespac
                 raise AttributeError(name)
             return getattr(self.view, name)
 
-    view = reader_view(reader, {})
+    view = reader_view(reader, {}, RelatedCache())
     web = {"metadata": {"namespace": "ns", "name": "web"}}
     direct, grouped = Worlds(view, live=True).of(web), Worlds(Grouping(view), live=True).of(web)
     assert [p["metadata"]["name"] for p in direct.pods] == ["web-abc12-1", "web-abc12-2"]
     assert list(direct.pods) == list(grouped.pods)
     assert not Worlds(view, live=True).of({"metadata": {"namespace": "ns", "name": "db"}}).pods
+
+
+def _pdb(name: str, labels: dict[str, str], version: str = "1") -> dict[str, Any]:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"namespace": "ns", "name": name, "resourceVersion": version},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": labels}}}
+
+
+def test_the_reader_view_keeps_each_namespaces_pdb_index_until_its_pdbs_change() -> None:
+    """Candidates come from a PDB index kept across passes and HPAs looked up by target (issue 16:
+    rebuilding a `RelatedIndex` per namespace per pass was a fifth of an idle leader); they are the
+    same as a fresh `RelatedIndex` gives, and a PDB added, changed or deleted is seen at once."""
+    from readiness_operator.kube.state import PolicyCache, Registry
+    from readiness_operator.kube.view import RelatedCache
+    from readiness_operator.kube.watched import HPAS, PDBS, cluster_reader, reader_view
+    from readiness_operator.world import RelatedIndex, Worlds
+
+    reader = cluster_reader(Registry(PolicyCache()))
+    pdbs, hpas = reader.kinds[PDBS], reader.kinds[HPAS]
+    for obj in (_pdb("web", {"app": "web"}), _pdb("all", {})):
+        reader._apply(pdbs, obj, deleted=False)
+    for obj in (_hpa("h-web", "web"), _hpa("h-api", "api"), _hpa("h-odd", 7)):
+        reader._apply(hpas, obj, deleted=False)
+    cache = RelatedCache()
+    view = reader_view(reader, {}, cache)
+    web = {"metadata": {"namespace": "ns", "name": "web"},
+           "spec": {"template": {"metadata": {"labels": {"app": "web"}}}}}
+
+    def names(objs: Any) -> list[str]:
+        return sorted(o["metadata"]["name"] for o in objs)
+
+    def fresh() -> tuple[list[str], list[str]]:
+        world = Worlds(view.__class__(reader.index("deployments"), {"ns": list(reader.index(PDBS)["ns"])},
+                                      {"ns": list(reader.index(HPAS)["ns"])}, {})).of(web)
+        return names(world.pdbs), [h["metadata"]["name"] for h in world.hpas if h["spec"]["scaleTargetRef"]["name"] == "web"]
+
+    first = view.related("ns")
+    assert not isinstance(first, RelatedIndex)  # the kept index, not one built for this pass
+    pdb_candidates, hpa_candidates = first.for_deployment(web)
+    assert names(pdb_candidates) == ["all", "web"] == fresh()[0]
+    assert names(hpa_candidates) == ["h-web"] == fresh()[1]
+    kept = cache.pdbs(reader.index(PDBS), "ns")
+    assert cache.pdbs(reader.index(PDBS), "ns") is kept  # nothing changed: the same index
+    reader._apply(hpas, _hpa("h-web", "web", ready="False", version="2"), deleted=False)
+    assert cache.pdbs(reader.index(PDBS), "ns") is kept  # an HPA moving does not rebuild the PDB index
+    assert Worlds(view).of(web).hpas[0]["status"]["conditions"][0]["status"] == "False"  # but is seen
+    reader._apply(pdbs, _pdb("web", {"app": "other"}, version="2"), deleted=False)
+    assert cache.pdbs(reader.index(PDBS), "ns") is not kept
+    assert names(Worlds(view).of(web).pdbs) == ["all"]
+    reader._apply(pdbs, _pdb("all", {}), deleted=True)
+    reader._apply(pdbs, _pdb("web", {"app": "other"}), deleted=True)
+    assert names(Worlds(view).of(web).pdbs) == []
+    reader._apply(pdbs, _pdb("web", {"app": "web"}, version="3"), deleted=False)  # back under the same key
+    assert names(Worlds(view).of(web).pdbs) == ["web"]

@@ -25,6 +25,7 @@ from .prometheus import PrometheusClients
 from .reader import ClusterReader
 from .reconcile import REPORT_WRITERS
 from .state import Registry
+from .view import RelatedCache
 from .watched import cluster_reader
 
 
@@ -51,6 +52,8 @@ class OperatorContext:
     admission_policy_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # Namespaces whose PolicyReports are being built and written, over every policy (reconcile.py).
     report_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(REPORT_WRITERS))
+    # Each namespace's PDB index, kept until its PDBs change, for every policy loop and the webhook.
+    related: RelatedCache = field(default_factory=RelatedCache)
 
     def __post_init__(self) -> None:
         self.metrics.deployment_slo_budgets = self.settings.metrics_deployment_slo_budgets

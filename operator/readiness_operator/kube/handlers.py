@@ -74,7 +74,7 @@ async def policy_daemon(
     ctx = context_of(memo)
     if not await _until_read(ctx.reader.synced, stopped):  # the first pass must see the whole cluster
         return
-    await run_policy(ctx, name, uid, read, reader_view(ctx.reader, namespace_index), stopped, deleted)
+    await run_policy(ctx, name, uid, read, reader_view(ctx.reader, namespace_index, ctx.related), stopped, deleted)
 
 
 async def _until_read(synced: asyncio.Event, stopped: kopf.DaemonStopped) -> bool:

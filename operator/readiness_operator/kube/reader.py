@@ -56,9 +56,14 @@ class Gone(Exception):
 class Index(Mapping[Any, Iterable[Any]]):
     """Key -> the values of the objects kept under it, like a kopf index (its stores are live)."""
 
-    def __init__(self) -> None:
+    def __init__(self, revisions: bool = False) -> None:
         self._entries: dict[Any, dict[ObjectKey, Any]] = {}
         self._keys_of: dict[ObjectKey, tuple[Any, ...]] = {}  # keys, not a dict per object: 50,000 of them
+        # With ``revisions``: per key, when its values last changed (a clock over this index, never
+        # reused, so a key removed and added again has a new revision). What is derived from a key's
+        # values, like a namespace's `RelatedIndex`, is kept until its key's revision moves.
+        self._revisions: dict[Any, int] | None = {} if revisions else None
+        self._clock = 0
 
     def __getitem__(self, key: Any) -> Iterable[Any]:
         return self._entries[key].values()
@@ -81,6 +86,19 @@ class Index(Mapping[Any, Iterable[Any]]):
         values = self._entries.get(key)
         return None if values is None else values.get(obj)
 
+    def revision(self, key: Any) -> int | None:
+        """When `key`'s values last changed (0: no value kept under it; None: not tracked)."""
+        return None if self._revisions is None else self._revisions.get(key, 0)
+
+    def _touch(self, key: Any) -> None:
+        if self._revisions is None:
+            return
+        self._clock += 1
+        if key in self._entries:
+            self._revisions[key] = self._clock
+        else:
+            self._revisions.pop(key, None)
+
     def entries_of(self, obj: ObjectKey) -> Entries | None:
         keys = self._keys_of.get(obj)
         return None if keys is None else {key: self._entries[key][obj] for key in keys}
@@ -99,6 +117,7 @@ class Index(Mapping[Any, Iterable[Any]]):
             self._keys_of[obj] = tuple(entries)
             for key, value in entries.items():
                 self._entries.setdefault(key, {})[obj] = value
+                self._touch(key)
         return old is not None or bool(entries)
 
     def discard(self, obj: ObjectKey) -> bool:
@@ -111,6 +130,7 @@ class Index(Mapping[Any, Iterable[Any]]):
                 values.pop(obj, None)
                 if not values:
                     del self._entries[key]
+                self._touch(key)
         return True
 
 

@@ -158,7 +158,7 @@ async def _review(
     reader = ctx.reader
     replicaset_index = reader.index(REPLICASETS)
     view = IndexView(reader.index(DEPLOYMENTS), reader.index(PDBS), reader.index(HPAS), namespace_index,
-                     network_policies=reader.index(NETWORK_POLICIES))  # no pods: admission judges the spec
+                     network_policies=reader.index(NETWORK_POLICIES), related=ctx.related)  # no pods: judges the spec
     worlds = Worlds(view, slos=ctx.slos.measurements)
     decision = review_deployment(
         request, _policies(ctx, policy_index), worlds.of, policy_world=worlds.of,
