@@ -410,8 +410,9 @@ def test_a_moving_measurement_rewrites_no_report_but_a_breach_does() -> None:
 
 def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
     """Minutes of first report writes must not hold back the SLO ticks (issue 16): once something more
-    urgent is due, namespaces not started yet stay pending for the next pass."""
-    from readiness_operator.kube.reconcile import REPORT_WRITERS, _write_reports
+    urgent is due, only what is being sent is finished (one report a pass at least) and the rest stays
+    pending for the next pass, whose status goes first."""
+    from readiness_operator.kube.reconcile import _write_reports
 
     view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
     spec = {"match": {"namespaces": [f"n{i}" for i in range(12)]}, "rules": SPEC["rules"]}
@@ -422,10 +423,52 @@ def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
     run(rt, view, writer, spec=spec)
     rt.reports_pending |= {f"n{i}" for i in range(12)}
     asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True))
-    assert len(writer.reports) == REPORT_WRITERS
-    assert len(rt.reports_pending) == 12 - REPORT_WRITERS
+    assert len(writer.reports) == 1
+    assert len(rt.reports_pending) == 11
+    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True))  # every pass makes progress
+    assert len(writer.reports) == 2 and len(rt.reports_pending) == 10
     asyncio.run(_write_reports(writer, rt, NOW))
     assert len(writer.reports) == 12 and not rt.reports_pending
+
+
+def test_a_pass_woken_while_sending_a_namespaces_reports_stops_after_the_one_in_flight(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change arriving while a big namespace's reports are sent must not wait for all of them (issue
+    16: 100 changed Deployments took 55 s to show in status): the report being sent is finished, the
+    namespace stays pending, and the next pass sends only what was not written."""
+    import functools
+
+    from readiness_operator.kube import reconcile
+
+    view, rt = View(), PolicyRuntime("p", "uid-p")
+    for i in range(30):
+        view.put(deployment("a", f"web-{i:02d}", i % 2 == 0))
+    quiet = Writer(reports=False)
+    run(rt, view, quiet)
+    monkeypatch.setattr(reconcile, "encode_reports", functools.partial(reconcile.encode_reports, max_bytes=4000))
+    assert len(reconcile.encode_reports("p", "uid-p", "a", rt.judged.values())) > 3  # several reports
+
+    class Waking(Writer):
+        async def put_policy_report(self, report: Mapping[str, Any]) -> None:
+            rt.wake.set()  # a watch event arrives while this one is sent
+            await super().put_policy_report(report)
+
+    writer = Waking()
+    rt.reports_pending = {"a"}
+    asyncio.run(reconcile._write_reports(writer, rt, NOW))
+    assert len(writer.reports) == 1 and rt.reports_pending == {"a"}
+    rt.wake.clear()
+    sent: list[tuple[str, str]] = []
+
+    class Counting(Writer):
+        async def put_policy_report(self, report: Mapping[str, Any]) -> None:
+            sent.append((report["metadata"]["namespace"], report["metadata"]["name"]))
+            await super().put_policy_report(report)
+
+    asyncio.run(reconcile._write_reports(Counting(), rt, NOW))
+    expected = {r.key for r in reconcile.encode_reports("p", "uid-p", "a", rt.judged.values())}
+    assert set(sent) | set(writer.reports) == expected and not rt.reports_pending
+    assert len(sent) == len(expected) - 1 and not set(sent) & set(writer.reports)  # nothing sent twice
 
 
 class SlowWriter(Writer):
@@ -517,3 +560,40 @@ def test_an_slo_tick_judges_only_the_slo_findings_of_what_it_measured(monkeypatc
     tick(20)
     assert evaluated == ["api"]  # a replaced object is never remeasured from its old verdict
     assert set(rt.judged[("a", "api")].verdict.failed_checks) == {"slo:e", "probe-readiness"}
+
+
+def test_status_slos_are_summarised_again_only_when_a_verdict_or_a_measurement_moved(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """status.slos and the budgets walk every target per SLO; an idle leader's passes (woken by HPA
+    status moves) redid them each time (issue 16). Nothing moved: the last summary; a new measurement
+    or a verdict change: summarised again, and status shows the new value."""
+    from readiness_operator.slo.store import SloStore
+
+    spec = {**SPEC, "slos": [{"name": "e", "interval": "10s", "comparison": "<", "threshold": 1,
+                              "query": 'x{namespace="{{namespace}}", deployment="{{name}}"}'}]}
+    store, values = SloStore(), {"web": "0.5"}
+
+    async def query(_: str) -> list[dict[str, Any]]:
+        return [{"metric": {"namespace": "a", "deployment": name}, "value": [0, v]} for name, v in values.items()]
+
+    summaries: list[int] = []
+    status_of = SloStore.status
+    monkeypatch.setattr(SloStore, "status", lambda self, *a: summaries.append(1) or status_of(self, *a))
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    view.put(deployment("a", "web", True))
+    item = PassInput("p", "uid-p", 1, spec, {})
+
+    def tick(seconds: float) -> dict[str, Any]:
+        summaries.clear()
+        asyncio.run(run_pass(rt, item, view, writer, slo_store=store, slo_query=lambda _c: query,
+                             now=NOW + timedelta(seconds=seconds)))
+        return next(s for s in (rt.written_status or {}).get("slos", ()) if s["name"] == "e")
+
+    assert tick(0)["breaching"] == 0 and summaries == [1]
+    rt.mark(key=("a", "web"))  # a watch event, nothing due: same verdict, same measurements
+    assert tick(1)["breaching"] == 0 and summaries == []
+    values["web"] = "5"
+    assert tick(10)["breaching"] == 1 and summaries == [1]  # measured again
+    view.put(deployment("a", "api", True))
+    rt.mark(key=("a", "api"))
+    assert tick(11)["noData"] == 1 and summaries == [1]  # a new target

@@ -8,6 +8,7 @@ and a pass returns when it wants to run again (`PassResult.requeue_after`).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ from readiness_operator.model.slo import PLACEHOLDER, duration_seconds
 from readiness_operator.model.status import Condition
 from readiness_operator.names import MANAGED_BY_LABELS, OVERRIDE_ANNOTATION, OVERRIDE_EVENT_LABEL, POLICY_LABEL, is_blank
 from readiness_operator.report.overview import policy_overview
+from readiness_operator.slo.budget import SloBudget
 from readiness_operator.slo.sli import OwnerOf
 from readiness_operator.slo.store import EVERYTHING, QueryFn, SloStore
 from readiness_operator.summary import fold_verdicts, summarize
@@ -357,7 +359,8 @@ async def _write_reports(
     Namespace by namespace (a few at once): a policy over 10,000 Deployments has ~150,000 results,
     so building every report before writing any would hold them all in memory at once. When new
     work arrives meanwhile (the runtime is woken), the namespaces not started yet stay pending for
-    the next pass, so a status update never waits behind minutes of report writes. A report the API
+    the next pass, so a status update never waits behind minutes of report writes: only the reports
+    already being sent are finished, and at least one report a pass is always sent. A report the API
     server refuses is not resent until its backoff passes; its namespace stays pending until then.
     ``more_urgent`` (an SLO query falling due) stops it the same way: minutes of first report writes
     must not hold the SLO ticks back (issue 16 saw no Prometheus query for a whole idle minute).
@@ -365,6 +368,8 @@ async def _write_reports(
     first passes then hold four namespaces' reports in memory at once, not sixteen (issue 16, ~50 MB at
     10,000 Deployments); the API server stores them no faster sixteen at a time.
     """
+    if not runtime.reports_pending:
+        return  # most passes of an idle cluster: nothing to group the verdicts for
     now = now or datetime.now(UTC)
     namespaces = sorted(runtime.reports_pending)
     resync = runtime.full_pass_at == now  # a full pass also brings the live values up to date
@@ -378,12 +383,19 @@ async def _write_reports(
             written_by_ns.setdefault(key[0], []).append(key)
     semaphore = slots if slots is not None else asyncio.Semaphore(REPORT_WRITERS)
     started = 0
+    sent = 0
+
+    def yield_now() -> bool:
+        # New work came in (or an SLO query is due): what is not sent yet waits for the next pass,
+        # whose status goes first. One report a pass is always sent, so reports progress under a
+        # steady stream of changes.
+        return sent > 0 and (runtime.wake.is_set() or more_urgent())
 
     async def one(ns: str) -> None:
-        nonlocal started
+        nonlocal started, sent
         async with semaphore:
-            if started >= REPORT_WRITERS and (runtime.wake.is_set() or more_urgent()):
-                return  # new work came in: the next pass continues with this namespace
+            if started and (runtime.wake.is_set() or more_urgent()):
+                return  # the next pass continues with this namespace
             started += 1
             wanted: set[tuple[str, str]] = set()
             complete = True
@@ -393,6 +405,9 @@ async def _write_reports(
                     wanted.add(key)
                     if runtime.written_reports.get(key) != report.stable_digest or (
                             resync and runtime.written_live.get(key) != report.digest):
+                        if yield_now():
+                            return  # partly written: stays pending, the next pass skips what is written
+                        sent += 1
                         complete = await _put_report(writer, runtime, report, now, metrics) and complete
             for key in written_by_ns.get(ns, ()):
                 if key not in wanted:
@@ -575,9 +590,13 @@ async def _judge_pass(
     summary = summarize(verdict_fold, now=now, observed_generation=item.generation, previous=previous,
                         extra_conditions=extra)
     status = _status_dict(summary)
+    budgets: list[SloBudget] = []
     if slo_store is not None and spec.slos:
-        status["slos"] = slo_store.status(runtime.name, spec.slos, runtime.judged)
-    budgets = slo_store.budgets(runtime.name, spec.slos, runtime.judged) if slo_store is not None and spec.slos else []
+        stamp = (runtime.judged_changes, slo_store.version(runtime.name), tuple(spec.slos))
+        if runtime.slo_summaries is None or runtime.slo_summaries[0] != stamp:
+            runtime.slo_summaries = (stamp, slo_store.status(runtime.name, spec.slos, runtime.judged),
+                                     slo_store.budgets(runtime.name, spec.slos, runtime.judged))
+        status["slos"], budgets = copy.deepcopy(runtime.slo_summaries[1]), runtime.slo_summaries[2]
     runtime.budget_history.record(budgets)
     runtime.budget_history.keep(s.name for s in spec.slos)
     runtime.overview = replace(bare_overview, slos=tuple(budgets), generated_at=now)

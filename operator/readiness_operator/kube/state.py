@@ -104,6 +104,9 @@ class PolicyRuntime:
     judged_changes: int = 0
     folded: tuple[int, VerdictFold, PolicyOverview] | None = None
     approvals_scanned: int | None = None
+    # status.slos and the SLO budgets, redone only when the verdicts or the measurements moved: each
+    # walks every target per SLO, and an HPA's status moving wakes a pass every few seconds (issue 16).
+    slo_summaries: tuple[Any, list[dict[str, Any]], list[Any]] | None = None
 
     @property
     def generation(self) -> int | None:

@@ -69,6 +69,7 @@ class PolicySlos:
     # (namespace, pod) -> ReplicaSet, read at most every POD_OWNER_SECONDS and only when needed.
     pod_replicasets: dict[Key, str] = field(default_factory=dict)
     pod_owners_read_at: datetime | None = None
+    version: int = 0  # moves with every query attempted or SLO dropped: what is derived from `series` is stale
 
 
 #: Without usable recording rules, how long the direct query runs before the rules are looked for again
@@ -106,11 +107,13 @@ class SloStore:
         slos = list(slos)
         for gone in set(state.series) - {s.name for s in slos}:
             changed.update(state.series.pop(gone).values)
+            state.version += 1
         for slo in slos:
             series = state.series.setdefault(slo.name, SloSeries())
             if self.seconds_until_due(policy, slo, now) > 0:
                 continue
             series.attempted_at = now
+            state.version += 1
             before_error, before, before_problems = series.error, dict(series.values), dict(series.problems)
             before_budgets = dict(series.budgets)
             try:
@@ -249,6 +252,12 @@ class SloStore:
                 message += f" ({'; '.join(sources)})"
         return Condition.model_validate({"type": "PrometheusReachable", "status": status, "reason": reason,
                                          "message": message})
+
+    def version(self, policy: str) -> tuple[int, int]:
+        """Moves whenever `status` or `budgets` could answer differently for the same targets (the
+        state's identity too: a policy forgotten and measured again starts its count afresh)."""
+        state = self.policies.get(policy)
+        return (0, 0) if state is None else (id(state), state.version)
 
     def budgets(self, policy: str, slos: Iterable[Slo], targets: Iterable[Key]) -> list[SloBudget]:
         """Each SLO's remaining error budget over ``targets`` from the latest measurements."""
