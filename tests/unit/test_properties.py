@@ -766,3 +766,38 @@ def test_world_builder_gives_the_same_verdicts_as_a_full_scan(
         scan = World(pdbs=tuple(p for p in pdb_list if namespace_of(p) == ns),
                      hpas=tuple(h for h in hpa_list if namespace_of(h) == ns), now=NOW)
         assert evaluate(spec, dep, worlds.of(dep)) == evaluate(spec, dep, scan)
+
+
+_condition = st.fixed_dictionaries(
+    {"type": st.sampled_from(["ScalingActive", "AbleToScale", "ScalingLimited", "Other"])},
+    optional={"status": st.sampled_from(["True", "False", "Unknown", ""]),
+              "reason": st.sampled_from(["ValidMetricFound", "FailedGetResourceMetric", "ScaleDownStabilized", ""]),
+              "message": st.text(max_size=20), "lastTransitionTime": st.sampled_from(["2026-01-01T00:00:00Z", "t2"])},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(st.one_of(_condition, st.just("odd"), st.just(None)), max_size=5), st.just("odd"),
+                 st.none()))
+def test_an_hpa_trimmed_to_the_conditions_hpa_active_reads_gets_the_same_finding(conditions: Any) -> None:
+    """The operator keeps of an HPA's conditions only what `hpa-active` reads (issue 16: the rest moves
+    with every HPA sync and woke passes); any conditions, odd ones too, give the same finding."""
+    from readiness_operator.kube.objects import trim_hpa
+
+    policy = ReadinessPolicySpec.model_validate({"rules": {"liveState": {}}})
+    plan = compile_policy(policy)
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "web", "namespace": "demo"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 2, "maxReplicas": 4},
+           "status": {"conditions": conditions, "currentReplicas": 2}}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "demo"},
+                  "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "web"}},
+                                                        "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}}
+
+    def finding(h: Mapping[str, Any]) -> Any:
+        found = [f for f in evaluate(plan, deployment, World(hpas=[h], live=True, now=NOW)).findings
+                 if f.check == "hpa-active"]
+        return [(f.status, f.message) for f in found]
+
+    assert finding(trim_hpa(hpa)) == finding(hpa) != []

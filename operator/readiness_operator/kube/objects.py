@@ -13,6 +13,7 @@ from typing import Any
 
 from readiness_operator.checks.autoscaling import LAST_APPLIED
 from readiness_operator.checks.fields import field_tree, fields_read, trim
+from readiness_operator.checks.live import hpa_conditions_read
 from readiness_operator.names import ANNOTATION_PREFIX
 
 #: Fields the runtime reads beyond the checks (Deployment identity for reports and Events, the pod
@@ -114,11 +115,14 @@ def trim_pdb(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def trim_hpa(body: Mapping[str, Any]) -> dict[str, Any]:
     meta = body.get("metadata") or {}
+    status = _status(body, _HPA_STATUS)
+    if isinstance(status.get("status"), dict) and "conditions" in status["status"]:
+        status["status"]["conditions"] = hpa_conditions_read(status["status"]["conditions"])
     return {
         "apiVersion": body.get("apiVersion"),
         "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
         "spec": trim(body.get("spec") or {}, _HPA_SPEC),
-        **_status(body, _HPA_STATUS),
+        **status,
     }
 
 
