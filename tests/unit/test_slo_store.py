@@ -76,3 +76,27 @@ def test_the_engine_never_judges_a_non_finite_measurement() -> None:
         finding = verdict.findings[-1]
         assert finding.status == "unknown" and finding.value is None, value
         assert verdict.compliant  # Unknown is not a failure
+
+
+def test_a_refresh_is_due_only_when_a_query_is_or_the_slos_changed() -> None:
+    """A pass asks first (issue 16: gathering every Deployment's label values in each pass an HPA
+    status woke was an idle leader's cost); each answer moves the version status summaries key on."""
+    from datetime import timedelta
+
+    store = SloStore()
+    assert store.refresh_due("p", [SLO], NOW)  # never measured
+    version = store.version("p")
+    refresh(store, [sample("a", "web", "0.001")])
+    assert store.version("p") != version
+    assert not store.refresh_due("p", [SLO], NOW + timedelta(seconds=1))
+    assert store.refresh_due("p", [SLO], NOW + timedelta(minutes=10))  # the interval passed
+    other = Slo.model_validate({"name": "latency", "query": SLO.query, "comparison": "<", "threshold": 1})
+    assert store.refresh_due("p", [SLO, other], NOW)  # an SLO added
+    assert store.refresh_due("p", [], NOW)  # one dropped: its series must go
+    version = store.version("p")
+    asyncio.run(store.refresh("p", [], _no_query, NOW))
+    assert store.version("p") != version and not store.refresh_due("p", [], NOW)
+
+
+async def _no_query(_: str) -> list[dict[str, Any]]:
+    raise AssertionError("nothing is due")

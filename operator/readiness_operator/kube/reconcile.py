@@ -511,6 +511,8 @@ async def _refresh_slos(
     """Query the due SLOs (one query each, for all Deployments) and mark what changed dirty."""
     assert runtime.compiled is not None
     spec = runtime.compiled.spec
+    if not store.refresh_due(runtime.name, spec.slos, now):
+        return  # most passes (woken by watch events): not even the label values are gathered
     deployments = [j.deployment for j in runtime.judged.values()]
     done = await store.refresh(runtime.name, spec.slos, query, now, namespaces=spec.match.namespaces,
                                label_values=label_values(spec, deployments),

@@ -95,6 +95,14 @@ class SloStore:
             return 0.0
         return max(0.0, duration_seconds(slo.interval) - (now - series.attempted_at).total_seconds())
 
+    def refresh_due(self, policy: str, slos: Iterable[Slo], now: datetime) -> bool:
+        """A `refresh` would do something: a query is due, or an SLO was added or dropped."""
+        slos = list(slos)
+        state = self.policies.get(policy)
+        if state is None or set(state.series) != {s.name for s in slos}:
+            return True
+        return any(self.seconds_until_due(policy, s, now) <= 0 for s in slos)
+
     async def refresh(
         self, policy: str, slos: Iterable[Slo], query: QueryFn, now: datetime, *, namespaces: Iterable[str] = (),
         label_values: Mapping[str, Iterable[str]] | None = None, owner_of: OwnerOf | None = None,
