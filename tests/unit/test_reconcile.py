@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,15 @@ import pytest
 
 from readiness_operator.kube.objects import trim_deployment
 from readiness_operator.kube.reconcile import PassInput, run_pass
-from readiness_operator.kube.reports import MAX_RESULTS_PER_REPORT, build_reports, prior_verdicts
+from readiness_operator.kube.reports import (
+    DEPLOYMENTS_PER_REPORT,
+    MAX_RESULTS_PER_REPORT,
+    bucket_count,
+    bucket_of,
+    build_reports,
+    prior_verdicts,
+    report_name,
+)
 from readiness_operator.kube.state import OverrideApproval, PolicyRuntime
 from readiness_operator.names import OVERRIDE_ANNOTATION
 
@@ -206,15 +215,103 @@ def test_deleted_deployment_drops_out_and_empty_namespace_report_is_deleted() ->
     assert writer.deleted == [("b", "readiness-p")]
 
 
-def test_large_namespaces_are_split_into_bounded_reports() -> None:
+def test_large_namespaces_are_spread_over_small_reports_and_a_change_rewrites_one() -> None:
     view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
     spec = {"match": {"namespaces": ["a"]}, "rules": {"probes": {"liveness": True, "readiness": True, "startup": True}}}
-    for i in range(MAX_RESULTS_PER_REPORT // 3 + 50):
+    count = MAX_RESULTS_PER_REPORT // 3 + 50
+    for i in range(count):
         view.put(deployment("a", f"d{i:04}", i % 2 == 0))
     run(rt, view, writer, spec=spec)
+    buckets = bucket_count(count)
+    assert buckets == 64  # 383 Deployments, at most 8 a bucket on average
     sizes = [len(r["results"]) for r in writer.reports.values()]
-    assert len(sizes) == 2 and max(sizes) <= MAX_RESULTS_PER_REPORT
-    assert sum(sizes) == 3 * (MAX_RESULTS_PER_REPORT // 3 + 50)
+    assert len(sizes) <= buckets and max(sizes) <= 3 * 4 * DEPLOYMENTS_PER_REPORT, sizes
+    assert sum(sizes) == 3 * count
+    homes: dict[str, set[str]] = {}
+    for (_, name), report in writer.reports.items():
+        for result in report["results"]:
+            homes.setdefault(result["resources"][0]["name"], set()).add(name)
+    assert len(homes) == count and all(len(names) == 1 for names in homes.values())
+    assert {n for names in homes.values() for n in names} == {k[1] for k in writer.reports}
+    home = homes["d0001"].pop()
+    assert home == report_name("p", bucket_of("d0001", buckets))
+
+    # One Deployment fixed: its report alone is sent again.
+    sent: list[str] = []
+    put = writer.put_policy_report
+
+    async def recording(report: Mapping[str, Any]) -> None:
+        sent.append(report["metadata"]["name"])
+        await put(report)
+
+    writer.put_policy_report = recording  # type: ignore[method-assign]
+    view.put(deployment("a", "d0001", True))
+    rt.mark(key=("a", "d0001"))
+    run(rt, view, writer, spec=spec, now=NOW + timedelta(seconds=5))
+    assert sent == [home] and writer.deleted == []
+
+
+def test_a_change_builds_only_its_reports_and_a_doubled_namespace_rebuilds_all(monkeypatch: Any) -> None:
+    from readiness_operator.kube import reports
+
+    built: list[str] = []
+    results_for = reports.results_for
+
+    def counting(policy: str, judged: Any, approval: Any = None) -> list[dict[str, Any]]:
+        built.append(judged.verdict.name)
+        return results_for(policy, judged, approval)
+
+    monkeypatch.setattr(reports, "results_for", counting)
+    view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
+    spec = {"match": {"namespaces": ["a"]}, "rules": {"probes": {"readiness": True}}}
+    for i in range(64):
+        view.put(deployment("a", f"d{i:02}", False))
+    run(rt, view, writer, spec=spec)
+    assert len(built) == 64 and rt.report_buckets == {"a": 8} and not rt.reports_dirty
+
+    # Two Deployments fixed: only the Deployments sharing their buckets are built again.
+    built.clear()
+    for name in ("d03", "d40"):
+        view.put(deployment("a", name, True))
+        rt.mark(key=("a", name))
+    run(rt, view, writer, spec=spec, now=NOW + timedelta(seconds=5))
+    touched = {bucket_of("d03", 8), bucket_of("d40", 8)}
+    assert sorted(built) == sorted(f"d{i:02}" for i in range(64) if bucket_of(f"d{i:02}", 8) in touched)
+    fixed = {r["resources"][0]["name"] for rep in writer.reports.values() for r in rep["results"] if r["result"] == "pass"}
+    assert fixed == {"d03", "d40"} and not rt.reports_pending
+
+    # A bucket emptied by deletions: its report goes, the others stay.
+    bucket = bucket_of("d00", 8)
+    gone = [f"d{i:02}" for i in range(64) if bucket_of(f"d{i:02}", 8) == bucket]
+    view.objects["a"] = [d for d in view.objects["a"] if d["metadata"]["name"] not in gone]
+    for name in gone:
+        rt.mark(key=("a", name))
+    before = set(writer.reports)
+    run(rt, view, writer, spec=spec, now=NOW + timedelta(seconds=10))
+    assert bucket_count(64 - len(gone)) == 8  # the count stays (it halves only at 32)
+    assert writer.deleted == [("a", report_name("p", bucket))] and set(writer.reports) == before - set(writer.deleted)
+
+    # The namespace doubles: every report is built again under the new count, each Deployment in one.
+    built.clear()
+    for i in range(64, 140):
+        view.put(deployment("a", f"d{i:03}", False))
+        rt.mark(key=("a", f"d{i:03}"))
+    run(rt, view, writer, spec=spec, now=NOW + timedelta(seconds=15))
+    count = 64 - len(gone) + 76
+    assert len(built) == count and rt.report_buckets == {"a": bucket_count(count)} == {"a": 32}
+    homes = {(r["resources"][0]["name"], name) for (_, name), rep in writer.reports.items() for r in rep["results"]}
+    assert len(homes) == count == len({n for n, _ in homes})  # every Deployment in exactly one report
+    assert all(name == report_name("p", bucket_of(n, 32)) for n, name in homes)
+
+
+def test_bucket_count_doubles_only_with_the_namespace() -> None:
+    assert [bucket_count(n) for n in (0, 1, 8, 9, 16, 17, 200, 10_000)] == [1, 1, 1, 2, 2, 4, 32, 2048]
+    names = [f"web-{i}" for i in range(2000)]
+    assert [bucket_of(n, 256) for n in names] == [bucket_of(n, 256) for n in names]  # the same every call
+    # Doubling the count splits each bucket in two: b goes to b or b + count.
+    assert all(bucket_of(n, 512) % 256 == bucket_of(n, 256) for n in names)
+    spread = Counter(bucket_of(n, 256) for n in names)
+    assert len(spread) == 256 and max(spread.values()) <= 3 * len(names) // 256
 
 
 def test_trimmed_deployment_drops_what_the_engine_never_reads() -> None:

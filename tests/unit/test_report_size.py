@@ -11,7 +11,14 @@ from typing import Any
 
 from readiness_operator.kube.metrics import OperatorMetrics
 from readiness_operator.kube.reconcile import PassInput, run_pass
-from readiness_operator.kube.reports import MAX_REPORT_BYTES, ReportRejected, build_reports, report_name
+from readiness_operator.kube.reports import (
+    MAX_REPORT_BYTES,
+    ReportRejected,
+    bucket_count,
+    bucket_of,
+    build_reports,
+    report_name,
+)
 from readiness_operator.kube.state import PolicyRuntime
 from tests.unit.test_reconcile import NOW, View, Writer
 
@@ -54,7 +61,11 @@ def test_wide_deployments_are_split_by_encoded_size_under_the_margin() -> None:
     assert sum(sizes) > 1.5 * MAX_REPORT_BYTES, sizes  # one report would be what etcd refused
     assert len(reports) >= 2 and max(sizes) <= MAX_REPORT_BYTES, sizes
     assert total_results == sum(len(j.verdict.findings) for j in rt.judged.values())
-    assert [r["metadata"]["name"] for r in reports] == [report_name("p", i) for i in range(len(reports))]
+    # Each report holds one bucket's Deployments and is named after it.
+    buckets = bucket_count(60)
+    for r in reports:
+        assert {r["metadata"]["name"]} == {report_name("p", bucket_of(x["resources"][0]["name"], buckets))
+                                           for x in r["results"]}
     # Stable: the same verdicts give the same reports, whatever the input order.
     again = build_reports("p", "uid-p", "big", reversed(list(rt.judged.values())))
     assert again == reports
@@ -65,6 +76,8 @@ def test_a_deployment_larger_than_a_report_is_cut_between_its_results() -> None:
     reports = build_reports("p", "uid-p", "big", rt.judged.values(), max_bytes=8192)
     assert len(reports) > 2 and all(len(json.dumps(r)) <= 8192 + 4096 for r in reports)
     assert all(r["results"] for r in reports)
+    names = [r["metadata"]["name"] for r in reports]  # one bucket (two Deployments), cut into parts
+    assert names == [report_name("p")] + [report_name("p", 0, part) for part in range(1, len(reports))]
 
 
 class RefusingWriter(Writer):

@@ -36,10 +36,13 @@ from .reports import (
     ReportRejected,
     approval_applies,
     as_written,
+    bucket_count,
+    bucket_of,
     digest,
     encode_reports,
     prior_approvals,
     prior_verdicts,
+    report_bucket,
     stable_digest,
 )
 from .state import DEFAULT_RESYNC_SECONDS, Dirty, Judged, Key, OverrideApproval, PolicyRuntime, ReportFailure
@@ -166,7 +169,7 @@ def _freezing(findings: Iterable[Finding]) -> dict[str, Finding]:
 async def judge(
     runtime: PolicyRuntime, view: ClusterView, now: datetime, slos: SloLookup = _no_slos,
     metrics: OperatorMetrics | None = None,
-) -> tuple[set[str], list[_Transition]]:
+) -> tuple[set[Key], list[_Transition]]:
     """Re-evaluate dirty Deployments; returns namespaces whose results changed and verdict flips."""
     assert runtime.compiled is not None
     plan = runtime.compiled
@@ -188,7 +191,7 @@ async def judge(
         return by_ns[key[0]].get(key[1])
 
     worlds = Worlds(view, now, slos, live=True)  # the living cluster: live checks are judged
-    changed_ns: set[str] = set()
+    changed: set[Key] = set()
     transitions: list[_Transition] = []
     for i, key in enumerate(sorted(keys)):
         if i and i % BATCH == 0:
@@ -206,7 +209,7 @@ async def judge(
                 if old is not None:
                     del runtime.judged[key]
                     runtime.judged_changes += 1
-                    changed_ns.add(ns)
+                    changed.add(key)
                 runtime.prior.pop(key, None)
                 continue
             verdict = evaluate(plan, deployment, worlds.of(deployment, runtime.name))
@@ -225,14 +228,14 @@ async def judge(
             since = datetime.fromtimestamp(prior[1], UTC) if prior is not None and prior[0] == verdict.compliant else now
         judged = runtime.judged[key] = Judged(verdict, deployment, since)
         runtime.judged_changes += 1
-        changed_ns.add(ns)
+        changed.add(key)
         if was != verdict.compliant:
             transitions.append(_Transition(judged, was))
         if old is not None:  # the freeze starting or lifting is news even when compliance does not flip
             before, after = _freezing(old.verdict.findings), _freezing(verdict.findings)
             transitions += [_Transition(judged, was, after[c], True) for c in sorted(after.keys() - before.keys())]
             transitions += [_Transition(judged, was, before[c], False) for c in sorted(before.keys() - after.keys())]
-    return changed_ns, transitions
+    return changed, transitions
 
 
 def _invalid_status(runtime: PolicyRuntime, now: datetime, previous: ReadinessPolicyStatus | None) -> dict[str, Any]:
@@ -399,8 +402,15 @@ async def _write_reports(
             started += 1
             wanted: set[tuple[str, str]] = set()
             complete = True
-            if by_ns.get(ns):
-                for report in encode_reports(runtime.name, runtime.uid, ns, by_ns[ns], approvals=runtime.approvals):
+            items = by_ns.get(ns) or []
+            buckets = bucket_count(len(items))
+            dirty = runtime.reports_dirty.get(ns)
+            only: set[int] | None = None  # None: every report of the namespace is built
+            if dirty is not None and not resync and runtime.report_buckets.get(ns) == buckets:
+                only = {bucket_of(name, buckets) for name in dirty}
+            if items:
+                for report in encode_reports(runtime.name, runtime.uid, ns, items, approvals=runtime.approvals,
+                                             only=only):
                     key = report.key
                     wanted.add(key)
                     if runtime.written_reports.get(key) != report.stable_digest or (
@@ -409,15 +419,19 @@ async def _write_reports(
                             return  # partly written: stays pending, the next pass skips what is written
                         sent += 1
                         complete = await _put_report(writer, runtime, report, now, metrics) and complete
+
+            def unwanted(key: tuple[str, str]) -> bool:  # of a bucket built here, and not built again
+                return key not in wanted and (only is None or report_bucket(runtime.name, key[1]) in only)
+
             for key in written_by_ns.get(ns, ()):
-                if key not in wanted:
+                if unwanted(key):
                     await writer.delete_policy_report(*key)
                     runtime.written_reports.pop(key, None)
                     runtime.written_live.pop(key, None)
-            for key in [k for k in runtime.report_failures if k[0] == ns and k not in wanted]:
+            for key in [k for k in runtime.report_failures if k[0] == ns and unwanted(k)]:
                 del runtime.report_failures[key]  # no longer wanted: nothing left to retry
             if complete:
-                runtime.reports_pending.discard(ns)
+                runtime.report_written(ns, buckets)
 
     await asyncio.gather(*(one(ns) for ns in namespaces))
 
@@ -460,10 +474,10 @@ def _claims_override(judged: Judged) -> bool:
     return not judged.verdict.compliant and not is_blank(str(annotations.get(OVERRIDE_ANNOTATION) or ""))
 
 
-async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime) -> set[str]:
+async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime) -> set[Key]:
     """Look up who approved the overrides of noncompliant, override-annotated Deployments that have no
     recorded approval for their generation (one list of our labelled Events, only when some lack one);
-    returns the namespaces whose reports change. A Deployment still without one is looked up again for
+    returns the Deployments whose results change. A Deployment still without one is looked up again for
     a minute (the Event may come from another replica), then it simply records no override."""
     reader = getattr(writer, "list_override_approvals", None)
     if runtime.approvals_scanned == runtime.judged_changes and not any(
@@ -488,13 +502,13 @@ async def _sync_approvals(runtime: PolicyRuntime, writer: Writer, now: datetime)
     except Exception as exc:  # Events are a record, never a reason to fail the pass
         log.warning("policy %s: could not list override Events: %s", runtime.name, exc)
         return set()
-    changed: set[str] = set()
+    changed: set[Key] = set()
     for key in lacking:
         approval = found.get(key)
         if approval is not None and approval_applies(runtime.judged[key], approval):
             runtime.approvals[key] = approval
             runtime.approval_wait.pop(key, None)
-            changed.add(key[0])
+            changed.add(key)
     return changed
 
 
@@ -557,8 +571,8 @@ async def _judge_pass(
     runtime: PolicyRuntime, item: PassInput, view: ClusterView, writer: Writer, first: bool,
     previous: ReadinessPolicyStatus | None, now: datetime, *, slo_store: SloStore | None,
     slo_query: Callable[[PrometheusConfig | None], QueryFn] | None, metrics: OperatorMetrics | None,
-) -> tuple[dict[str, Any], bool, set[str]]:
-    """Judge what is dirty and post the verdict flips; returns (status, reports on, changed namespaces)."""
+) -> tuple[dict[str, Any], bool, set[Key]]:
+    """Judge what is dirty and post the verdict flips; returns (status, reports on, changed Deployments)."""
     assert runtime.compiled is not None
     spec = runtime.compiled.spec
     slos: SloLookup = _no_slos
@@ -578,8 +592,8 @@ async def _judge_pass(
             runtime.written_live[(meta["namespace"], meta["name"])] = digest(written)
             runtime.prior.update(prior_verdicts(report))
             runtime.approvals.update(prior_approvals(report))
-    changed_ns, transitions = await judge(runtime, view, now, slos, metrics)
-    changed_ns |= await _sync_approvals(runtime, writer, now)
+    changed, transitions = await judge(runtime, view, now, slos, metrics)
+    changed |= await _sync_approvals(runtime, writer, now)
     # After a restart, only flips against the recorded verdicts count, and only those not told yet.
     flips = [t for t in transitions if not first or t.was_compliant is not None]
     if first:
@@ -605,7 +619,7 @@ async def _judge_pass(
     if metrics is not None:
         metrics.set_targets(runtime.name, summary.compliant, summary.noncompliant)
         metrics.export_overview(runtime.overview)
-    return status, reports_on, changed_ns
+    return status, reports_on, changed
 
 
 async def run_pass(
@@ -622,7 +636,7 @@ async def run_pass(
     _compile(runtime, item)
     if runtime.needs_full_pass(runtime.resync_seconds, now):
         runtime.mark(everything=True)
-    reports_on, changed_ns = False, set[str]()
+    reports_on, changed = False, set[Key]()
     if runtime.invalid is not None:
         runtime.take_dirty()
         status = _invalid_status(runtime, now, previous)
@@ -630,7 +644,7 @@ async def run_pass(
         if metrics is not None:
             metrics.forget_verdicts(runtime.name)
     else:
-        status, reports_on, changed_ns = await _judge_pass(
+        status, reports_on, changed = await _judge_pass(
             runtime, item, view, writer, first, previous, now, slo_store=slo_store, slo_query=slo_query, metrics=metrics)
     patched = False
     status = _with_report_errors(status, runtime, now, previous)
@@ -643,7 +657,7 @@ async def run_pass(
                  {k: status.get(k) for k in ("targets", "compliant", "noncompliant", "score")})
         patched = True
     if reports_on:
-        runtime.reports_pending |= changed_ns | ({k[0] for k in runtime.written_reports} if first else set())
+        runtime.reports_changed(changed, everything={k[0] for k in runtime.written_reports} if first else ())
         await _write_reports(writer, runtime, now, metrics, more_urgent=lambda: _slo_due(runtime, slo_store),
                              slots=report_slots)
         after = _with_report_errors(status, runtime, now, previous)

@@ -1,9 +1,14 @@
 """PolicyReport bodies (wgpolicyk8s.io/v1alpha2) from verdicts: pure, so they are easy to test.
 
-One report per policy and namespace holds one result per Deployment x check. Large namespaces
-are split into numbered reports by *encoded size* (and result count), so no object nears etcd's
-1.5 MiB request limit: long names and many containers make results of very different sizes, and a
-count alone let a 60-Deployment namespace produce a 1.8 MB report etcd refused.
+Each policy's results in a namespace (one per Deployment x check) are spread over a few small
+reports, each holding the Deployments of one *bucket*: a Deployment's bucket comes from a hash of its
+name, and a namespace has a power of two of them, about `DEPLOYMENTS_PER_REPORT` Deployments each.
+A changed Deployment then rewrites one small report, not its namespace's: the API server's cost of a
+write grows with the object (decoding, validating and storing ~1 MB took it about a second), so 100
+changed Deployments cost 100 small writes instead of every namespace's reports again (issue 16).
+A bucket is still split by *encoded size* (and result count), so no object nears etcd's 1.5 MiB
+request limit: long names and many containers make results of very different sizes, and a count
+alone let a 60-Deployment namespace produce a 1.8 MB report etcd refused.
 
 Each report is encoded once (`EncodedReport`): the same JSON bytes give the sizes that split it, its
 digest and the body sent to the API server (issue 16: serialising a ~1 MB report 3-4 times per write,
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Final
@@ -31,6 +36,10 @@ REPORT_GROUP = "wgpolicyk8s.io"
 REPORT_VERSION = "v1alpha2"
 REPORT_PLURAL = "policyreports"
 MAX_RESULTS_PER_REPORT = 1000
+#: About how many Deployments one report holds (at most this many on average per bucket): small enough
+#: that a changed Deployment's rewrite is a few tens of KB, large enough that 10,000 Deployments make
+#: ~2,000 reports a policy rather than 10,000.
+DEPLOYMENTS_PER_REPORT = 8
 #: etcd refuses requests over 1.5 MiB (its default --max-request-bytes). A report's JSON stays under
 #: 1 MiB, leaving a third for metadata, managedFields (server-side bookkeeping) and etcd's envelope.
 MAX_REPORT_BYTES = 1024 * 1024
@@ -109,9 +118,41 @@ def _result(finding: Finding) -> str:
     return "warn" if finding.severity == Severity.INFO else "fail"
 
 
-def report_name(policy: str, index: int) -> str:
-    base = f"readiness-{policy}"[:240]
-    return base if index == 0 else f"{base}-{index}"
+def report_name(policy: str, bucket: int = 0, part: int = 0) -> str:
+    """``readiness-<policy>`` for a namespace's first bucket, ``-<bucket>`` for the others, and
+    ``-<bucket>-<part>`` for the rare further parts of a bucket larger than one report."""
+    base = f"readiness-{policy}"[:236]
+    if part:
+        return f"{base}-{bucket}-{part}"
+    return base if bucket == 0 else f"{base}-{bucket}"
+
+
+def bucket_count(deployments: int, per_report: int = DEPLOYMENTS_PER_REPORT) -> int:
+    """How many buckets (reports, but for oversized ones) a namespace of this many Deployments has: the
+    least power of two giving at most `DEPLOYMENTS_PER_REPORT` each on average. A power of two, so a
+    namespace moves to a new count only when it doubles or halves."""
+    count = 1
+    while count * per_report < deployments:
+        count *= 2
+    return count
+
+
+def report_bucket(policy: str, name: str) -> int | None:
+    """The bucket a report of ours holds, from its name (`report_name`); None for any other name."""
+    base = report_name(policy)
+    if name == base:
+        return 0
+    if not name.startswith(base + "-"):
+        return None
+    bucket = name[len(base) + 1:].split("-", 1)[0]
+    return int(bucket) if bucket.isdigit() else None
+
+
+def bucket_of(name: str, buckets: int) -> int:
+    """The bucket of a Deployment: a hash of its name that every process and restart agrees on."""
+    if buckets == 1:
+        return 0
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") % buckets
 
 
 def approval_applies(judged: Judged, approval: OverrideApproval | None) -> bool:
@@ -223,38 +264,58 @@ def build_reports(
 
 def encode_reports(
     policy: str, policy_uid: str, namespace: str, judged: Iterable[Judged], *, max_bytes: int = MAX_REPORT_BYTES,
-    approvals: Mapping[Key, OverrideApproval] | None = None,
+    approvals: Mapping[Key, OverrideApproval] | None = None, only: Collection[int] | None = None,
+    per_report: int = DEPLOYMENTS_PER_REPORT,
 ) -> list[EncodedReport]:
     """`build_reports`, each report with its body: the results' encoding that sized them, in an envelope
-    encoded apart, is the whole body (byte for byte the sorted-key JSON of the report)."""
-    ordered = sorted(judged, key=lambda j: j.verdict.name)
+    encoded apart, is the whole body (byte for byte the sorted-key JSON of the report). Reports come
+    bucket by bucket; within a report, Deployments are sorted by name. ``judged`` is the whole
+    namespace (it sets the bucket count); ``only`` keeps just those buckets' reports."""
+    items = list(judged)
+    buckets = bucket_count(len(items), per_report)
+    by_bucket: dict[int, list[Judged]] = {}
+    for item in items:
+        bucket = bucket_of(item.verdict.name, buckets)
+        if only is None or bucket in only:
+            by_bucket.setdefault(bucket, []).append(item)
     approvals = approvals or {}
-    chunks = _chunks((results_for(policy, item, approvals.get((namespace, item.verdict.name))) for item in ordered),
-                     max_bytes)
-    reports: list[EncodedReport] = []
     labels: dict[str, str] = {**MANAGED_BY_LABELS, POLICY_LABEL: policy}
-    for index, (results, pieces) in enumerate(chunks):
-        summary = {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0}
-        for r in results:
-            summary[r["result"]] += 1
-        envelope: dict[str, Any] = {
-            "apiVersion": f"{REPORT_GROUP}/{REPORT_VERSION}",
-            "kind": "PolicyReport",
-            "metadata": {
-                "name": report_name(policy, index),
-                "namespace": namespace,
-                "labels": dict(labels),
-                "ownerReferences": [{
-                    "apiVersion": API_VERSION, "kind": KIND, "name": policy, "uid": policy_uid,
-                    "blockOwnerDeletion": False, "controller": True,
-                }],
-            },
-        }
-        # Sorted keys: apiVersion, kind, metadata, results, summary.
-        body = "".join((_encode(envelope)[:-1], ', "results": [', ", ".join(pieces), '], "summary": ',
-                        _encode(summary), "}"))
-        reports.append(EncodedReport({**envelope, "summary": summary, "results": results}, body.encode()))
+    reports: list[EncodedReport] = []
+    for bucket in sorted(by_bucket):
+        ordered = sorted(by_bucket[bucket], key=lambda j: j.verdict.name)
+        chunks = _chunks((results_for(policy, item, approvals.get((namespace, item.verdict.name)))
+                          for item in ordered), max_bytes)
+        for part, (results, pieces) in enumerate(chunks):
+            if results:
+                reports.append(_encoded(policy, policy_uid, namespace, report_name(policy, bucket, part), labels,
+                                        results, pieces))
+    if not reports and only is None:  # Deployments without a single finding: one empty report says they were judged
+        reports.append(_encoded(policy, policy_uid, namespace, report_name(policy), labels, [], []))
     return reports
+
+
+def _encoded(policy: str, policy_uid: str, namespace: str, name: str, labels: Mapping[str, str],
+             results: list[dict[str, Any]], pieces: list[str]) -> EncodedReport:
+    summary = {"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0}
+    for r in results:
+        summary[r["result"]] += 1
+    envelope: dict[str, Any] = {
+        "apiVersion": f"{REPORT_GROUP}/{REPORT_VERSION}",
+        "kind": "PolicyReport",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": KIND, "name": policy, "uid": policy_uid,
+                "blockOwnerDeletion": False, "controller": True,
+            }],
+        },
+    }
+    # Sorted keys: apiVersion, kind, metadata, results, summary.
+    body = "".join((_encode(envelope)[:-1], ', "results": [', ", ".join(pieces), '], "summary": ',
+                    _encode(summary), "}"))
+    return EncodedReport({**envelope, "summary": summary, "results": results}, body.encode())
 
 
 #: Result properties that move with every measurement. A report whose results differ only in these

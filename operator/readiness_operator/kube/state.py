@@ -7,7 +7,7 @@ Deployments (or a namespace, when a PDB/HPA/namespace changed), never the whole 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,6 +85,11 @@ class PolicyRuntime:
     # Namespaces whose PolicyReports still have to be (re)written: a pass writes them after the
     # status and leaves the rest for the next pass when new work arrives meanwhile.
     reports_pending: set[str] = field(default_factory=set)
+    # Of those, the namespaces where only some Deployments' results changed (their names), so only
+    # their reports are built again; a pending namespace missing here is built whole. `report_buckets`
+    # is each namespace's bucket count at its last complete write (a new count rebuilds it whole).
+    reports_dirty: dict[str, set[str]] = field(default_factory=dict)
+    report_buckets: dict[str, int] = field(default_factory=dict)
     # Reports the API server refused (size, content), retried with backoff and shown in status.
     report_failures: dict[tuple[str, str], ReportFailure] = field(default_factory=dict)
     resync_seconds: float = DEFAULT_RESYNC_SECONDS  # the operator sets settings.resync_seconds
@@ -136,6 +141,24 @@ class PolicyRuntime:
             return True
         exemptions = self.compiled.exemptions if self.compiled is not None else ()
         return any(e.expires is not None and self.full_pass_at < e.expires <= now for e in exemptions)
+
+    def reports_changed(self, changed: Iterable[Key], everything: Iterable[str] = ()) -> None:
+        """Make the reports of these Deployments pending, and of these namespaces whole."""
+        for ns in everything:
+            self.reports_pending.add(ns)
+            self.reports_dirty.pop(ns, None)
+        for ns, name in changed:
+            if ns not in self.reports_pending:
+                self.reports_pending.add(ns)
+                self.reports_dirty[ns] = {name}
+            elif ns in self.reports_dirty:
+                self.reports_dirty[ns].add(name)
+
+    def report_written(self, namespace: str, buckets: int) -> None:
+        """Every report of the namespace is written, with this many buckets."""
+        self.reports_pending.discard(namespace)
+        self.reports_dirty.pop(namespace, None)
+        self.report_buckets[namespace] = buckets
 
     def mark(
         self, key: Key | None = None, namespace: str | None = None, everything: bool = False,
