@@ -20,6 +20,7 @@ import re
 import signal
 import ssl
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ class Proxy:
         self.upstream = upstream.rstrip("/")
         self.ssl = ssl_context
         self.counts: Counter[str] = Counter()
+        # Per kind of request (not watches): seconds from sending it to the API server's answer
+        # (its headers), and request body bytes, to tell the API server's time from the client's.
+        self.seconds: Counter[str] = Counter()
+        self.request_bytes: Counter[str] = Counter()
         self.bytes_in = 0  # request bodies sent by the client
         self.bytes_out = 0  # response bodies received by the client
         self.session: aiohttp.ClientSession | None = None
@@ -68,15 +73,22 @@ class Proxy:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/__counts":
             return web.json_response({"requests": dict(self.counts), "total": sum(self.counts.values()),
-                                      "bytes_in": self.bytes_in, "bytes_out": self.bytes_out})
+                                      "bytes_in": self.bytes_in, "bytes_out": self.bytes_out,
+                                      "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                                      "request_bytes": dict(self.request_bytes)})
         body = await request.read()
         self.bytes_in += len(body)
-        self.counts[classify(request.method, request.path, dict(request.query))] += 1
+        kind = classify(request.method, request.path, dict(request.query))
+        self.counts[kind] += 1
+        self.request_bytes[kind] += len(body)
+        sent = time.monotonic()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         assert self.session is not None
         async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         data=body or None, allow_redirects=False,
                                         skip_auto_headers=("Content-Type",)) as upstream:  # content type as sent, or none
+            if not kind.startswith("WATCH"):
+                self.seconds[kind] += time.monotonic() - sent
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for k, v in upstream.headers.items():
                 if k.lower() not in HOP_BY_HOP:

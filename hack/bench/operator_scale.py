@@ -512,6 +512,27 @@ class Proxy:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__counts", timeout=5) as r:
             return Counter(json.load(r)["requests"])
 
+    def timings(self) -> dict[str, Counter[str]]:
+        """Per kind of request: "requests", "seconds" (sent -> the API server's answer) and "request_bytes"."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__counts", timeout=5) as r:
+            got = json.load(r)
+        return {k: Counter(got.get(k) or {}) for k in ("requests", "seconds", "request_bytes")}
+
+
+REPORT_WRITES = ("PATCH wgpolicyk8s.io/policyreports", "POST wgpolicyk8s.io/policyreports")
+
+
+def report_write_figures(before: dict[str, Counter[str]], after: dict[str, Counter[str]]) -> dict[str, float]:
+    """PolicyReport writes between two `Proxy.timings`: how many, their mean body size and the mean and
+    total time the API server took to answer them."""
+    n = sum(after["requests"][k] - before["requests"][k] for k in REPORT_WRITES)
+    seconds = sum(after["seconds"][k] - before["seconds"][k] for k in REPORT_WRITES)
+    sent = sum(after["request_bytes"][k] - before["request_bytes"][k] for k in REPORT_WRITES)
+    if not n:
+        return {"writes": 0}
+    return {"writes": n, "mean_kb": round(sent / n / 1024, 1), "mean_seconds": round(seconds / n, 3),
+            "total_seconds": round(seconds, 1)}
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -1086,6 +1107,7 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
             e.k("-n", BENCH_NAMESPACE, "delete", "lease", lease, "--ignore-not-found", check=False)
         proxies = {name: Proxy(e, name) for name in replica_names}
         resets = {name: proxy.counts() for name, proxy in proxies.items()}
+        timings_at_start = {name: proxy.timings() for name, proxy in proxies.items()}
         prom_before = prom_queries(e)
         cluster0 = cluster_cpu(e)
         log(f"starting the operator: {', '.join(replica_names)}" + (f" (leader election, Lease {BENCH_NAMESPACE}/{lease})"
@@ -1141,6 +1163,8 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
         if reports_done is not None:
             results["reports_complete_vs_floor"] = round(reports_done / results["floor_list_seconds"], 2)
         results["requests_to_reports_complete"] = per[leader.name]["requests_to_reports_complete"]
+        results["report_writes_to_reports_complete"] = report_write_figures(timings_at_start[leader.name],
+                                                                            leader.proxy.timings())
         log(f"PolicyReports complete ({want_results:,} results) {results['reports_complete_seconds']} s after start")
         cluster1 = cluster_cpu(e)
         results["cluster_cpu_seconds_to_reports_complete"] = {k: round(v - cluster0.get(k, 0.0), 1)
@@ -1208,6 +1232,7 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
             results["expected_after_change"] = {k: vars(v) for k, v in expected.items()}
             watch = ReportWatch(e, keys)
             req_before = {op.name: op.proxy.counts() for op in ops}
+            timings_before = leader.proxy.timings()
             t = time.monotonic()
             apply_files(e, [change_file], 1)
             results["change_apply_seconds"] = round(time.monotonic() - t, 1)
@@ -1235,6 +1260,7 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> dict[str, Any]:
             for op in ops:
                 per[op.name]["change_requests"] = dict(op.proxy.counts() - req_before[op.name])
             results["change_requests"] = per[leader.name]["change_requests"]
+            results["change_report_writes"] = report_write_figures(timings_before, leader.proxy.timings())
             log(f"{len(changed)} changes reflected {both:.1f} s after kubectl apply started (statuses {status_done:.1f} s, "
                 f"reports {reports_done_at:.1f} s; the apply took {results['change_apply_seconds']} s)")
             if args.pods:  # the changed templates rolled out: still right once the new pods are Ready?
