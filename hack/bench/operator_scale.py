@@ -518,6 +518,15 @@ class Proxy:
             got = json.load(r)
         return {k: Counter(got.get(k) or {}) for k in ("requests", "seconds", "request_bytes")}
 
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
 
 REPORT_WRITES = ("PATCH wgpolicyk8s.io/policyreports", "POST wgpolicyk8s.io/policyreports")
 
@@ -532,15 +541,6 @@ def report_write_figures(before: dict[str, Counter[str]], after: dict[str, Count
         return {"writes": 0}
     return {"writes": n, "mean_kb": round(sent / n / 1024, 1), "mean_seconds": round(seconds / n, 3),
             "total_seconds": round(seconds, 1)}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 class Operator:
