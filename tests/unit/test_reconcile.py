@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -519,12 +520,36 @@ def test_report_writes_stop_for_a_due_slo_query_and_resume_next_pass() -> None:
     writer.reports_on = False  # judge only: the reports are written below
     run(rt, view, writer, spec=spec)
     rt.reports_pending |= {f"n{i}" for i in range(12)}
-    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True))
+    late = itertools.count(start=100).__next__  # every reading of the clock is past the pass's slice
+    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True, clock=late))
     assert len(writer.reports) == 1
     assert len(rt.reports_pending) == 11
-    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True))  # every pass makes progress
+    asyncio.run(_write_reports(writer, rt, NOW, more_urgent=lambda: True, clock=late))  # every pass makes progress
     assert len(writer.reports) == 2 and len(rt.reports_pending) == 10
     asyncio.run(_write_reports(writer, rt, NOW))
+    assert len(writer.reports) == 12 and not rt.reports_pending
+
+
+def test_a_woken_pass_keeps_writing_reports_for_its_slice() -> None:
+    """Under a steady stream of watch events (a controller-manager updating 2,000 Deployments' status,
+    20 a second) every pass is woken at once: one report a pass then took 256 passes for one
+    namespace (CI, stop 24). A pass keeps sending until its slice has passed, then yields."""
+    from readiness_operator.kube import reconcile
+
+    view, rt = View(), PolicyRuntime("p", "uid-p")
+    spec = {"match": {"namespaces": [f"n{i}" for i in range(12)]}, "rules": SPEC["rules"]}
+    for i in range(12):
+        view.put(deployment(f"n{i}", "web", True))
+    run(rt, view, Writer(reports=False), spec=spec)
+    rt.reports_pending = {f"n{i}" for i in range(12)}
+    rt.wake.set()  # new work is waiting all along
+    ticks = itertools.count()
+    slice_tenths = int(reconcile.REPORT_SLICE_SECONDS * 10)
+    writer = Writer()
+    asyncio.run(reconcile._write_reports(writer, rt, NOW, clock=lambda: next(ticks) / 10))  # 0.1 s a reading
+    assert 1 < len(writer.reports) < 12, len(writer.reports)  # more than one, not all
+    assert len(writer.reports) <= slice_tenths + 1 and len(rt.reports_pending) == 12 - len(writer.reports)
+    asyncio.run(reconcile._write_reports(writer, rt, NOW))  # an unhurried clock: the rest in one pass
     assert len(writer.reports) == 12 and not rt.reports_pending
 
 
@@ -552,7 +577,7 @@ def test_a_pass_woken_while_sending_a_namespaces_reports_stops_after_the_one_in_
 
     writer = Waking()
     rt.reports_pending = {"a"}
-    asyncio.run(reconcile._write_reports(writer, rt, NOW))
+    asyncio.run(reconcile._write_reports(writer, rt, NOW, clock=itertools.count(start=100).__next__))
     assert len(writer.reports) == 1 and rt.reports_pending == {"a"}
     rt.wake.clear()
     sent: list[tuple[str, str]] = []

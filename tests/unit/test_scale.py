@@ -4,6 +4,7 @@ writing in preemptible steps."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,7 +113,7 @@ def _judged_runtime(namespaces: int) -> PolicyRuntime:
 def test_report_writing_yields_to_new_work_and_resumes() -> None:
     rt = _judged_runtime(20)
     writer = _Writer(rt, wake_after=1)
-    asyncio.run(_write_reports(writer, rt))  # type: ignore[arg-type]
+    asyncio.run(_write_reports(writer, rt, clock=itertools.count(start=100).__next__))  # type: ignore[arg-type]
     assert 0 < len(writer.puts) < 20 and len(rt.reports_pending) == 20 - len(writer.puts)
     rt.wake.clear()
     writer.wake_after = None
