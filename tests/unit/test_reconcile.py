@@ -100,6 +100,19 @@ class Writer:
         self.events.append((involved["name"], reason))
 
 
+def record_report_names(writer: Writer) -> list[str]:
+    """The names of the reports the writer is sent from now on, in order."""
+    names: list[str] = []
+    put = writer.put_policy_report
+
+    async def recording(report: Mapping[str, Any]) -> None:
+        names.append(report["metadata"]["name"])
+        await put(report)
+
+    writer.put_policy_report = recording  # type: ignore[method-assign]
+    return names
+
+
 def run(runtime: PolicyRuntime, view: View, writer: Writer, spec: Mapping[str, Any] = SPEC,
         status: Mapping[str, Any] | None = None, now: datetime = NOW, generation: int = 1) -> bool:
     item = PassInput("p", "uid-p", generation, spec, status or {})
@@ -238,14 +251,7 @@ def test_large_namespaces_are_spread_over_small_reports_and_a_change_rewrites_on
     assert home == report_name("p", bucket_of("d0001", buckets))
 
     # One Deployment fixed: its report alone is sent again.
-    sent: list[str] = []
-    put = writer.put_policy_report
-
-    async def recording(report: Mapping[str, Any]) -> None:
-        sent.append(report["metadata"]["name"])
-        await put(report)
-
-    writer.put_policy_report = recording  # type: ignore[method-assign]
+    sent = record_report_names(writer)
     view.put(deployment("a", "d0001", True))
     rt.mark(key=("a", "d0001"))
     run(rt, view, writer, spec=spec, now=NOW + timedelta(seconds=5))
@@ -470,15 +476,8 @@ def test_a_moving_measurement_rewrites_no_report_but_a_breach_does() -> None:
     async def query(_: str) -> list[dict[str, Any]]:
         return [{"metric": {"namespace": "a", "deployment": name}, "value": [0, v]} for name, v in values.items()]
 
-    puts: list[str] = []
     view, writer, rt = View(), Writer(), PolicyRuntime("p", "uid-p")
-    original_put = writer.put_policy_report
-
-    async def counting_put(report: Mapping[str, Any]) -> None:
-        puts.append(report["metadata"]["name"])
-        await original_put(report)
-
-    writer.put_policy_report = counting_put  # type: ignore[method-assign]
+    puts = record_report_names(writer)
     view.put(deployment("a", "web", True))
     view.put(deployment("a", "unmeasured", True))  # no series: Unknown at every tick
     item = PassInput("p", "uid-p", 1, spec, {})
