@@ -111,12 +111,21 @@ def load_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
+#: PolicyReport writes in flight at once, over every policy and namespace (threads of their own).
+REPORT_WRITE_THREADS = 8
+
+
 class KubeApi:
     def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
         self._client = client
         # Lease calls get a thread of their own: behind minutes of PolicyReport writes in the default
         # pool (6 threads on 2 cores) a renewal would miss its deadline and the leader step down.
         self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readiness-lease")
+        # PolicyReport writes get threads of their own too: the reconcile sends several at once, and a
+        # status PATCH or an Event must not queue behind them in the default pool. The pool's size is
+        # how many reports are in flight at the API server at most.
+        self._report_threads = ThreadPoolExecutor(max_workers=REPORT_WRITE_THREADS,
+                                                  thread_name_prefix="readiness-reports")
         self._reports_checked_at = -1e9
         self._reports_served = False
         # PolicyReports known to exist (listed at start, created or patched since): those are patched,
@@ -222,7 +231,7 @@ class KubeApi:
                 raise
             self._known_reports.add((ns, name))
 
-        await asyncio.to_thread(write)
+        await asyncio.get_running_loop().run_in_executor(self._report_threads, write)
 
     async def delete_policy_report(self, namespace: str, name: str) -> None:
         def delete() -> None:
@@ -233,7 +242,7 @@ class KubeApi:
                     raise
             self._known_reports.discard((namespace, name))
 
-        await asyncio.to_thread(delete)
+        await asyncio.get_running_loop().run_in_executor(self._report_threads, delete)
 
     # ------------------------------------------------------------------ Events
 
