@@ -321,10 +321,6 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
 
 
 REPORT_WRITERS = 4  # namespaces whose reports are built and written at once, over all policies (memory, API load)
-#: A namespace's changed reports sent at once: 100 changed Deployments touch ~60 buckets of each policy,
-#: and one at a time they queued behind each other at the busy API server (0.3 s a write, issue 16).
-#: The API client's own pool (`kube.api.REPORT_WRITE_THREADS`) bounds the writes in flight overall.
-REPORT_WRITES_PER_NAMESPACE = 4
 #: How long a pass keeps writing reports after new work arrived (or an SLO query fell due) before it
 #: leaves the rest to the next pass. Yielding after a single report starved them: 2,000 Deployments'
 #: status updates from the controller-manager (20 a second) woke a pass every ~0.25 s, and the
@@ -423,7 +419,6 @@ async def _write_reports(
             only: set[int] | None = None  # None: every report of the namespace is built
             if dirty is not None and not resync and runtime.report_buckets.get(ns) == buckets:
                 only = {bucket_of(name, buckets) for name in dirty}
-            changed: list[EncodedReport] = []
             if items:
                 for report in encode_reports(runtime.name, runtime.uid, ns, items, approvals=runtime.approvals,
                                              only=only):
@@ -431,28 +426,10 @@ async def _write_reports(
                     wanted.add(key)
                     if runtime.written_reports.get(key) != report.stable_digest or (
                             resync and runtime.written_live.get(key) != report.digest):
-                        changed.append(report)
-            lane = asyncio.Semaphore(REPORT_WRITES_PER_NAMESPACE)
-            stopped = False
-
-            async def send(report: EncodedReport) -> None:
-                nonlocal sent, complete, stopped
-                async with lane:
-                    if stopped or yield_now():
-                        stopped = True  # partly written: stays pending, the next pass skips what is written
-                        return
-                    sent += 1
-                    complete = await _put_report(writer, runtime, report, now, metrics) and complete
-
-            sends = [asyncio.ensure_future(send(report)) for report in changed]
-            try:
-                await asyncio.gather(*sends)
-            except BaseException:
-                for task in sends:  # an API error stops the namespace's other sends (resent next pass)
-                    task.cancel()
-                raise
-            if stopped:
-                return
+                        if yield_now():
+                            return  # partly written: stays pending, the next pass skips what is written
+                        sent += 1
+                        complete = await _put_report(writer, runtime, report, now, metrics) and complete
 
             def unwanted(key: tuple[str, str]) -> bool:  # of a bucket built here, and not built again
                 return key not in wanted and (only is None or report_bucket(runtime.name, key[1]) in only)
