@@ -32,7 +32,7 @@ from readiness_operator.names import (
     POLICY_LABEL,
 )
 
-from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, EncodedReport, ReportRejected
+from .reports import REPORT_GROUP, REPORT_PLURAL, REPORT_VERSION, REPORT_WRITERS, EncodedReport, ReportRejected
 from .state import Key, OverrideApproval
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,6 @@ def load_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
-#: PolicyReport writes in flight at once, over every policy and namespace (threads of their own).
-REPORT_WRITE_THREADS = 4
-
-
 class KubeApi:
     def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
         self._client = client
@@ -122,10 +118,10 @@ class KubeApi:
         # pool (6 threads on 2 cores) a renewal would miss its deadline and the leader step down.
         self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readiness-lease")
         # PolicyReport writes get threads of their own too: four namespaces' reports are sent at once
-        # (reconcile.REPORT_WRITERS), and a status PATCH or an Event must not queue behind them in the
+        # (REPORT_WRITERS), and a status PATCH or an Event must not queue behind them in the
         # default pool. More at once was measured slower: the API server stores them no faster, each
         # write took 2.5x longer, and users' own applies waited behind them (docs/benchmarks.md).
-        self._report_threads = ThreadPoolExecutor(max_workers=REPORT_WRITE_THREADS,
+        self._report_threads = ThreadPoolExecutor(max_workers=REPORT_WRITERS,
                                                   thread_name_prefix="readiness-reports")
         self._reports_checked_at = -1e9
         self._reports_served = False

@@ -23,7 +23,7 @@ from .leadership import Leadership
 from .metrics import OperatorMetrics, WatchedObjects
 from .prometheus import PrometheusClients
 from .reader import ClusterReader
-from .reconcile import REPORT_WRITERS
+from .reports import REPORT_WRITERS
 from .state import Registry
 from .view import RelatedCache
 from .watched import cluster_reader

@@ -33,6 +33,7 @@ from readiness_operator.world import ClusterView, SloMeasurement, Worlds
 from .metrics import OperatorMetrics
 from .objects import deployment_ref
 from .reports import (
+    REPORT_WRITERS,
     EncodedReport,
     ReportRejected,
     approval_applies,
@@ -320,7 +321,6 @@ async def _write_events(writer: Writer, policy: str, transitions: list[_Transiti
     await asyncio.gather(*(one(t) for t in transitions))
 
 
-REPORT_WRITERS = 4  # namespaces whose reports are built and written at once, over all policies (memory, API load)
 #: How long a pass keeps writing reports after new work arrived (or an SLO query fell due) before it
 #: leaves the rest to the next pass. Yielding after a single report starved them: 2,000 Deployments'
 #: status updates from the controller-manager (20 a second) woke a pass every ~0.25 s, and the

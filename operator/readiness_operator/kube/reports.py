@@ -66,6 +66,11 @@ _ENCODER: Final = json.JSONEncoder(sort_keys=True, default=str)
 _encode = _ENCODER.encode
 
 
+#: Namespaces whose reports are built and written at once, over every policy (memory, API load): the
+#: reconcile's report slots and the API client's report threads.
+REPORT_WRITERS = 4
+
+
 def encoded_size(obj: Mapping[str, Any]) -> int:
     """Bytes of the JSON sent (what etcd's limit applies to, before its own envelope)."""
     return len(_encode(obj))
