@@ -508,14 +508,25 @@ class Proxy:
             "contexts": [{"name": "bench", "context": {"cluster": "proxy", "user": "anonymous"}}],
         }))
 
+    def _read_counts(self, attempts: int = 4) -> dict[str, Any]:
+        """The proxy's own counts. It answers them itself, but on a saturated machine (10,000 Deployments'
+        reports and kwok's pods at once) its event loop can be seconds behind: wait, and try again."""
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__counts", timeout=30) as r:
+                    return dict(json.load(r))
+            except (OSError, TimeoutError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2.0)
+        raise AssertionError("unreachable")
+
     def counts(self) -> Counter[str]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__counts", timeout=5) as r:
-            return Counter(json.load(r)["requests"])
+        return Counter(self._read_counts()["requests"])
 
     def timings(self) -> dict[str, Counter[str]]:
         """Per kind of request: "requests", "seconds" (sent -> the API server's answer) and "request_bytes"."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__counts", timeout=5) as r:
-            got = json.load(r)
+        got = self._read_counts()
         return {k: Counter(got.get(k) or {}) for k in ("requests", "seconds", "request_bytes")}
 
     def stop(self) -> None:
