@@ -264,24 +264,6 @@ def test_equal_findings_are_one_shared_object_and_different_ones_are_not(monkeyp
     assert a.findings[probe] == b.findings[probe] and a.findings[probe] is not b.findings[probe]
 
 
-def test_outcomes_with_the_same_status_and_text_are_built_once_within_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Checks pass and fail with texts that repeat across Deployments: each outcome is built once."""
-    from readiness_operator.checks import base
-
-    monkeypatch.setattr(base, "_SHARED_OUTCOMES", {})
-    assert base.passed("ok") is base.passed("ok")
-    assert base.failed(["a", "b"]) is base.failed(["a", "b"]) and base.failed(["a", "b"]).message == "a; b"
-    assert base.failed(["ok"]).status == "fail" and base.passed("ok").status == "pass"  # status is in the key
-    assert base.unknown("ok").status == "unknown"
-    kept = len(base._SHARED_OUTCOMES)
-    assert kept == 4
-    # Beyond the bound an unseen text still gets its own, correct outcome; nothing shared is evicted.
-    monkeypatch.setattr(base, "SHARED_OUTCOMES_MAX", kept)
-    first, second = base.passed("unseen"), base.passed("unseen")
-    assert first == second and first is not second and len(base._SHARED_OUTCOMES) == kept
-    assert base.passed("ok") is base.passed("ok")
-
-
 @pytest.mark.parametrize("before", [0.0005, 0.02, None])
 @pytest.mark.parametrize("after", [0.0005, 0.005, 0.06, None])
 @pytest.mark.parametrize("exempt", [False, True])

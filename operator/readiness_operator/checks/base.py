@@ -55,32 +55,14 @@ class Outcome:
     detail: tuple[tuple[str, str], ...] = ()  # extra facts for reports (SLO budgets: remaining, burn rates)
 
 
-#: Outcomes are immutable, and most pass or fail with a text that repeats across Deployments
-#: ("readinessProbe set on every container"), so each is built once and shared: a frozen dataclass
-#: costs ~1.5 us to build, a lookup ~50 ns, and a 10,000-Deployment audit of the full catalogue asks
-#: for ~565,000 of them. Bounded, as texts naming containers or values can be unique to one Deployment.
-_SHARED_OUTCOMES: dict[tuple[str, str], Outcome] = {}
-SHARED_OUTCOMES_MAX = 4096
-
-
-def _shared_outcome(status: OutcomeStatus, message: str) -> Outcome:
-    key = (status, message)
-    found = _SHARED_OUTCOMES.get(key)
-    if found is None:
-        found = Outcome(status, message)
-        if len(_SHARED_OUTCOMES) < SHARED_OUTCOMES_MAX:
-            _SHARED_OUTCOMES[key] = found
-    return found
-
-
 def passed(message: str) -> Outcome:
     """A passing outcome."""
-    return _shared_outcome("pass", message)
+    return Outcome("pass", message)
 
 
 def failed(problems: Sequence[str]) -> Outcome:
     """A failing outcome listing every problem (one per container), so one fix round is enough."""
-    return _shared_outcome("fail", "; ".join(problems))
+    return Outcome("fail", "; ".join(problems))
 
 
 def judge_each_container(ctx: Context, problem: Callable[[Container], str | None], ok: str) -> Outcome:
@@ -91,7 +73,7 @@ def judge_each_container(ctx: Context, problem: Callable[[Container], str | None
 
 def unknown(message: str) -> Outcome:
     """Not enough data to decide (SLO without a measurement): neither pass nor fail."""
-    return _shared_outcome("unknown", message)
+    return Outcome("unknown", message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +121,6 @@ class Target:
     pod_spec: Mapping[str, Any]
     containers: tuple[Container, ...]
     init_containers: tuple[Container, ...]
-    every_container: tuple[Container, ...]  # init containers, then app containers (most checks walk all)
 
     @classmethod
     def from_deployment(cls, obj: Mapping[str, Any]) -> Target:
@@ -148,8 +129,6 @@ class Target:
         spec = obj.get("spec") or _EMPTY
         template = spec.get("template") or _EMPTY
         pod_spec = template.get("spec") or _EMPTY
-        containers = tuple(Container(c, False) for c in pod_spec.get("containers") or ())
-        init_containers = tuple(Container(c, True) for c in pod_spec.get("initContainers") or ())
         return cls(
             obj=obj,
             namespace=namespace_of(obj),
@@ -158,17 +137,17 @@ class Target:
             spec=spec,
             pod_labels=(template.get("metadata") or _EMPTY).get("labels") or _EMPTY,
             pod_spec=pod_spec,
-            containers=containers,
-            init_containers=init_containers,
-            every_container=init_containers + containers,
+            containers=tuple(Container(c, False) for c in pod_spec.get("containers") or ()),
+            init_containers=tuple(Container(c, True) for c in pod_spec.get("initContainers") or ()),
         )
 
-    def all_containers(self) -> tuple[Container, ...]:
+    def all_containers(self) -> Iterator[Container]:
         """Init containers first (they run first), then app containers.
 
         Ephemeral containers never appear here: the API server forbids them in pod templates.
         """
-        return self.every_container
+        yield from self.init_containers
+        yield from self.containers
 
     def long_running(self) -> Iterator[Container]:
         """App containers, then sidecars (restartable init containers): what runs while the pod serves,
